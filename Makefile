@@ -73,7 +73,7 @@ deploy-prod: build ## sam deploy with samconfig.toml's prod environment
 	$(BIN)/sam deploy --config-env prod
 
 image: ## docker build the worker image (needs Docker)
-	docker build --file worker/Dockerfile --tag $(IMAGE):$(TAG) .
+	docker build --tag $(IMAGE):$(TAG) worker
 
 push: image $(STAMP) ## Tag and push the worker image to the stack's ECR repository (STACK=lew)
 	@uri=$$(aws cloudformation describe-stacks --stack-name $(STACK) \
