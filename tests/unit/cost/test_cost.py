@@ -1,0 +1,200 @@
+"""The cost model's arithmetic, against figures worked out by hand from the list prices."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+import pytest
+
+from lew import cost
+from lew.cost import Design, Prices, Workload
+
+# 24 archives a day is exactly 730 a month (730 hours a month / 24).
+MONTHLY_730 = 24.0
+
+
+def line_usd(estimate: cost.Estimate, starts_with: str) -> float:
+    matches = [line.usd for line in estimate.lines if line.item.startswith(starts_with)]
+    assert len(matches) == 1, f"expected one line starting {starts_with!r} in {estimate.lines}"
+    return matches[0]
+
+
+def test_workload_archives_per_month_uses_730_hours() -> None:
+    assert Workload(archives_per_day=24, seconds_per_archive=1).archives_per_month == pytest.approx(730)
+
+
+def test_billed_seconds_add_startup_work_and_idle_polls() -> None:
+    # GIVEN 30 s start-up, 110 s of work, 2 idle polls of 20 s
+    workload = Workload(MONTHLY_730, 110)
+    # THEN the task is billed 30 + 110 + 40 = 180 s
+    assert cost.fargate_billed_seconds_per_task(workload, Design()) == 180
+
+
+def test_billed_seconds_have_a_one_minute_minimum() -> None:
+    workload = Workload(MONTHLY_730, 5)
+    design = Design(task_startup_seconds=0, idle_polls=0)
+    assert cost.fargate_billed_seconds_per_task(workload, design) == 60
+
+
+def test_billed_seconds_round_up_to_the_second() -> None:
+    workload = Workload(MONTHLY_730, 100.2)
+    assert cost.fargate_billed_seconds_per_task(workload, Design()) == 171  # 30 + 100.2 + 40 = 170.2
+
+
+def test_archives_per_task_divides_the_launches_and_multiplies_the_work() -> None:
+    workload = Workload(MONTHLY_730, 100)
+    design = Design(archives_per_task=5)
+    assert cost.tasks_per_month(workload, design) == pytest.approx(146)
+    assert cost.fargate_billed_seconds_per_task(workload, design) == 30 + 500 + 40
+
+
+def test_heartbeats_come_every_third_of_the_visibility_timeout() -> None:
+    assert cost.heartbeats_per_archive(Workload(1, 250), Design(visibility_timeout=300)) == 2
+    assert cost.heartbeats_per_archive(Workload(1, 99), Design(visibility_timeout=300)) == 0
+
+
+def test_design_cost_matches_the_hand_computed_bill() -> None:
+    # GIVEN 730 archives a month, 110 s each, template defaults (1 vCPU, 2 GB, 21 GB, x86 on demand)
+    estimate = cost.design_cost(Workload(MONTHLY_730, 110), Design(), Prices())
+
+    # THEN 730 tasks x 180 s = 36.5 task-hours
+    assert line_usd(estimate, "Fargate tasks: vCPU") == pytest.approx(36.5 * 0.04048)
+    assert line_usd(estimate, "Fargate tasks: memory") == pytest.approx(73 * 0.004445)
+    assert line_usd(estimate, "Fargate tasks: storage") == pytest.approx(36.5 * 0.000111)
+    # 730 uploads + 43,800 reconcile ticks, 0.2 s at 0.25 GB each
+    assert line_usd(estimate, "Lambda launcher: requests") == pytest.approx(44_530 * 0.2e-6)
+    assert line_usd(estimate, "Lambda launcher: duration") == pytest.approx(44_530 * 0.05 * 0.0000166667)
+    # per archive: send + depth check + receive + delete + 1 heartbeat (110 s > 100 s) = 5 requests
+    assert line_usd(estimate, "SQS: per message") == pytest.approx(730 * 5 * 0.4e-6)
+    assert line_usd(estimate, "SQS: empty long polls") == pytest.approx(730 * 2 * 0.4e-6)
+    assert line_usd(estimate, "SQS: reconcile") == pytest.approx(43_800 * 0.4e-6)
+    assert line_usd(estimate, "S3 GET") == pytest.approx(1_460 * 0.0004e-3)
+    assert line_usd(estimate, "S3 PUT") == pytest.approx(1_460 * 0.005e-3)
+    expected_total = (
+        36.5 * 0.04048
+        + 73 * 0.004445
+        + 36.5 * 0.000111
+        + 44_530 * 0.2e-6
+        + 44_530 * 0.05 * 0.0000166667
+        + (3_650 + 1_460 + 43_800) * 0.4e-6
+        + 1_460 * 0.0004e-3
+        + 1_460 * 0.005e-3
+    )
+    assert estimate.total == pytest.approx(expected_total)
+
+
+def test_design_cost_without_extra_storage_has_no_storage_line() -> None:
+    estimate = cost.design_cost(Workload(MONTHLY_730, 110), Design(task_storage_gb=20), Prices())
+    assert not [line for line in estimate.lines if "storage" in line.item]
+
+
+def test_design_cost_uses_arm_spot_prices_when_asked() -> None:
+    prices = Prices(fargate_spot_vcpu_hour_arm=1.0, fargate_spot_gb_hour_arm=0.5)
+    design = Design(architecture="arm", capacity="spot", task_storage_gb=20)
+    estimate = cost.design_cost(Workload(MONTHLY_730, 110), design, prices)
+    assert line_usd(estimate, "Fargate tasks: vCPU (arm, spot)") == pytest.approx(36.5)
+    assert line_usd(estimate, "Fargate tasks: memory (arm, spot)") == pytest.approx(73 * 0.5)
+    assert "spot" in estimate.name
+
+
+def test_batched_receives_share_the_receive_and_delete() -> None:
+    workload = Workload(MONTHLY_730, 10)
+    assert cost.worker_sqs_requests_per_archive(workload, Design(receive_batch_size=10)) == pytest.approx(0.2)
+
+
+def test_always_on_bills_one_task_for_the_whole_month() -> None:
+    estimate = cost.always_on_cost(Workload(MONTHLY_730, 110), Design(), Prices())
+    assert line_usd(estimate, "1 always-on task(s): vCPU") == pytest.approx(730 * 0.04048)
+    assert line_usd(estimate, "1 always-on task(s): memory") == pytest.approx(730 * 2 * 0.004445)
+    # idle the rest of the month, one empty long poll every 20 s
+    idle_seconds = 730 * 3600 - 730 * 110
+    assert line_usd(estimate, "SQS: empty long polls") == pytest.approx(idle_seconds / 20 * 0.4e-6)
+
+
+def test_always_on_adds_tasks_when_one_cannot_keep_up() -> None:
+    # 1,000 a day x 100 s = 3,041,667 busy seconds a month, more than one task's 2,628,000
+    estimate = cost.always_on_cost(Workload(1_000, 100), Design(), Prices())
+    assert line_usd(estimate, "2 always-on task(s): vCPU") == pytest.approx(2 * 730 * 0.04048)
+
+
+def test_glue_bills_a_minute_at_least_per_run() -> None:
+    short = cost.glue_cost(Workload(MONTHLY_730, 30), Prices(), dpus=4)
+    assert line_usd(short, "Glue") == pytest.approx(730 * 4 * 60 / 3600 * 0.44)
+    long = cost.glue_cost(Workload(MONTHLY_730, 120), Prices(), dpus=4)
+    assert line_usd(long, "Glue") == pytest.approx(730 * 4 * 120 / 3600 * 0.44)
+
+
+def test_lambda_only_prices_duration_at_the_memory_that_buys_the_task_cpu() -> None:
+    estimate = cost.lambda_only_cost(Workload(MONTHLY_730, 100), Design(), Prices())
+    # 1 vCPU, 2 GB: 2,048 MB covers both; 730 x 100 s x 2 GB = 146,000 GB-s
+    assert line_usd(estimate, "Lambda: duration at 2048 MB") == pytest.approx(146_000 * 0.0000166667)
+    assert line_usd(estimate, "Lambda: requests") == pytest.approx(730 * 0.2e-6)
+
+
+def test_lambda_memory_follows_vcpu_when_cpu_needs_more() -> None:
+    assert cost.lambda_memory_mb(Design(task_vcpu=4, task_memory_gb=4)) == 4 * 1_769
+
+
+def test_lambda_only_is_not_possible_over_fifteen_minutes() -> None:
+    estimate = cost.lambda_only_cost(Workload(MONTHLY_730, 901), Design(), Prices())
+    assert estimate.not_possible is not None
+    assert "15-minute" in estimate.not_possible
+    assert estimate.lines == ()
+
+
+def test_lambda_only_is_not_possible_beyond_its_memory() -> None:
+    estimate = cost.lambda_only_cost(Workload(MONTHLY_730, 10), Design(task_vcpu=8, task_memory_gb=16), Prices())
+    assert estimate.not_possible is not None
+    assert "10,240" in estimate.not_possible
+
+
+def test_compare_lists_the_design_then_three_alternatives() -> None:
+    names = [e.name for e in cost.compare(Workload(MONTHLY_730, 110), Design(), Prices())]
+    assert names[0].startswith("lew")
+    assert names[1:] == ["Always-on ECS service", "AWS Glue job per archive", "All in Lambda"]
+
+
+def test_design_rejects_a_cpu_size_fargate_does_not_offer() -> None:
+    with pytest.raises(ValueError, match=r"task vCPU 3"):
+        Design(task_vcpu=3)
+
+
+def test_cli_prints_the_bill_and_the_comparison(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cost.main(["--archives-per-day", "24", "--seconds-per-archive", "110"]) == 0
+    out = capsys.readouterr().out
+    assert "730 a month" in out
+    assert "Always-on ECS service" in out
+    assert "as of 2025-01" in out
+
+
+def test_cli_price_options_override_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--archives-per-day", "24", "--seconds-per-archive", "1000", "--price-glue-dpu-hour", "1"]
+    assert cost.main(argv) == 0
+    # 730 runs x 4 DPU x 1000 s = 811.11 DPU-h at $1, plus $0.0079 of S3 requests (1,460 GET, 1,460 PUT)
+    assert re.search(r"AWS Glue job per archive +\$ +811\.12\n", capsys.readouterr().out)
+
+
+def test_cli_says_lambda_is_not_possible_for_long_jobs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cost.main(["--archives-per-day", "1", "--seconds-per-archive", "3600"]) == 0
+    assert "not possible: a job takes 3,600 s" in capsys.readouterr().out
+
+
+def test_cli_rejects_a_bad_number_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cost.main(["--archives-per-day", "many", "--seconds-per-archive", "1"])
+    assert exit_info.value.code == 2
+    assert "expected a number, got 'many'" in capsys.readouterr().err
+
+
+def test_cli_rejects_an_impossible_design_without_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cost.main(["--archives-per-day", "1", "--seconds-per-archive", "1", "--vcpu", "3"]) == 2
+    assert "lew cost: task vCPU 3.0 is not one of Fargate's sizes" in capsys.readouterr().err
+
+
+def test_register_adds_the_cost_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser(prog="lew")
+    cost.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["cost", "--archives-per-day", "24", "--seconds-per-archive", "110", "--spot"])
+    assert args.func(args) == 0
+    assert "Fargate spot" in capsys.readouterr().out
