@@ -1,0 +1,93 @@
+"""`python -m worker`: wire settings, clients and the loop.
+
+Exit codes: 0 when drained or stopped by a signal, 2 on a configuration error, 1 on a crash.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+
+from worker.dispatch import handle_message
+from worker.drain import Summary, drain
+from worker.heartbeat import Heartbeat
+from worker.job import JobRuntime
+from worker.log import get_logger
+from worker.metadata import task_identity
+from worker.processors import load_processor
+from worker.settings import ConfigurationError, Settings
+from worker.shutdown import Shutdown
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
+EXIT_OK, EXIT_CRASH, EXIT_CONFIG = 0, 1, 2
+
+
+def client_config(settings: Settings) -> Config:
+    """Standard retries (throttling and 5xx with backoff), and timeouts longer than a long poll."""
+    return Config(
+        region_name=settings.region,
+        retries={"mode": "standard", "max_attempts": 5},
+        connect_timeout=5,
+        read_timeout=max(60, settings.wait_time_seconds + 10),
+        max_pool_connections=16,
+    )
+
+
+def make_clients(settings: Settings) -> tuple[S3Client, SQSClient]:
+    """One S3 and one SQS client per process (boto3 reads AWS_ENDPOINT_URL for a local emulator)."""
+    session = boto3.session.Session()
+    config = client_config(settings)
+    return session.client("s3", config=config), session.client("sqs", config=config)
+
+
+def run(settings: Settings, environ: Mapping[str, str], shutdown: Shutdown) -> Summary:
+    """Build the runtime and drain the queue."""
+    processor = load_processor(settings)
+    s3, sqs = make_clients(settings)
+    runtime = JobRuntime(
+        s3=s3, settings=settings, processor=processor, identity=task_identity(environ), abort=shutdown.abort
+    )
+    heartbeat = Heartbeat(sqs, settings.queue_url, settings.visibility_timeout, settings.heartbeat_interval)
+    handle = functools.partial(
+        handle_message, runtime=runtime, sqs=sqs, queue_url=settings.queue_url, dlq_url=settings.dlq_url
+    )
+    get_logger().info(
+        "worker started",
+        extra={"queue_url": settings.queue_url, "processor": processor.name, "task_arn": runtime.identity.task_arn},
+    )
+    with heartbeat.running():
+        return drain(sqs, settings, handle, shutdown, heartbeat)
+
+
+def main(environ: Mapping[str, str] | None = None) -> int:
+    """Run the worker until the queue is drained or a signal stops it; return the exit code."""
+    environ = os.environ if environ is None else environ
+    shutdown = Shutdown(grace_seconds=0)
+    shutdown.install()  # first, so that a SIGTERM during start-up is not a traceback
+    try:
+        settings = Settings.from_env(environ)
+        shutdown.grace_seconds = settings.stop_grace_seconds
+        summary = run(settings, environ, shutdown)
+    except ConfigurationError as error:
+        sys.stderr.write(f"lew-worker: configuration error: {error}\n")
+        return EXIT_CONFIG
+    except Exception:  # noqa: BLE001 - the last line of defence: log the crash and exit non-zero
+        get_logger().exception("worker crashed")
+        return EXIT_CRASH
+    finally:
+        shutdown.cancel_timer()
+    get_logger().info("worker finished", extra=summary.to_dict())
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""One message: parse its body, run its jobs, and decide how to settle it."""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from worker.job import JobRuntime, Outcome, run_job
+from worker.log import get_logger
+from worker.messages import Jobs, Poison, Received, TestEvent, parse_body
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+BACKOFF_BASE_SECONDS = 30
+MAX_VISIBILITY_SECONDS = 43_200
+
+
+class Action(enum.Enum):
+    """What to do with a message once it is handled."""
+
+    DELETE = "delete"  # done (success, permanent failure with a manifest, skip, test event, poison moved)
+    RETRY = "retry"  # transient failure: hide it for a backoff; the redrive policy ends it after maxReceiveCount
+    RELEASE = "release"  # the worker is stopping: make it visible to another worker at once
+    LEAVE = "leave"  # poison with no DLQ_URL: stop extending it and let the redrive policy move it
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """The action for a message, the visibility to set for RETRY, and the outcome of each of its jobs."""
+
+    action: Action
+    delay: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+
+def backoff_seconds(attempt: int, cap: int, rng: random.Random | None = None) -> int:
+    """The visibility for a retried message: 30 s doubled per receive, capped, with jitter (half to full)."""
+    ceiling = min(cap, MAX_VISIBILITY_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, min(attempt, 30) - 1))
+    # Jitter spreads the retries of a burst of failures (say, an S3 brown-out) instead of aligning them.
+    return max(1, round((rng or random.Random()).uniform(ceiling / 2, ceiling)))  # noqa: S311 - not security
+
+
+def handle_message(
+    message: Received, runtime: JobRuntime, sqs: SQSClient, queue_url: str, dlq_url: str | None
+) -> Settlement:
+    """Run every job of a message (or move a poison body aside) and say how to settle it."""
+    logger = get_logger()
+    parsed = parse_body(message.body)
+    if isinstance(parsed, TestEvent):
+        logger.info("s3:TestEvent: deleting it")
+        return Settlement(Action.DELETE, outcomes=Counter(test_events=1))
+    if isinstance(parsed, Poison):
+        return _poison(message, parsed.reason, sqs, queue_url, dlq_url)
+    return _run_jobs(message, parsed, runtime)
+
+
+def _run_jobs(message: Received, parsed: Jobs, runtime: JobRuntime) -> Settlement:
+    logger = get_logger()
+    for ignored in parsed.ignored:
+        logger.info("ignoring a record that is not an object creation", extra={"record": ignored})
+    outcomes: Counter[str] = Counter()
+    for job in parsed.jobs:
+        if runtime.abort.is_set():
+            outcomes[Outcome.ABORTED.value] += 1
+            continue
+        logger.append_keys(bucket=job.bucket, key=job.key)
+        try:
+            result = run_job(job, message.attempt, runtime)
+        finally:
+            logger.remove_keys(["bucket", "key"])
+        outcomes[result.outcome.value] += 1
+    if outcomes[Outcome.ABORTED.value]:
+        return Settlement(Action.RELEASE, outcomes=outcomes)
+    if outcomes[Outcome.RETRY.value]:
+        delay = backoff_seconds(message.attempt, runtime.settings.visibility_timeout)
+        return Settlement(Action.RETRY, delay=delay, outcomes=outcomes)
+    return Settlement(Action.DELETE, outcomes=outcomes)
+
+
+def _poison(message: Received, reason: str, sqs: SQSClient, queue_url: str, dlq_url: str | None) -> Settlement:
+    logger = get_logger()
+    if not dlq_url:
+        logger.error(
+            "poison message: left for the queue's redrive policy (DLQ_URL is not set)",
+            extra={"reason": reason, "body": message.body[:1024]},
+        )
+        return Settlement(Action.LEAVE, outcomes=Counter(poison=1))
+    try:
+        sqs.send_message(
+            QueueUrl=dlq_url,
+            MessageBody=message.body or "(empty body)",
+            MessageAttributes={
+                "reason": {"DataType": "String", "StringValue": reason[:1024]},
+                "source_message_id": {"DataType": "String", "StringValue": message.message_id},
+                "source_queue": {"DataType": "String", "StringValue": queue_url},
+            },
+        )
+    except (BotoCoreError, ClientError) as error:
+        logger.exception("poison message: could not move it to the DLQ; left in the queue", extra={"error": str(error)})
+        return Settlement(Action.LEAVE, outcomes=Counter(poison=1))
+    logger.error("poison message: moved to the DLQ", extra={"reason": reason, "dlq": dlq_url})
+    return Settlement(Action.DELETE, outcomes=Counter(poison=1))

@@ -1,0 +1,285 @@
+"""One job, start to finish: idempotency → size check → download → unpack → process → publish → manifest."""
+
+from __future__ import annotations
+
+import enum
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from worker.archive import UnpackLimits, archive_suffix, unpack
+from worker.errors import (
+    GONE_CODES,
+    ArchiveTooLarge,
+    JobAborted,
+    JobError,
+    ProcessorRejected,
+    SourceGone,
+    UnsupportedInput,
+    error_code,
+    is_permanent,
+)
+from worker.log import get_logger
+from worker.manifest import (
+    FAILED,
+    SUCCEEDED,
+    Manifest,
+    Source,
+    error_record,
+    read_manifest,
+    records_success,
+    utcnow,
+    write_manifest,
+)
+from worker.messages import Job, normalise_etag
+from worker.metadata import TaskIdentity
+from worker.paths import MANIFEST_NAME, results_folder
+from worker.processors import Processor, ProcessorContext
+from worker.publish import download, upload_outputs
+from worker.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+class Outcome(enum.Enum):
+    """How a job ended, which decides what happens to its message."""
+
+    SUCCEEDED = "succeeded"  # outputs and a success manifest are written: delete
+    FAILED = "failed"  # a permanent failure, with a failure manifest: delete
+    SKIPPED = "skipped"  # already done for this ETag: delete
+    RETRY = "retry"  # a transient failure: keep the message, with a backoff
+    ABORTED = "aborted"  # the worker is stopping: release the message at once
+
+
+@dataclass(frozen=True)
+class JobRuntime:
+    """What every job needs, built once per process."""
+
+    s3: S3Client
+    settings: Settings
+    processor: Processor
+    identity: TaskIdentity = field(default_factory=TaskIdentity)
+    abort: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """A job's outcome, and the error behind it if any."""
+
+    outcome: Outcome
+    error: BaseException | None = None
+
+
+def run_job(job: Job, attempt: int, runtime: JobRuntime) -> JobResult:
+    """Run one job and write its manifest; never raises for a job's own failure (the outcome says what happened)."""
+    settings = runtime.settings
+    logger = get_logger()
+    folder_key = results_folder(job.key, settings.input_prefix, settings.result_prefix)
+    manifest_key = folder_key + MANIFEST_NAME
+    started_at = utcnow()
+    timings: dict[str, float] = {}
+    source = Source(job.bucket, job.key, job.etag, job.version_id, job.size)
+    try:
+        existing = read_manifest(runtime.s3, job.bucket, manifest_key)
+        if records_success(existing, job.etag, job.version_id):
+            logger.info("already processed: skipping", extra={"manifest": manifest_key, "etag": job.etag})
+            return JobResult(Outcome.SKIPPED)
+        source = _head(runtime.s3, job)
+        if source.etag != job.etag and records_success(existing, source.etag, source.version_id):
+            logger.info("already processed: skipping", extra={"manifest": manifest_key, "etag": source.etag})
+            return JobResult(Outcome.SKIPPED)
+        suffix = _check_input(source, settings)
+        manifest = _process(job, attempt, runtime, source=source, suffix=suffix, folder_key=folder_key, timings=timings)
+        manifest.started_at = started_at
+        manifest.timings["total"] = (utcnow() - started_at).total_seconds()
+        write_manifest(runtime.s3, job.bucket, manifest_key, manifest)
+        logger.info("job succeeded", extra={"manifest": manifest_key, "outputs": len(manifest.outputs)})
+        return JobResult(Outcome.SUCCEEDED)
+    except JobAborted as error:
+        logger.warning("job aborted: the worker is stopping", extra={"error": str(error)})
+        return JobResult(Outcome.ABORTED, error)
+    except Exception as error:  # noqa: BLE001 - every failure is classified; unknown ones are retried, not lost
+        return _settle_failure(
+            job,
+            attempt,
+            runtime,
+            source=source,
+            manifest_key=manifest_key,
+            started_at=started_at,
+            timings=timings,
+            error=error,
+        )
+
+
+def _head(s3: S3Client, job: Job) -> Source:
+    """The object's current ETag, version and size (a 404 here means the source is gone)."""
+    args: dict[str, Any] = {"Bucket": job.bucket, "Key": job.key}
+    if job.version_id:
+        args["VersionId"] = job.version_id
+    try:
+        head = s3.head_object(**args)
+    except ClientError as error:
+        if error_code(error) in GONE_CODES:
+            raise SourceGone(f"s3://{job.bucket}/{job.key} no longer exists ({error_code(error)})") from error
+        raise
+    return Source(
+        bucket=job.bucket,
+        key=job.key,
+        etag=normalise_etag(head.get("ETag")),
+        version_id=head.get("VersionId") or job.version_id,
+        size=head.get("ContentLength"),
+    )
+
+
+def _check_input(source: Source, settings: Settings) -> str:
+    """The archive suffix; a permanent failure when the key has none or the object is too big."""
+    suffix = archive_suffix(source.key)
+    if suffix is None:
+        raise UnsupportedInput(f"{source.key} is not a .zip, .tar, .tar.gz or .tgz archive")
+    if source.size is not None and source.size > settings.max_archive_bytes:
+        raise ArchiveTooLarge(f"{source.size} bytes is more than MAX_ARCHIVE_BYTES ({settings.max_archive_bytes})")
+    return suffix
+
+
+def _process(
+    job: Job,
+    attempt: int,
+    runtime: JobRuntime,
+    *,
+    source: Source,
+    suffix: str,
+    folder_key: str,
+    timings: dict[str, float],
+) -> Manifest:
+    settings = runtime.settings
+    with _job_folder() as job_dir:
+        archive = job_dir / f"source{suffix}"
+        input_dir = job_dir / "input"
+        output_dir = job_dir / settings.output_dir
+        input_dir.mkdir()
+        output_dir.mkdir(parents=True)
+
+        _check_abort(runtime)
+        with _timed(timings, "download"):
+            download(runtime.s3, job.bucket, job.key, archive, version_id=source.version_id)
+        _check_abort(runtime)
+        with _timed(timings, "unpack"):
+            limits = UnpackLimits(max_members=settings.max_members, max_unpacked_bytes=settings.max_unpacked_bytes)
+            members = unpack(archive, input_dir, limits, suffix=suffix)
+            archive.unlink()  # the disk is shared by the archive and what it unpacks to: free it early
+        get_logger().info("unpacked", extra={"members": len(members)})
+        _check_abort(runtime)
+        context = ProcessorContext(
+            job=job,
+            archive_name=PurePosixPath(job.key).name[: -len(suffix)],
+            input_dir=input_dir,
+            output_dir=output_dir,
+            job_dir=job_dir,
+            timeout=settings.job_timeout,
+            cancel=runtime.abort,
+        )
+        with _timed(timings, "process"):
+            result = runtime.processor(context)
+        _check_abort(runtime)
+        with _timed(timings, "upload"):
+            bases = (output_dir, input_dir, job_dir)
+            _check_outputs(result.outputs, bases)
+            outputs = upload_outputs(runtime.s3, job.bucket, folder_key, result.outputs, bases)
+    return Manifest(
+        status=SUCCEEDED,
+        source=source,
+        processor=runtime.processor.name,
+        attempt=attempt,
+        started_at=utcnow(),
+        finished_at=utcnow(),
+        outputs=outputs,
+        timings=timings,
+        task_arn=runtime.identity.task_arn,
+        log_stream=runtime.identity.log_stream,
+        processor_log=result.log,
+    )
+
+
+def _settle_failure(
+    job: Job,
+    attempt: int,
+    runtime: JobRuntime,
+    *,
+    source: Source,
+    manifest_key: str,
+    started_at: datetime,
+    timings: dict[str, float],
+    error: Exception,
+) -> JobResult:
+    logger = get_logger()
+    if not is_permanent(error):
+        if isinstance(error, JobError):
+            logger.warning("job failed; it will be retried", extra={"error": str(error), "type": type(error).__name__})
+        else:
+            logger.exception("job failed; it will be retried", extra={"type": type(error).__name__})
+        return JobResult(Outcome.RETRY, error)
+    logger.warning("job failed permanently", extra={"error": str(error), "type": type(error).__name__})
+    timings["total"] = (utcnow() - started_at).total_seconds()
+    manifest = Manifest(
+        status=FAILED,
+        source=source,
+        processor=runtime.processor.name,
+        attempt=attempt,
+        started_at=started_at,
+        finished_at=utcnow(),
+        timings=timings,
+        task_arn=runtime.identity.task_arn,
+        log_stream=runtime.identity.log_stream,
+        processor_log=error.processor_log if isinstance(error, JobError) else None,
+        error=error_record(error, permanent=True),
+    )
+    try:
+        # Another delivery of the same upload may have succeeded meanwhile: never hide its results.
+        if records_success(read_manifest(runtime.s3, job.bucket, manifest_key), source.etag, source.version_id):
+            logger.info("a success manifest exists for this ETag: not overwriting it with a failure")
+        else:
+            write_manifest(runtime.s3, job.bucket, manifest_key, manifest)
+    except Exception as write_error:  # noqa: BLE001 - without its manifest the failure must be retried, not deleted
+        logger.warning("could not write the failure manifest; will retry", extra={"error": str(write_error)})
+        return JobResult(Outcome.RETRY, write_error)
+    return JobResult(Outcome.FAILED, error)
+
+
+def _check_outputs(outputs: tuple[Path, ...], bases: tuple[Path, ...]) -> None:
+    for base in bases[:2]:
+        if base / MANIFEST_NAME in outputs:
+            raise ProcessorRejected(f"an output is named {MANIFEST_NAME}, which would be replaced by the manifest")
+
+
+def _check_abort(runtime: JobRuntime) -> None:
+    if runtime.abort.is_set():
+        raise JobAborted("the stop grace period is over")
+
+
+@contextmanager
+def _job_folder() -> Iterator[Path]:
+    # Under TMPDIR (the task's scratch volume: the container's root file system is read-only).
+    folder = Path(tempfile.mkdtemp(prefix="lew-job-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def _timed(timings: dict[str, float], phase: str) -> Iterator[None]:
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        timings[phase] = time.monotonic() - started

@@ -1,0 +1,128 @@
+"""The manifest written last under RESULT_PREFIX/<stem>/ (schema in docs/ARCHITECTURE.md), and the idempotency rule."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from worker.errors import GONE_CODES, error_code
+from worker.messages import normalise_etag
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Source:
+    """The object a job processed."""
+
+    bucket: str
+    key: str
+    etag: str | None
+    version_id: str | None
+    size: int | None
+
+
+@dataclass(frozen=True)
+class Output:
+    """One uploaded output."""
+
+    key: str
+    size: int
+    content_type: str
+
+
+@dataclass
+class Manifest:
+    """What a job did; `to_json` gives the document of docs/ARCHITECTURE.md."""
+
+    status: str
+    source: Source
+    processor: str
+    attempt: int
+    started_at: datetime
+    finished_at: datetime
+    outputs: list[Output] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    task_arn: str | None = None
+    log_stream: str | None = None
+    processor_log: str | None = None
+    error: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest as a JSON-ready dict, fields in the documented order."""
+        return {
+            "status": self.status,
+            "source": {
+                "bucket": self.source.bucket,
+                "key": self.source.key,
+                "etag": self.source.etag,
+                "version_id": self.source.version_id,
+                "size": self.source.size,
+            },
+            "outputs": [{"key": o.key, "size": o.size, "content_type": o.content_type} for o in self.outputs],
+            "processor": self.processor,
+            "timings": {name: round(seconds, 3) for name, seconds in self.timings.items()},
+            "attempt": self.attempt,
+            "task_arn": self.task_arn,
+            "log_stream": self.log_stream,
+            "processor_log": self.processor_log,
+            "error": self.error,
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+        }
+
+    def to_json(self) -> bytes:
+        """The manifest as UTF-8 JSON."""
+        return (json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def error_record(error: BaseException, *, permanent: bool) -> dict[str, Any]:
+    """The manifest's `error` field for an exception."""
+    return {"type": type(error).__name__, "message": str(error), "permanent": permanent}
+
+
+def read_manifest(s3: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
+    """The manifest at a key, or None when there is none (or it is not a JSON object)."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        if error_code(error) in GONE_CODES:
+            return None
+        raise
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None  # a damaged manifest records nothing: the job runs again and replaces it
+    return document if isinstance(document, dict) else None
+
+
+def records_success(manifest: dict[str, Any] | None, etag: str | None, version_id: str | None) -> bool:
+    """True when a manifest records a success for this ETag (and version id, when the object has one)."""
+    if not manifest or manifest.get("status") != SUCCEEDED or not etag:
+        return False
+    source = manifest.get("source")
+    if not isinstance(source, dict) or normalise_etag(source.get("etag")) != normalise_etag(etag):
+        return False
+    return not version_id or source.get("version_id") == version_id
+
+
+def write_manifest(s3: S3Client, bucket: str, key: str, manifest: Manifest) -> None:
+    """Put the manifest (always the last object a job writes)."""
+    s3.put_object(Bucket=bucket, Key=key, Body=manifest.to_json(), ContentType="application/json")
+
+
+def utcnow() -> datetime:
+    """The current time in UTC."""
+    return datetime.now(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
