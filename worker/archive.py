@@ -239,10 +239,10 @@ class _Destination:
 
     def declare(self, name: str, size: int, compressed_size: int | None) -> None:
         """Fail fast on the sizes a header declares; the real bytes are counted again while writing."""
-        self.declared_bytes += size
-        self._check_total(self.declared_bytes)
         if compressed_size is not None:
             self._check_member_ratio(name, size, compressed_size)
+        self.declared_bytes += size
+        self._check_total(self.declared_bytes)
 
     def claim(self, name: str, *, is_dir: bool) -> tuple[str, ...]:
         """Check a member's name and that it neither repeats nor collides with another member."""
@@ -382,9 +382,11 @@ def _human(size: float) -> str:
 
 def _unpack_zip(archive: Path, destination: _Destination) -> None:
     if not zipfile.is_zipfile(archive):
+        looks_like = _describe_content(archive)
+        if looks_like == "a zip archive":
+            raise ArchiveError("the zip archive is truncated or corrupt: its central directory is missing")
         raise ArchiveError(
-            "the file is not a zip archive, although its name ends in .zip "
-            f"(it looks like {_describe_content(archive)})"
+            f"the file is not a zip archive, although its name ends in .zip (it looks like {looks_like})"
         )
     with archive.open("rb") as handle:
         # Count the central directory's entries before zipfile reads it all into memory.
@@ -401,12 +403,9 @@ def _unpack_zip(archive: Path, destination: _Destination) -> None:
     with zip_file:
         infos = zip_file.infolist()
         destination.count_member(max(0, len(infos) - destination.members))  # when the scan could not count
-        for info in infos:
-            _check_zip_entry(info, destination)
-        for info in infos:
-            name = _zip_member_name(info)
-            is_dir = _zip_is_dir(info)
-            parts = destination.claim(name, is_dir=is_dir)
+        # The central directory shows every member up front: refuse a bad one before writing anything.
+        planned = [(info, _check_zip_entry(info, destination)) for info in infos]
+        for info, (name, parts, is_dir) in planned:
             if is_dir:
                 if parts:
                     destination.make_dir(parts)
@@ -488,8 +487,8 @@ def _zip_member_name(info: zipfile.ZipInfo) -> str:
         raise ArchiveError(f"member name {raw!r} is not valid UTF-8; re-create the archive with UTF-8 names") from None
 
 
-def _check_zip_entry(info: zipfile.ZipInfo, destination: _Destination) -> None:
-    """Refuse, before anything is written, what the central directory already shows to be unsafe."""
+def _check_zip_entry(info: zipfile.ZipInfo, destination: _Destination) -> tuple[str, tuple[str, ...], bool]:
+    """Refuse what the central directory shows to be unsafe; return the member's name, path and folder-ness."""
     name = info.orig_filename
     if info.flag_bits & (_ZIP_FLAG_ENCRYPTED | _ZIP_FLAG_STRONG_ENCRYPTION):
         raise ArchiveError(f"member {name!r} is encrypted; encrypted archives are not supported")
@@ -503,8 +502,12 @@ def _check_zip_entry(info: zipfile.ZipInfo, destination: _Destination) -> None:
         raise UnsafeArchive(f"member {name!r} is a symbolic link; links are not unpacked")
     if file_type not in {0, stat.S_IFREG, stat.S_IFDIR}:
         raise UnsafeArchive(f"member {name!r} is a {_file_type_name(file_type)}; only files and folders are unpacked")
-    if not _zip_is_dir(info):
+    name = _zip_member_name(info)
+    is_dir = _zip_is_dir(info)
+    parts = destination.claim(name, is_dir=is_dir)
+    if not is_dir:
         destination.declare(name, info.file_size, info.compress_size)
+    return name, parts, is_dir
 
 
 def _zip_is_dir(info: zipfile.ZipInfo) -> bool:
