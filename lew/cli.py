@@ -1,0 +1,394 @@
+"""The `lew` command.
+
+Each subcommand is a `register(subcommands)` function that adds its parser and sets `handler` to a function
+taking the parsed arguments and returning the exit code. To add one, write such a function (in its own module
+if it is large) and list it in `REGISTRARS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import TypeAlias
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+)
+
+from lew import ops
+from lew.demo import DemoOptions, run_demo
+from lew.errors import LewError
+from lew.local.output import prefixed_stream_sink
+from lew.local.settings import (
+    DEFAULT_RECONCILE_SECONDS,
+    FAKE_ACCESS_KEY,
+    FAKE_SECRET_KEY,
+    build_settings,
+    parse_assignments,
+)
+from lew.local.stack import LocalStack
+from lew.state import LocalState, remove_state, state_path, write_state
+from lew.target import Target, resolve_target
+from lew.template import DEFAULT_TEMPLATE, load_template, parameter_defaults
+from lew.ui import print_table
+
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+EXIT_INTERRUPTED = 130
+STATE_HINT = ".lew/local.json"
+
+
+# -- shared options -----------------------------------------------------------------------------------------------
+
+
+def _target_options() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    where = parent.add_argument_group("which stack (default: the one `lew local up` runs in this directory)")
+    exclusive = where.add_mutually_exclusive_group()
+    exclusive.add_argument("--endpoint", metavar="URL", help="a local stack's endpoint, e.g. http://127.0.0.1:5000")
+    exclusive.add_argument("--stack", metavar="NAME", help="a deployed stack's name (reads its CloudFormation outputs)")
+    where.add_argument("--region", help="the deployed stack's region (default: your AWS configuration's)")
+    return parent
+
+
+def _local_options() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--processor",
+        help="povray, inventory, command or package.module:function (default: povray if installed, else inventory)",
+    )
+    parent.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a template parameter, e.g. MaxWorkers=2 (repeatable)",
+    )
+    parent.add_argument(
+        "--reconcile-seconds",
+        type=_positive_float,
+        default=DEFAULT_RECONCILE_SECONDS,
+        help="how often the reconcile event fires (default: %(default)s)",
+    )
+    parent.add_argument(
+        "--template", type=Path, default=DEFAULT_TEMPLATE, help="the SAM template to read defaults from"
+    )
+    return parent
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than zero")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than zero")
+    return value
+
+
+def _target(args: argparse.Namespace) -> Target:
+    return resolve_target(endpoint=args.endpoint, stack=args.stack, region=args.region)
+
+
+def _parameters(args: argparse.Namespace) -> dict[str, str]:
+    if not args.param:
+        return {}
+    return parse_assignments(args.param, parameter_defaults(load_template(args.template)))
+
+
+# -- demo ---------------------------------------------------------------------------------------------------------
+
+
+def register_demo(subcommands: Subcommands) -> None:
+    parser = subcommands.add_parser(
+        "demo",
+        parents=[_local_options()],
+        help="run the whole pipeline locally on the bundled samples (or your archives)",
+        description="Start the local stack, upload archives, show progress, download results, print a summary, stop.",
+    )
+    parser.add_argument(
+        "archives", nargs="*", type=Path, metavar="ARCHIVE", help="archives to process (default: the bundled samples)"
+    )
+    parser.add_argument("--out", type=Path, default=Path("results"), help="where results go (default: %(default)s/)")
+    parser.add_argument(
+        "--timeout", type=_positive_float, default=600.0, help="give up after this many seconds (default: %(default)s)"
+    )
+    parser.set_defaults(handler=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    options = DemoOptions(
+        archives=args.archives,
+        processor=args.processor,
+        out=args.out,
+        timeout=args.timeout,
+        parameters=_parameters(args),
+        template=args.template,
+        reconcile_seconds=args.reconcile_seconds,
+    )
+    return run_demo(options)
+
+
+# -- local up -----------------------------------------------------------------------------------------------------
+
+
+def register_local(subcommands: Subcommands) -> None:
+    parser = subcommands.add_parser(
+        "local", help="the local stack (moto server, local Lambda runtime, local ECS agent)"
+    )
+    actions = parser.add_subparsers(dest="local_command", metavar="ACTION", required=True)
+    up = actions.add_parser(
+        "up",
+        parents=[_local_options()],
+        help="start the local stack in the foreground; Ctrl-C stops it",
+        description="Start the local stack and keep it running; stream launcher and worker logs until Ctrl-C.",
+    )
+    up.set_defaults(handler=_local_up)
+
+
+def _local_up(args: argparse.Namespace) -> int:
+    settings = build_settings(
+        args.template, processor=args.processor, parameters=_parameters(args), reconcile_seconds=args.reconcile_seconds
+    )
+    out = sys.stdout
+    path = state_path()
+    stopped = threading.Event()
+    with LocalStack(settings, sink=prefixed_stream_sink(out)) as stack:
+        resources = stack.resources
+        assert resources is not None  # noqa: S101  # set by start()
+        state = LocalState(
+            endpoint=stack.endpoint,
+            region=settings.region,
+            bucket=resources.bucket,
+            queue_url=resources.queue_url,
+            dlq_url=resources.dlq_url,
+            cluster=resources.cluster,
+            task_family=resources.task_family,
+            input_prefix=settings.parameter("InputPrefix"),
+            result_prefix=settings.parameter("ResultPrefix"),
+            suffixes=settings.parameter("Suffixes"),
+            pid=os.getpid(),
+        )
+        write_state(state, path)
+        try:
+            out.write(
+                _banner(
+                    state,
+                    settings.processor,
+                    [f"{o.name} {o.template_value} -> {o.local_value} ({o.reason})" for o in settings.overrides],
+                )
+            )
+            out.flush()
+            stopped.wait()  # until Ctrl-C or SIGTERM (see main) interrupts it
+        finally:
+            out.write("[lew] stopping: workers get SIGTERM, then the server stops\n")
+            out.flush()
+            remove_state(path, state.pid)
+    out.write("[lew] stopped\n")
+    return 0
+
+
+def _banner(state: LocalState, processor: str, overrides: Sequence[str]) -> str:
+    endpoint, bucket, prefix = state.endpoint, state.bucket, state.input_prefix
+    lines = [
+        f"lew local stack running at {endpoint}  (state in {STATE_HINT}; Ctrl-C stops it)",
+        f"  bucket      {bucket}   (uploads under {prefix}, results under {state.result_prefix})",
+        f"  work queue  {state.queue_url}",
+        f"  DLQ         {state.dlq_url}",
+        f"  cluster     {state.cluster}   processor {processor}",
+        *(f"  local       {line}" for line in overrides),
+        "",
+        "Try, in another terminal (the AWS CLI needs some credentials; these fake ones only work here):",
+        f"  export AWS_ACCESS_KEY_ID={FAKE_ACCESS_KEY} AWS_SECRET_ACCESS_KEY={FAKE_SECRET_KEY}",
+        f"  export AWS_DEFAULT_REGION={state.region}",
+        f"  aws --endpoint-url {endpoint} s3 cp scene.zip s3://{bucket}/{prefix}",
+        f"  aws --endpoint-url {endpoint} s3 ls s3://{bucket}/{state.result_prefix} --recursive",
+        f"  aws --endpoint-url {endpoint} sqs get-queue-attributes --attribute-names All --queue-url {state.queue_url}",
+        "  lew submit scene.zip   lew status   lew results --download results/   lew redrive",
+        "(AWS CLI v1 ignores AWS_ENDPOINT_URL for SQS in most regions: pass --endpoint-url explicitly.)",
+        "",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# -- submit, status, results, redrive -----------------------------------------------------------------------------
+
+
+def register_submit(subcommands: Subcommands) -> None:
+    parser = subcommands.add_parser(
+        "submit", parents=[_target_options()], help="upload archives under the input prefix"
+    )
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    parser.set_defaults(handler=_submit)
+
+
+def _submit(args: argparse.Namespace) -> int:
+    ops.check_uploadable(args.files, ())  # a missing file fails before any AWS call
+    target = _target(args)
+    for path, key in zip(args.files, ops.submit(target.s3, target, args.files), strict=True):
+        print(f"uploaded {path} -> s3://{target.bucket}/{key}")
+    return 0
+
+
+def register_status(subcommands: Subcommands) -> None:
+    parser = subcommands.add_parser("status", parents=[_target_options()], help="queue depth, workers, recent results")
+    parser.add_argument(
+        "--limit", type=_positive_int, default=10, help="how many recent manifests (default: %(default)s)"
+    )
+    parser.set_defaults(handler=_status)
+
+
+def _status(args: argparse.Namespace) -> int:
+    target = _target(args)
+    report = ops.status(target.s3, target.sqs, target.ecs, target, limit=args.limit)
+    dead = "-" if report.dead is None else str(report.dead)
+    tasks = "-" if report.active_tasks is None else str(report.active_tasks)
+    print(f"{target.description}")
+    print(f"queued {report.queued}  in flight {report.in_flight}  DLQ {dead}  active tasks {tasks}")
+    _manifest_table("recent results", report.manifests)
+    return 0
+
+
+def register_results(subcommands: Subcommands) -> None:
+    parser = subcommands.add_parser(
+        "results", parents=[_target_options()], help="list manifests; --download fetches outputs"
+    )
+    parser.add_argument("--download", type=Path, metavar="DIR", help="download every job's outputs and manifest here")
+    parser.add_argument("--limit", type=_positive_int, help="only the most recent N")
+    parser.set_defaults(handler=_results)
+
+
+def _results(args: argparse.Namespace) -> int:
+    target = _target(args)
+    manifests = ops.list_manifests(target.s3, target, limit=args.limit)
+    _manifest_table(f"results in s3://{target.bucket}/{target.result_prefix}", manifests)
+    if args.download:
+        for manifest in manifests:
+            ops.download_results(target.s3, target, manifest, args.download)
+        print(f"downloaded {len(manifests)} result folder(s) into {args.download}/")
+    return 0
+
+
+def _manifest_table(title: str, manifests: Sequence[ops.ManifestSummary]) -> None:
+    if not manifests:
+        print(f"{title}: none yet")
+        return
+    rows = [
+        [
+            m.source_key or m.stem,
+            m.status,
+            str(len(m.outputs)),
+            "-" if m.seconds is None else f"{m.seconds:.1f}",
+            m.error or "",
+        ]
+        for m in manifests
+    ]
+    print_table(title, ["input", "status", "outputs", "seconds", "error"], rows)
+
+
+def register_redrive(subcommands: Subcommands) -> None:
+    parser = subcommands.add_parser(
+        "redrive", parents=[_target_options()], help="move DLQ messages back to the work queue"
+    )
+    parser.set_defaults(handler=_redrive)
+
+
+def _redrive(args: argparse.Namespace) -> int:
+    target = _target(args)
+    print(ops.redrive(target.sqs, target))
+    return 0
+
+
+# -- parser and entry point ---------------------------------------------------------------------------------------
+
+REGISTRARS: tuple[Callable[[Subcommands], None], ...] = (
+    register_demo,
+    register_local,
+    register_submit,
+    register_status,
+    register_results,
+    register_redrive,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lew", description="Run heavy jobs on files landing in S3: locally on moto, or on a deployed stack."
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for register in REGISTRARS:
+        register(subcommands)
+    return parser
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops `lew local up` and `lew demo` the same way Ctrl-C does
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"lew: error: {message}\n")
+    return 1
+
+
+FIXED_MESSAGES: dict[type[Exception], str] = {
+    NoCredentialsError: "no AWS credentials found: run `aws configure` or set AWS_PROFILE (or use --endpoint / lew local up)",
+    NoRegionError: "no AWS region: pass --region or set AWS_REGION",
+}
+
+
+def describe_failure(error: Exception) -> str | None:
+    """The one line to print for an expected failure; None for a bug (which deserves its traceback)."""
+    if isinstance(error, EndpointConnectionError):
+        return f"cannot reach {error.kwargs.get('endpoint_url', 'the endpoint')}: is `lew local up` running?"
+    if isinstance(error, ClientError):
+        details = error.response.get("Error", {})
+        return f"AWS said {details.get('Code', 'error')}: {details.get('Message', str(error))}"
+    for kind, message in FIXED_MESSAGES.items():
+        if isinstance(error, kind):
+            return message
+    if isinstance(error, LewError | BotoCoreError | OSError):
+        return str(error)
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse, run one subcommand, and turn every expected failure into one line on stderr."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        code: int = args.handler(args)
+    except KeyboardInterrupt:
+        sys.stderr.write("lew: interrupted\n")
+        return EXIT_INTERRUPTED
+    except Exception as error:
+        message = describe_failure(error)
+        if message is None and args.debug:
+            raise
+        return _fail(message or f"unexpected {type(error).__name__}: {error} (run `lew --debug ...` for the traceback)")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

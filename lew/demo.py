@@ -1,0 +1,163 @@
+"""`lew demo`: start the local stack, push archives through the real pipeline, fetch results, report, stop."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from lew import ops
+from lew.errors import LewError
+from lew.local.output import FileSink
+from lew.local.settings import POVRAY_INSTALL_HINT, build_settings, default_processor, validate_processor
+from lew.local.stack import LocalStack
+from lew.samples import DemoInput, bundled_inputs
+from lew.target import Target
+from lew.template import DEFAULT_TEMPLATE
+from lew.ui import ProgressDisplay, print_table
+
+POLL_SECONDS = 1.0
+LOG_NAME = "lew-demo.log"
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    archives: Sequence[Path] = ()
+    processor: str | None = None
+    out: Path = Path("results")
+    timeout: float = 600.0
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    template: Path = DEFAULT_TEMPLATE
+    reconcile_seconds: float = 5.0
+
+
+@dataclass
+class Outcome:
+    """How one archive ended, against what was expected of it."""
+
+    item: DemoInput
+    manifest: ops.ManifestSummary | None = None
+    downloaded: list[Path] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return self.manifest.status if self.manifest else "timed out"
+
+    @property
+    def as_expected(self) -> bool:
+        if self.manifest is None:
+            return False
+        return (self.manifest.status == "succeeded") == self.item.expect_success
+
+    def row(self) -> list[str]:
+        manifest = self.manifest
+        note = ""
+        if manifest is not None and manifest.status != "succeeded":
+            note = manifest.error or "no reason given"
+            if not self.item.expect_success:
+                note = f"rejected as expected: {note}"
+        elif manifest is None:
+            note = "no manifest before the timeout"
+        outputs = ", ".join(path.name for path in self.downloaded if path.name != ops.MANIFEST_NAME) or "-"
+        seconds = f"{manifest.seconds:.1f}" if manifest and manifest.seconds is not None else "-"
+        return [self.item.path.name, self.status, outputs, seconds, note]
+
+
+def run_demo(options: DemoOptions, *, stream: TextIO | None = None) -> int:
+    """Run the demo; 0 only if every archive ended as expected."""
+    stream = stream or sys.stdout
+    processor = validate_processor(options.processor) if options.processor else default_processor()
+    if options.processor is None and processor != "povray":
+        stream.write(f"POV-Ray is not installed, so the demo uses the inventory processor; {POVRAY_INSTALL_HINT}\n")
+    user_archives = [Path(path) for path in options.archives]
+    ops.check_uploadable(user_archives, ())
+    settings = build_settings(
+        options.template,
+        processor=processor,
+        parameters=options.parameters,
+        reconcile_seconds=options.reconcile_seconds,
+    )
+    suffixes = tuple(s.strip().lower() for s in settings.parameter("Suffixes").split(",") if s.strip())
+    ops.check_uploadable(user_archives, suffixes)
+    options.out.mkdir(parents=True, exist_ok=True)
+    sink = FileSink(options.out / LOG_NAME)
+    with tempfile.TemporaryDirectory(prefix="lew-demo-") as scratch:
+        inputs = [DemoInput(path) for path in user_archives] or bundled_inputs(Path(scratch))
+        try:
+            with LocalStack(settings, sink=sink) as stack:
+                assert stack.resources is not None  # noqa: S101  # set by start()
+                stream.write(f"local stack at {stack.endpoint}; processor {processor}; logs in {sink.path}\n")
+                for override in settings.overrides:
+                    stream.write(f"  local: {override.name} {override.template_value} -> {override.local_value}\n")
+                target = stack_target(stack)
+                outcomes = push_and_wait(stack, target, inputs, options.timeout, stream)
+                for outcome in outcomes:
+                    if outcome.manifest is not None:
+                        outcome.downloaded = ops.download_results(stack.s3, target, outcome.manifest, options.out)
+        finally:
+            sink.close()
+    print_table(
+        "lew demo", ["input", "status", "outputs", "seconds", "note"], [o.row() for o in outcomes], stream=stream
+    )
+    failures = [outcome for outcome in outcomes if not outcome.as_expected]
+    if failures:
+        names = ", ".join(outcome.item.path.name for outcome in failures)
+        stream.write(f"not as expected: {names}; see {sink.path}\n")
+        return 1
+    stream.write(f"all {len(outcomes)} archives ended as expected; results in {options.out}/\n")
+    return 0
+
+
+def stack_target(stack: LocalStack) -> Target:
+    resources = stack.resources
+    if resources is None:
+        raise LewError("the local stack is not running")
+    settings = stack.settings
+    return Target(
+        description=f"local stack at {stack.endpoint}",
+        bucket=resources.bucket,
+        queue_url=resources.queue_url,
+        dlq_url=resources.dlq_url,
+        cluster=resources.cluster,
+        task_family=resources.task_family,
+        input_prefix=settings.parameter("InputPrefix"),
+        result_prefix=settings.parameter("ResultPrefix"),
+        suffixes=tuple(s.strip().lower() for s in settings.parameter("Suffixes").split(",") if s.strip()),
+        endpoint_url=stack.endpoint,
+        region=settings.region,
+    )
+
+
+def push_and_wait(
+    stack: LocalStack, target: Target, inputs: Sequence[DemoInput], timeout: float, stream: TextIO
+) -> list[Outcome]:
+    """Upload every input, then poll their manifests, showing progress, until all exist or the timeout."""
+    s3 = stack.s3
+    for item in inputs:
+        s3.upload_file(str(item.path), target.bucket, f"{target.input_prefix}{item.path.name}")
+    outcomes = {item.path.name: Outcome(item) for item in inputs}
+    deadline = time.monotonic() + timeout
+    with ProgressDisplay(f"{len(inputs)} archives", stream=stream) as progress:
+        while True:
+            for name, outcome in outcomes.items():
+                if outcome.manifest is None:
+                    key = ops.manifest_key(target.result_prefix, name)
+                    outcome.manifest = ops.read_manifest(s3, target.bucket, key, target.result_prefix)
+            counts = stack.queue_counts()
+            done = [o for o in outcomes.values() if o.manifest is not None]
+            progress.update(
+                {
+                    "queued": counts["queued"],
+                    "in flight": counts["in_flight"],
+                    "done": sum(1 for o in done if o.status == "succeeded"),
+                    "failed": sum(1 for o in done if o.status != "succeeded"),
+                    "workers running": stack.agent.running_count if stack.agent else 0,
+                }
+            )
+            if len(done) == len(outcomes) or time.monotonic() >= deadline:
+                return list(outcomes.values())
+            time.sleep(POLL_SECONDS)

@@ -1,0 +1,239 @@
+"""A local ECS agent: every task that RunTask starts in the cluster becomes a `python -m worker` process.
+
+The agent keeps its own record of each task's state instead of trusting moto's `lastStatus` (moto moves
+it forward on every DescribeTasks). A task stopped from outside (StopTask) gets SIGTERM, as on Fargate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from lew.local.output import LogSink
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecs import ECSClient
+
+POLL_SECONDS = 0.5
+
+
+@dataclass
+class WorkerProcess:
+    """One task and the process that stands in for its container."""
+
+    task_arn: str
+    label: str
+    process: subprocess.Popen[bytes] | None
+    started_at: float = field(default_factory=time.monotonic)
+    exit_code: int | None = None
+    stopped_reason: str | None = None
+    task_stopped: bool = False
+    sigterm_sent: bool = False
+    readers: list[threading.Thread] = field(default_factory=list)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+class LocalEcsAgent:
+    """Watches a cluster's RUNNING tasks in a thread and runs a worker process for each new one."""
+
+    def __init__(
+        self,
+        *,
+        ecs: ECSClient,
+        cluster: str,
+        sink: LogSink,
+        command: Sequence[str],
+        cwd: Path,
+        inherited_environment: Mapping[str, str],
+        platform_environment: Mapping[str, str],
+        kill_grace_seconds: float = 10.0,
+        poll_seconds: float = POLL_SECONDS,
+    ) -> None:
+        self._ecs = ecs
+        self._cluster = cluster
+        self._sink = sink
+        self._command = list(command)
+        self._cwd = cwd
+        self._inherited = dict(inherited_environment)
+        self._platform = dict(platform_environment)
+        self._kill_grace_seconds = kill_grace_seconds
+        self._poll_seconds = poll_seconds
+        self._task_environments: dict[str, dict[str, dict[str, str]]] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lew-ecs-agent", daemon=True)
+        self.workers: dict[str, WorkerProcess] = {}
+        self.peak_running = 0
+
+    # -- observations, for progress displays and tests -------------------------------------------------------
+
+    @property
+    def running_count(self) -> int:
+        with self._lock:
+            return sum(1 for worker in self.workers.values() if worker.running)
+
+    @property
+    def tasks_started(self) -> int:
+        with self._lock:
+            return len(self.workers)
+
+    def exit_codes(self) -> dict[str, int | None]:
+        with self._lock:
+            return {worker.label: worker.exit_code for worker in self.workers.values()}
+
+    # -- lifecycle ----------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """SIGTERM every worker, wait for the grace period, SIGKILL what is left, and stop their tasks."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(30)
+        with self._lock:
+            workers = list(self.workers.values())
+        for worker in workers:
+            if worker.running and worker.process is not None:
+                self._log(f"{worker.label}: SIGTERM (stack stopping)")
+                with contextlib.suppress(ProcessLookupError):
+                    worker.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self._kill_grace_seconds
+        for worker in workers:
+            if worker.process is None:
+                continue
+            try:
+                worker.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self._log(f"{worker.label}: still running after {self._kill_grace_seconds:g} s; SIGKILL")
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(worker.process.pid, signal.SIGKILL)  # its own session: takes its children too
+                worker.process.wait()
+        for worker in workers:
+            self._settle(worker, quiet_errors=True)
+            for reader in worker.readers:
+                reader.join(5)
+
+    # -- the loop -----------------------------------------------------------------------------------------------
+
+    def _log(self, line: str) -> None:
+        self._sink("ecs", line)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._reconcile()
+            except Exception as error:  # noqa: BLE001  # one failed poll must not kill the agent
+                if self._stopping.is_set():
+                    return
+                self._log(f"poll failed: {type(error).__name__}: {error}")
+            self._stopping.wait(self._poll_seconds)
+
+    def _reconcile(self) -> None:
+        running_arns = self._running_task_arns()
+        with self._lock:
+            new_arns = [arn for arn in running_arns if arn not in self.workers]
+            known = list(self.workers.values())
+        if new_arns:
+            for task in self._ecs.describe_tasks(cluster=self._cluster, tasks=new_arns)["tasks"]:
+                self._launch(task)
+        for worker in known:
+            if worker.running and worker.task_arn not in running_arns and not worker.sigterm_sent:
+                # Stopped through the API (scale-in, `aws ecs stop-task`): Fargate sends SIGTERM.
+                worker.sigterm_sent = True
+                self._log(f"{worker.label}: task stopped through the API; SIGTERM")
+                if worker.process is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        worker.process.send_signal(signal.SIGTERM)
+            if not worker.running:
+                self._settle(worker)
+        with self._lock:
+            self.peak_running = max(self.peak_running, sum(1 for w in self.workers.values() if w.running))
+
+    def _running_task_arns(self) -> set[str]:
+        arns: set[str] = set()
+        paginator = self._ecs.get_paginator("list_tasks")
+        for page in paginator.paginate(cluster=self._cluster, desiredStatus="RUNNING"):
+            arns.update(page["taskArns"])
+        return arns
+
+    def _launch(self, task: Any) -> None:
+        task_arn = str(task["taskArn"])
+        with self._lock:
+            label = f"worker-{len(self.workers) + 1}"
+        environment = {**self._inherited, **self._platform, **self._container_environment(task)}
+        try:
+            process = subprocess.Popen(
+                self._command,
+                cwd=self._cwd,
+                env=environment,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches the stack, which then stops workers in order
+            )
+        except OSError as error:
+            self._log(f"{label}: cannot start {self._command[0]}: {error}")
+            worker = WorkerProcess(task_arn=task_arn, label=label, process=None, exit_code=127)
+            with self._lock:
+                self.workers[task_arn] = worker
+            self._settle(worker)
+            return
+        worker = WorkerProcess(task_arn=task_arn, label=label, process=process)
+        reader = threading.Thread(target=self._pump, args=(label, process.stdout), name=f"lew-{label}", daemon=True)
+        worker.readers.append(reader)
+        with self._lock:
+            self.workers[task_arn] = worker
+        reader.start()
+        self._log(f"{label}: started for task {task_arn.rsplit('/', 1)[-1]} (pid {process.pid})")
+
+    def _container_environment(self, task: Any) -> dict[str, str]:
+        """The task definition's container environment, overlaid with RunTask's container overrides."""
+        definition_arn = str(task["taskDefinitionArn"])
+        if definition_arn not in self._task_environments:
+            definition = self._ecs.describe_task_definition(taskDefinition=definition_arn)["taskDefinition"]
+            self._task_environments[definition_arn] = {
+                container["name"]: {item["name"]: item["value"] for item in container.get("environment", [])}
+                for container in definition["containerDefinitions"]
+            }
+        containers = self._task_environments[definition_arn]
+        container_name = next(iter(containers))
+        environment = dict(containers[container_name])
+        for override in (task.get("overrides") or {}).get("containerOverrides", []):
+            if override.get("name") == container_name:
+                environment.update({item["name"]: item["value"] for item in override.get("environment", [])})
+        return environment
+
+    def _pump(self, label: str, stream: IO[bytes] | None) -> None:
+        if stream is None:
+            return
+        with stream:
+            for raw in iter(stream.readline, b""):
+                self._sink(label, raw.decode("utf-8", errors="replace").rstrip("\n"))
+
+    def _settle(self, worker: WorkerProcess, *, quiet_errors: bool = False) -> None:
+        """Record the exit code and stop the task, once."""
+        if worker.task_stopped or worker.running:
+            return
+        if worker.process is not None:
+            worker.exit_code = worker.process.returncode
+        worker.stopped_reason = f"exit {worker.exit_code}"
+        try:
+            self._ecs.stop_task(cluster=self._cluster, task=worker.task_arn, reason=worker.stopped_reason)
+        except Exception as error:  # noqa: BLE001  # the endpoint may already be gone while stopping
+            if not quiet_errors:
+                self._log(f"{worker.label}: StopTask failed: {type(error).__name__}: {error}")
+        worker.task_stopped = True
+        seconds = time.monotonic() - worker.started_at
+        self._log(f"{worker.label}: exited with code {worker.exit_code} after {seconds:.1f} s; task stopped")

@@ -1,0 +1,220 @@
+"""Settings of the local stack: `template.yaml`'s parameter defaults, plus a few visible local overrides."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lew import template as cfn
+from lew.errors import LewError
+
+LOCAL_STACK_NAME = "lew-local"
+LOCAL_REGION = "us-east-1"
+LOCAL_ACCOUNT_ID = "123456789012"  # moto's default account
+CONTAINER_NAME = "worker"
+FAKE_ACCESS_KEY = "lew-local"  # moto accepts any credentials; these can never sign a real AWS request
+FAKE_SECRET_KEY = "lew-local-secret"  # noqa: S105  # not a secret: see above
+BUILTIN_PROCESSORS = ("povray", "inventory", "command")
+POVRAY_INSTALL_HINT = "install POV-Ray to render the scenes: apt-get install povray, or brew install povray"
+
+# Parameter -> environment variable, as docs/ARCHITECTURE.md fixes them. Used for any variable that the
+# template's own environment blocks do not set (or set from something only CloudFormation can resolve).
+LAUNCHER_ENV_FROM_PARAMETERS = {
+    "SUFFIXES": "Suffixes",
+    "INPUT_PREFIX": "InputPrefix",
+    "RESULT_PREFIX": "ResultPrefix",
+    "MAX_WORKERS": "MaxWorkers",
+    "MESSAGES_PER_WORKER": "MessagesPerWorker",
+    "CAPACITY_PROVIDER": "CapacityProvider",
+    "ASSIGN_PUBLIC_IP": "AssignPublicIp",
+}
+WORKER_ENV_FROM_PARAMETERS = {
+    "INPUT_PREFIX": "InputPrefix",
+    "RESULT_PREFIX": "ResultPrefix",
+    "PROCESSOR": "Processor",
+    "VISIBILITY_TIMEOUT": "VisibilityTimeout",
+    "JOB_TIMEOUT": "JobTimeout",
+    "STOP_GRACE_SECONDS": "StopGraceSeconds",
+    "IDLE_POLLS": "IdlePolls",
+    "WAIT_TIME_SECONDS": "WaitTimeSeconds",
+    "MAX_ARCHIVE_BYTES": "MaxArchiveBytes",
+    "MAX_UNPACKED_BYTES": "MaxUnpackedBytes",
+    "MAX_MEMBERS": "MaxMembers",
+}
+# Fallbacks for parameters that an older or trimmed template might not declare.
+CONTRACT_DEFAULTS = {
+    "InputPrefix": "incoming/",
+    "ResultPrefix": "results/",
+    "Suffixes": ".zip,.tar,.tar.gz,.tgz",
+    "MaxWorkers": "4",
+    "MessagesPerWorker": "5",
+    "CapacityProvider": "FARGATE",
+    "AssignPublicIp": "ENABLED",
+    "Processor": "povray",
+    "VisibilityTimeout": "300",
+    "MaxReceiveCount": "5",
+    "JobTimeout": "3600",
+    "StopGraceSeconds": "100",
+    "IdlePolls": "2",
+    "WaitTimeSeconds": "20",
+    "ReconcileSchedule": "rate(1 minute)",
+    "MaxArchiveBytes": str(5 * 1024**3),
+    "MaxUnpackedBytes": str(20 * 1024**3),
+    "MaxMembers": "10000",
+    "WorkerCpu": "1024",
+    "WorkerMemory": "2048",
+}
+# What local mode changes, and why. Printed by `lew local up` and `lew demo`, so nothing is hidden.
+LOCAL_OVERRIDES: dict[str, tuple[str, str]] = {
+    "WaitTimeSeconds": ("2", "workers notice an empty queue in seconds, not minutes"),
+    "StopGraceSeconds": ("5", "Ctrl-C stops local workers quickly"),
+}
+DEFAULT_RECONCILE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Override:
+    """One value that local mode sets differently from the template."""
+
+    name: str
+    template_value: str
+    local_value: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    """Everything the local stack is built from; names are deterministic so that `--endpoint` can find them."""
+
+    parameters: Mapping[str, str]
+    overrides: tuple[Override, ...]
+    template: Mapping[str, Any] = field(repr=False)
+    stack_name: str = LOCAL_STACK_NAME
+    region: str = LOCAL_REGION
+    account_id: str = LOCAL_ACCOUNT_ID
+    reconcile_seconds: float = DEFAULT_RECONCILE_SECONDS
+    lambda_retry_delays: tuple[float, ...] = (1.0, 2.0)  # Lambda's async retries, 1 and 2 minutes, sped up
+    worker_command: tuple[str, ...] = (sys.executable, "-m", "worker")
+    worker_cwd: Path = cfn.REPO_ROOT
+    worker_kill_grace_seconds: float = 10.0
+
+    @property
+    def names(self) -> ResourceNames:
+        return ResourceNames.for_stack(self.stack_name, self.account_id, self.region)
+
+    def parameter(self, name: str) -> str:
+        try:
+            return self.parameters[name]
+        except KeyError:
+            raise LewError(f"template parameter {name} has no default and no local value") from None
+
+    def int_parameter(self, name: str) -> int:
+        value = self.parameter(name)
+        try:
+            return int(value)
+        except ValueError:
+            raise LewError(f"template parameter {name} must be a whole number, got {value!r}") from None
+
+    @property
+    def processor(self) -> str:
+        return self.parameter("Processor")
+
+
+@dataclass(frozen=True)
+class ResourceNames:
+    """Names of the local stack's resources, derived from the stack name like the template's `!Sub`s."""
+
+    bucket: str
+    work_queue: str
+    dead_letter_queue: str
+    inbox_queue: str
+    launcher_failure_queue: str
+    cluster: str
+    task_family: str
+
+    @classmethod
+    def for_stack(cls, stack_name: str, account_id: str, region: str) -> ResourceNames:
+        return cls(
+            bucket=f"{stack_name}-{account_id}-{region}",
+            work_queue=f"{stack_name}-work",
+            dead_letter_queue=f"{stack_name}-dlq",
+            inbox_queue=f"{stack_name}-launcher-inbox",
+            launcher_failure_queue=f"{stack_name}-launcher-failures",
+            cluster=stack_name,
+            task_family=f"{stack_name}-worker",
+        )
+
+
+def default_processor() -> str:
+    """POV-Ray when it is installed, else the pure-Python inventory processor."""
+    return "povray" if shutil.which("povray") else "inventory"
+
+
+def validate_processor(name: str) -> str:
+    """Accept a built-in processor or a `package.module:function` reference; reject anything else in one line."""
+    if name in BUILTIN_PROCESSORS:
+        if name == "povray" and not shutil.which("povray"):
+            raise LewError(f"processor povray needs POV-Ray on PATH; {POVRAY_INSTALL_HINT}")
+        return name
+    module, _, function = name.partition(":")
+    if module and function and all(part.isidentifier() for part in [*module.split("."), function]):
+        return name
+    choices = ", ".join(BUILTIN_PROCESSORS)
+    raise LewError(f"unknown processor {name!r}: choose {choices}, or package.module:function")
+
+
+def parse_assignments(assignments: Sequence[str], known: Mapping[str, str]) -> dict[str, str]:
+    """Parse `Name=Value` parameter overrides given on the command line, rejecting unknown names."""
+    parsed: dict[str, str] = {}
+    for assignment in assignments:
+        name, separator, value = assignment.partition("=")
+        if not separator or not name:
+            raise LewError(f"--param {assignment!r}: expected NAME=VALUE, e.g. MaxWorkers=2")
+        if name not in known:
+            raise LewError(f"--param {name}: template.yaml has no parameter of that name")
+        parsed[name] = value
+    return parsed
+
+
+def build_settings(
+    template_path: Path = cfn.DEFAULT_TEMPLATE,
+    *,
+    processor: str | None = None,
+    parameters: Mapping[str, str] | None = None,
+    reconcile_seconds: float = DEFAULT_RECONCILE_SECONDS,
+    **extra: Any,
+) -> LocalSettings:
+    """Read the template and apply, in order: its defaults, local overrides, then the caller's parameters."""
+    template = cfn.load_template(template_path)
+    effective = {**CONTRACT_DEFAULTS, **cfn.parameter_defaults(template)}
+    overrides = []
+    for name, (local_value, reason) in LOCAL_OVERRIDES.items():
+        if effective.get(name) != local_value:
+            overrides.append(Override(name, effective.get(name, ""), local_value, reason))
+            effective[name] = local_value
+    for name, value in (parameters or {}).items():
+        overrides.append(Override(name, effective.get(name, ""), value, "set with --param"))
+        effective[name] = value
+    chosen = validate_processor(processor) if processor else default_processor()
+    if effective.get("Processor") != chosen:
+        reason = "chosen with --processor" if processor else "POV-Ray is not installed"
+        overrides.append(Override("Processor", effective.get("Processor", ""), chosen, reason))
+        effective["Processor"] = chosen
+    schedule = effective["ReconcileSchedule"]
+    if cfn.rate_seconds(schedule) != reconcile_seconds:
+        overrides.append(
+            Override("ReconcileSchedule", schedule, f"every {reconcile_seconds:g} s", "reconcile faster locally")
+        )
+    if reconcile_seconds <= 0:
+        raise LewError(f"the reconcile interval must be positive, got {reconcile_seconds:g}")
+    return LocalSettings(
+        parameters=effective,
+        overrides=tuple(overrides),
+        template=template,
+        reconcile_seconds=reconcile_seconds,
+        **extra,
+    )

@@ -1,0 +1,248 @@
+"""The whole pipeline on one machine: moto server + resources + local Lambda runtime + local ECS agent."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+import urllib.request
+from collections.abc import Iterator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TextIO
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from lew.errors import LewError
+from lew.local.ecs_agent import LocalEcsAgent
+from lew.local.lambda_runtime import Handler, LocalLambdaRuntime, load_launcher_handler
+from lew.local.output import LogSink, ThreadRoutedStdout, prefixed_stream_sink
+from lew.local.resources import LocalResources, create_resources
+from lew.local.settings import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, LocalSettings
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
+LAUNCHER_FUNCTION_NAME = "lew-local-launcher"
+TASKS_STAY_RUNNING = {"progression": "manual", "times": 10**9}
+
+
+class LocalStack:
+    """Start with `with LocalStack(settings) as stack:`; leaving the block stops everything it started."""
+
+    def __init__(self, settings: LocalSettings, *, sink: LogSink | None = None, handler: Handler | None = None) -> None:
+        self.settings = settings
+        self._sink = sink or prefixed_stream_sink()
+        self._handler = handler
+        self._server: ThreadedMotoServer | None = None
+        self._saved_environment: dict[str, str] | None = None
+        self._saved_stdout: TextIO | None = None
+        self._router: ThreadRoutedStdout | None = None
+        self.endpoint = ""
+        self.resources: LocalResources | None = None
+        self.runtime: LocalLambdaRuntime | None = None
+        self.agent: LocalEcsAgent | None = None
+
+    # -- clients ------------------------------------------------------------------------------------------------
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for this stack's endpoint (explicit, so it never depends on the environment)."""
+        return boto3.session.Session(
+            aws_access_key_id=FAKE_ACCESS_KEY, aws_secret_access_key=FAKE_SECRET_KEY, region_name=self.settings.region
+        ).client(service, endpoint_url=self.endpoint)  # type: ignore[call-overload]
+
+    @property
+    def s3(self) -> S3Client:
+        client: S3Client = self.client("s3")
+        return client
+
+    @property
+    def sqs(self) -> SQSClient:
+        client: SQSClient = self.client("sqs")
+        return client
+
+    @property
+    def ecs(self) -> ECSClient:
+        client: ECSClient = self.client("ecs")
+        return client
+
+    # -- lifecycle ----------------------------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> LocalStack:
+        """Start the server, create the resources, then the Lambda runtime and the ECS agent."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request would drown the real logs
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        # moto's state is process-wide: start from nothing, whatever ran in this process before.
+        self._moto_api("reset", None)
+        # moto moves a task's lastStatus forward on every DescribeTasks, so a task would look STOPPED to the
+        # launcher a moment after it started. On ECS the agent reports the state; here the local ECS agent does:
+        # tasks stay RUNNING until it stops them.
+        self._moto_api("state-manager/set-transition", {"model_name": "ecs::task", "transition": TASKS_STAY_RUNNING})
+
+        self._saved_environment = dict(os.environ)
+        inherited = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+        platform = self._platform_environment()
+        self._replace_environment({**inherited, **platform})
+
+        self.resources = create_resources(self.settings, s3=self.s3, sqs=self.sqs, ecs=self.ecs, ec2=self.client("ec2"))
+        # The launcher runs in this process and reads os.environ on each invocation, as in Lambda.
+        os.environ.update(
+            {
+                "POWERTOOLS_SERVICE_NAME": "lew-launcher",
+                "POWERTOOLS_METRICS_NAMESPACE": "lew-local",
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "AWS_LAMBDA_FUNCTION_NAME": LAUNCHER_FUNCTION_NAME,
+                **self.resources.launcher_environment,
+            }
+        )
+        self._route_launcher_output()
+        handler = self._handler or _import_launcher()
+
+        self.agent = LocalEcsAgent(
+            ecs=self.ecs,
+            cluster=self.resources.cluster,
+            sink=self._sink,
+            command=self.settings.worker_command,
+            cwd=self.settings.worker_cwd,
+            inherited_environment=inherited,
+            platform_environment={
+                **platform,
+                "POWERTOOLS_SERVICE_NAME": "lew-worker",
+                "PYTHONPATH": os.pathsep.join(
+                    filter(None, [str(self.settings.worker_cwd), inherited.get("PYTHONPATH")])
+                ),
+                "PYTHONUNBUFFERED": "1",  # lines reach `lew local up` as they are written
+            },
+            kill_grace_seconds=self.settings.worker_kill_grace_seconds,
+        )
+        self.runtime = LocalLambdaRuntime(
+            sqs=self.sqs,
+            inbox_url=self.resources.inbox_url,
+            failure_url=self.resources.launcher_failure_url,
+            handler=handler,
+            sink=self._sink,
+            function_name=LAUNCHER_FUNCTION_NAME,
+            region=self.settings.region,
+            account_id=self.settings.account_id,
+            reconcile_seconds=self.settings.reconcile_seconds,
+            retry_delays=self.settings.lambda_retry_delays,
+            on_thread_start=self._route_this_thread,
+        )
+        self.agent.start()
+        self.runtime.start()
+
+    def stop(self) -> None:
+        """Stop the runtime, then the workers (SIGTERM, grace, SIGKILL), then the server; restore the process."""
+        if self.runtime is not None:
+            self.runtime.stop()
+            self.runtime = None
+        if self.agent is not None:
+            self.agent.stop()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                self._moto_api("state-manager/unset-transition", {"model_name": "ecs::task"})
+            with contextlib.suppress(Exception):
+                self._server.stop()
+            inner = getattr(self._server, "_server", None)
+            if inner is not None:
+                inner.server_close()  # shutdown() alone leaves the listening socket bound
+            self._server = None
+        if self._saved_stdout is not None:
+            if sys.stdout is self._router:
+                sys.stdout = self._saved_stdout
+            self._saved_stdout = None
+        if self._saved_environment is not None:
+            self._replace_environment(self._saved_environment)
+            self._saved_environment = None
+
+    # -- helpers ------------------------------------------------------------------------------------------------
+
+    def _moto_api(self, path: str, body: dict[str, Any] | None) -> None:
+        """Call moto's own control API on our server (plain http on 127.0.0.1)."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(  # noqa: S310  # our own http://127.0.0.1 URL
+            f"{self.endpoint}/moto-api/{path}", data=data, method="POST", headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10):  # noqa: S310
+            pass
+
+    def _platform_environment(self) -> dict[str, str]:
+        """What Lambda and Fargate would provide: a region and credentials; here also the local endpoint."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": FAKE_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": FAKE_SECRET_KEY,
+            "AWS_REGION": self.settings.region,
+            "AWS_DEFAULT_REGION": self.settings.region,
+        }
+
+    @staticmethod
+    def _replace_environment(environment: dict[str, str]) -> None:
+        for name in list(os.environ):
+            if name not in environment:
+                del os.environ[name]
+        os.environ.update(environment)
+
+    def _route_launcher_output(self) -> None:
+        self._saved_stdout = sys.stdout
+        self._router = ThreadRoutedStdout(sys.stdout, self._sink)
+        sys.stdout = self._router  # a TextIOBase that routes by thread
+
+    def _route_this_thread(self) -> None:
+        if self._router is not None:
+            self._router.route_current_thread("launcher")
+
+    # -- observations -------------------------------------------------------------------------------------------
+
+    def queue_counts(self) -> dict[str, int]:
+        """Work queue depth and in-flight count, and the DLQ depth."""
+        assert self.resources is not None, "start() first"  # noqa: S101  # a programming error, not user input
+        work = self.sqs.get_queue_attributes(
+            QueueUrl=self.resources.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        dead = self.sqs.get_queue_attributes(
+            QueueUrl=self.resources.dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        return {
+            "queued": int(work["ApproximateNumberOfMessages"]),
+            "in_flight": int(work["ApproximateNumberOfMessagesNotVisible"]),
+            "dead": int(dead["ApproximateNumberOfMessages"]),
+        }
+
+
+def _import_launcher() -> Handler:
+    try:
+        return load_launcher_handler()
+    except ImportError as error:
+        raise LewError(f"the launcher cannot be imported (launcher/app.py): {error}") from None
+
+
+@contextlib.contextmanager
+def running_stack(settings: LocalSettings, *, sink: LogSink | None = None) -> Iterator[LocalStack]:
+    """A started stack for the length of a `with` block."""
+    with LocalStack(settings, sink=sink) as stack:
+        yield stack

@@ -1,0 +1,248 @@
+"""Operations on a stack, local or deployed: submit, status, results, redrive. Clients come in as arguments."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from lew.errors import LewError
+from lew.samples import archive_stem
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
+    from lew.target import Target
+
+MANIFEST_NAME = "manifest.json"
+SQS_BATCH = 10
+
+
+# -- submit -------------------------------------------------------------------------------------------------------
+
+
+def check_uploadable(files: Sequence[Path], suffixes: Sequence[str]) -> None:
+    """Refuse, before uploading anything, files that are missing or that the launcher would skip."""
+    seen: dict[str, Path] = {}
+    for path in files:
+        if not path.exists():
+            raise LewError(f"{path}: no such file")
+        if not path.is_file():
+            raise LewError(f"{path}: not a regular file")
+        if suffixes and not any(path.name.lower().endswith(suffix) for suffix in suffixes):
+            raise LewError(f"{path}: the stack only processes {', '.join(suffixes)} files")
+        if path.name in seen:
+            raise LewError(f"{path} and {seen[path.name]} would be uploaded to the same key; rename one")
+        seen[path.name] = path
+
+
+def submit(s3: S3Client, target: Target, files: Sequence[Path]) -> list[str]:
+    """Upload each file under the input prefix (multipart when large); return the keys."""
+    check_uploadable(files, target.suffixes)
+    keys = []
+    for path in files:
+        key = f"{target.input_prefix}{path.name}"
+        s3.upload_file(str(path), target.bucket, key)
+        keys.append(key)
+    return keys
+
+
+# -- manifests and results ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ManifestSummary:
+    """The fields of a manifest that the status and results tables show."""
+
+    stem: str
+    key: str
+    status: str
+    source_key: str
+    outputs: tuple[str, ...]
+    seconds: float | None
+    error: str | None
+    last_modified: datetime | None
+    document: dict[str, Any] = field(repr=False, compare=False)
+
+
+def stem_of_manifest(key: str, result_prefix: str) -> str:
+    return key[len(result_prefix) : -len(MANIFEST_NAME) - 1]
+
+
+def summarize(
+    document: dict[str, Any], key: str, result_prefix: str, last_modified: datetime | None
+) -> ManifestSummary:
+    """Read a manifest defensively: a manifest from another version may lack fields."""
+    error = document.get("error") or None
+    timings = document.get("timings") or {}
+    total = timings.get("total") if isinstance(timings, dict) else None
+    return ManifestSummary(
+        stem=stem_of_manifest(key, result_prefix),
+        key=key,
+        status=str(document.get("status", "unknown")),
+        source_key=str((document.get("source") or {}).get("key", "")),
+        outputs=tuple(str(item.get("key", "")) for item in document.get("outputs") or [] if isinstance(item, dict)),
+        seconds=float(total) if isinstance(total, int | float) else None,
+        error=f"{error.get('type', 'Error')}: {error.get('message', '')}" if isinstance(error, dict) else None,
+        last_modified=last_modified,
+        document=document,
+    )
+
+
+def read_manifest(s3: S3Client, bucket: str, key: str, result_prefix: str) -> ManifestSummary | None:
+    """One manifest, or None when it does not exist (yet)."""
+    try:
+        response = s3.get_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None
+        raise
+    try:
+        document = json.loads(response["Body"].read())
+    except ValueError:
+        document = {"status": "unreadable", "error": {"type": "InvalidManifest", "message": f"{key} is not JSON"}}
+    return summarize(document, key, result_prefix, response.get("LastModified"))
+
+
+def list_manifests(s3: S3Client, target: Target, *, limit: int | None = None) -> list[ManifestSummary]:
+    """Manifests under the result prefix, newest first."""
+    found: list[tuple[datetime, str]] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=target.bucket, Prefix=target.result_prefix):
+        for item in page.get("Contents", []):
+            if item["Key"].endswith(f"/{MANIFEST_NAME}"):
+                found.append((item["LastModified"], item["Key"]))
+    found.sort(reverse=True)
+    chosen = found if limit is None else found[:limit]
+    summaries = []
+    for _, key in chosen:
+        summary = read_manifest(s3, target.bucket, key, target.result_prefix)
+        if summary is not None:
+            summaries.append(summary)
+    return summaries
+
+
+def manifest_key(result_prefix: str, input_name: str) -> str:
+    """Where the worker writes the manifest of an archive uploaded as `<input prefix><input_name>`."""
+    return f"{result_prefix}{archive_stem(input_name)}/{MANIFEST_NAME}"
+
+
+def download_results(s3: S3Client, target: Target, manifest: ManifestSummary, dest: Path) -> list[Path]:
+    """Download a job's outputs and manifest into `dest/<stem>/`; keys never reach a path outside it."""
+    folder = (dest / manifest.stem).resolve()
+    root = dest.resolve()
+    if not folder.is_relative_to(root):
+        raise LewError(f"refusing to download {manifest.key}: its name leads outside {dest}")
+    prefix = f"{target.result_prefix}{manifest.stem}/"
+    written = []
+    for key in [*manifest.outputs, manifest.key]:
+        relative = key[len(prefix) :] if key.startswith(prefix) else Path(key).name
+        path = (folder / relative).resolve()
+        if not path.is_relative_to(folder):
+            raise LewError(f"refusing to download {key}: its name leads outside {folder}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(target.bucket, key, str(path))
+        written.append(path)
+    return written
+
+
+# -- status -------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    queued: int
+    in_flight: int
+    dead: int | None
+    active_tasks: int | None
+    manifests: list[ManifestSummary]
+
+
+def queue_depths(sqs: SQSClient, queue_url: str) -> tuple[int, int]:
+    """(waiting, in flight) of a queue."""
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def active_tasks(ecs: ECSClient, cluster: str, family: str) -> int:
+    """Tasks of the worker family that ECS has not stopped (listing paginated)."""
+    count = 0
+    for page in ecs.get_paginator("list_tasks").paginate(cluster=cluster, family=family, desiredStatus="RUNNING"):
+        count += len(page.get("taskArns", []))
+    return count
+
+
+def status(s3: S3Client, sqs: SQSClient, ecs: ECSClient, target: Target, *, limit: int = 10) -> StatusReport:
+    """Queue depth, in flight, DLQ depth, active tasks and the most recent manifests."""
+    queued, in_flight = queue_depths(sqs, target.queue_url)
+    dead = queue_depths(sqs, target.dlq_url)[0] if target.dlq_url else None
+    tasks = active_tasks(ecs, target.cluster, target.task_family) if target.cluster else None
+    return StatusReport(queued, in_flight, dead, tasks, list_manifests(s3, target, limit=limit))
+
+
+# -- redrive ------------------------------------------------------------------------------------------------------
+
+
+def redrive(sqs: SQSClient, target: Target) -> str:
+    """Move every DLQ message back to the work queue; StartMessageMoveTask where SQS has it."""
+    if not target.dlq_url:
+        raise LewError(f"{target.description} has no dead-letter queue (no DlqUrl output)")
+    source_arn = _queue_arn(sqs, target.dlq_url)
+    try:
+        task = sqs.start_message_move_task(SourceArn=source_arn, DestinationArn=_queue_arn(sqs, target.queue_url))
+    except ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        status_code = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        # moto (and other emulators) lack the API; anything else is a real error for the user to see.
+        if "NotImplemented" not in code and "InvalidAction" not in code and status_code not in (404, 500, 501):
+            raise
+    else:
+        return f"started a message move task ({task['TaskHandle'][:16]}...): SQS moves the messages in the background"
+    moved = move_messages(sqs, target.dlq_url, target.queue_url)
+    return f"moved {moved} message(s) from the DLQ to the work queue"
+
+
+def move_messages(sqs: SQSClient, source_url: str, destination_url: str) -> int:
+    """Receive, send, then delete in batches of 10: a message is deleted only after it is safely sent."""
+    moved = 0
+    while True:
+        received = sqs.receive_message(
+            QueueUrl=source_url,
+            MaxNumberOfMessages=SQS_BATCH,
+            WaitTimeSeconds=1,
+            VisibilityTimeout=60,
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not received:
+            return moved
+        entries: list[Any] = []
+        for index, message in enumerate(received):
+            entry: dict[str, Any] = {"Id": str(index), "MessageBody": message["Body"]}
+            if message.get("MessageAttributes"):
+                entry["MessageAttributes"] = message["MessageAttributes"]
+            entries.append(entry)
+        sent = sqs.send_message_batch(QueueUrl=destination_url, Entries=entries)
+        sent_ids = {item["Id"] for item in sent.get("Successful", [])}
+        to_delete: list[Any] = [
+            {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
+            for index, message in enumerate(received)
+            if str(index) in sent_ids
+        ]
+        if to_delete:
+            sqs.delete_message_batch(QueueUrl=source_url, Entries=to_delete)
+        moved += len(to_delete)
+        if failed := sent.get("Failed", []):
+            reasons = "; ".join(f"{item.get('Code')}: {item.get('Message', '')}" for item in failed)
+            raise LewError(f"moved {moved}, but {len(failed)} could not be sent (they stay in the DLQ): {reasons}")
+
+
+def _queue_arn(sqs: SQSClient, queue_url: str) -> str:
+    return sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

@@ -1,0 +1,181 @@
+"""Which stack a command talks to: a deployed one (`--stack`), a local endpoint (`--endpoint`), or the running one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+import boto3
+from botocore.exceptions import ClientError
+
+from lew.errors import LewError
+from lew.local.settings import (
+    CONTRACT_DEFAULTS,
+    FAKE_ACCESS_KEY,
+    FAKE_SECRET_KEY,
+    LOCAL_ACCOUNT_ID,
+    LOCAL_REGION,
+    LOCAL_STACK_NAME,
+    ResourceNames,
+)
+from lew.state import LocalState, read_state, state_path
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
+
+@dataclass(frozen=True)
+class Target:
+    """A stack's resources, and how to reach them."""
+
+    description: str
+    bucket: str
+    queue_url: str
+    dlq_url: str
+    cluster: str
+    task_family: str
+    input_prefix: str
+    result_prefix: str
+    suffixes: tuple[str, ...]
+    endpoint_url: str | None = None
+    region: str | None = None
+
+    def session(self) -> boto3.session.Session:
+        if self.endpoint_url:  # a local stack: fake credentials, so a real account can never be touched
+            return boto3.session.Session(
+                aws_access_key_id=FAKE_ACCESS_KEY, aws_secret_access_key=FAKE_SECRET_KEY, region_name=self.region
+            )
+        return boto3.session.Session(region_name=self.region)
+
+    def client(self, service: str) -> Any:
+        return self.session().client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
+
+    @property
+    def s3(self) -> S3Client:
+        client: S3Client = self.client("s3")
+        return client
+
+    @property
+    def sqs(self) -> SQSClient:
+        client: SQSClient = self.client("sqs")
+        return client
+
+    @property
+    def ecs(self) -> ECSClient:
+        client: ECSClient = self.client("ecs")
+        return client
+
+
+def from_local_state(state: LocalState) -> Target:
+    return Target(
+        description=f"local stack at {state.endpoint}",
+        bucket=state.bucket,
+        queue_url=state.queue_url,
+        dlq_url=state.dlq_url,
+        cluster=state.cluster,
+        task_family=state.task_family,
+        input_prefix=state.input_prefix,
+        result_prefix=state.result_prefix,
+        suffixes=_split(state.suffixes),
+        endpoint_url=state.endpoint,
+        region=state.region,
+    )
+
+
+def resolve_target(
+    *, endpoint: str | None, stack: str | None, region: str | None, state_file: Path | None = None
+) -> Target:
+    """Pick the stack: `--stack`, else `--endpoint`, else the running `lew local up` (its state file)."""
+    if stack:
+        return from_cloudformation(stack, region)
+    state = read_state(state_file or state_path())
+    if endpoint:
+        endpoint = _valid_endpoint(endpoint)
+        if state is not None and state.endpoint.rstrip("/") == endpoint:
+            return from_local_state(state)
+        return from_local_endpoint(endpoint)
+    if state is not None:
+        return from_local_state(state)
+    raise LewError(
+        "no stack to talk to: pass --stack NAME for a deployed stack or --endpoint URL for a local one, "
+        "or start one with `lew local up` in another terminal (in this directory)"
+    )
+
+
+def _valid_endpoint(endpoint: str) -> str:
+    parsed = urlparse(endpoint)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise LewError(f"--endpoint {endpoint!r} is not a URL like http://127.0.0.1:5000")
+    return endpoint.rstrip("/")
+
+
+def from_local_endpoint(endpoint: str) -> Target:
+    """A local stack found only by its endpoint: its resource names are deterministic."""
+    names = ResourceNames.for_stack(LOCAL_STACK_NAME, LOCAL_ACCOUNT_ID, LOCAL_REGION)
+    partial = Target(
+        description=f"local stack at {endpoint}",
+        bucket=names.bucket,
+        queue_url="",
+        dlq_url="",
+        cluster=names.cluster,
+        task_family=names.task_family,
+        input_prefix=CONTRACT_DEFAULTS["InputPrefix"],
+        result_prefix=CONTRACT_DEFAULTS["ResultPrefix"],
+        suffixes=_split(CONTRACT_DEFAULTS["Suffixes"]),
+        endpoint_url=endpoint,
+        region=LOCAL_REGION,
+    )
+    sqs = partial.sqs
+    try:
+        queue_url = sqs.get_queue_url(QueueName=names.work_queue)["QueueUrl"]
+        dlq_url = sqs.get_queue_url(QueueName=names.dead_letter_queue)["QueueUrl"]
+    except ClientError as error:
+        raise LewError(
+            f"{endpoint} has no lew local stack ({_error_code(error)}); start one with `lew local up`"
+        ) from None
+    return Target(**{**partial.__dict__, "queue_url": queue_url, "dlq_url": dlq_url})
+
+
+def from_cloudformation(stack: str, region: str | None) -> Target:
+    """A deployed stack, from its CloudFormation outputs (and parameters, for the prefixes)."""
+    cloudformation = boto3.session.Session(region_name=region).client("cloudformation")
+    try:
+        described = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
+    except ClientError as error:
+        if _error_code(error) == "ValidationError":
+            where = f" in {cloudformation.meta.region_name}"
+            raise LewError(f"stack {stack!r} does not exist{where}") from None
+        raise
+    outputs = {item["OutputKey"]: item.get("OutputValue", "") for item in described.get("Outputs", [])}
+    parameters = {item["ParameterKey"]: item.get("ParameterValue", "") for item in described.get("Parameters", [])}
+
+    def output(name: str, *, required: bool = True, fallback: str = "") -> str:
+        value = outputs.get(name) or parameters.get(name) or fallback
+        if required and not value:
+            raise LewError(f"stack {stack!r} has no {name} output; is it a lew stack, deployed from template.yaml?")
+        return value
+
+    return Target(
+        description=f"stack {stack} ({cloudformation.meta.region_name})",
+        bucket=output("BucketName"),
+        queue_url=output("QueueUrl"),
+        dlq_url=output("DlqUrl", required=False),
+        cluster=output("ClusterName", required=False),
+        task_family=f"{stack}-worker",
+        input_prefix=output("InputPrefix", required=False, fallback=CONTRACT_DEFAULTS["InputPrefix"]),
+        result_prefix=output("ResultPrefix", required=False, fallback=CONTRACT_DEFAULTS["ResultPrefix"]),
+        suffixes=_split(output("Suffixes", required=False, fallback=CONTRACT_DEFAULTS["Suffixes"])),
+        region=cloudformation.meta.region_name,
+    )
+
+
+def _split(listing: str) -> tuple[str, ...]:
+    return tuple(item.strip().lower() for item in listing.split(",") if item.strip())
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", "Unknown"))
