@@ -412,6 +412,8 @@ def _unpack_zip(archive: Path, destination: _Destination) -> None:
                 continue
             try:
                 source = zip_file.open(info)
+            except NotImplementedError as error:  # e.g. "compressed patched data" (flag bit 5)
+                raise ArchiveError(f"member {name!r} uses a zip feature that is not supported: {error}") from None
             except _CORRUPT_ERRORS as error:
                 raise ArchiveError(f"member {name!r} is corrupt: {_reason(error)}") from error
             with source:

@@ -3,6 +3,7 @@ message, and nothing written outside the job folder (`workspace.rejected` checks
 
 from __future__ import annotations
 
+import gzip
 import os
 import tarfile
 import tracemalloc
@@ -322,12 +323,34 @@ def test_unpack_refuses_a_tar_cut_between_members(workspace, build):
     assert message == "the tar archive is truncated: it ends without tar's end-of-archive marker"
 
 
+def test_unpack_refuses_a_tar_cut_inside_a_member(workspace, build):
+    archive = build.make_tar(workspace.archive("cut.tar"), [build.tar_member("a.bin", os.urandom(5000))], mode="w")
+    archive.write_bytes(archive.read_bytes()[:3000])
+
+    message = workspace.rejected(archive, ArchiveError)
+
+    assert message == "member 'a.bin' is corrupt or truncated: unexpected end of data"
+
+
+def test_unpack_refuses_zip_patched_data(workspace, build):
+    archive = build.make_zip(workspace.archive("patched.zip"), [("a.txt", b"a")], zipfile.ZIP_STORED)
+
+    def set_patched(data: bytearray) -> None:
+        local, central = build.zip_header_offsets(bytes(data))
+        data[local[0] + 6] |= 0x20
+        data[central[0] + 8] |= 0x20
+
+    build.patch_zip(archive, set_patched)
+
+    message = workspace.rejected(archive, ArchiveError)
+
+    assert message.startswith("member 'a.txt' uses a zip feature that is not supported")
+
+
 def test_unpack_refuses_a_tar_gz_cut_between_members(workspace, build):
     plain = build.make_tar(
         workspace.root / "plain.tar", [build.tar_member("a.txt", b"a"), build.tar_member("b.txt", b"b")], mode="w"
     )
-    import gzip
-
     archive = workspace.archive("cut.tgz")
     archive.write_bytes(gzip.compress(plain.read_bytes()[: 2 * tarfile.BLOCKSIZE]))
 
