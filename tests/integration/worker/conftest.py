@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import tarfile
+import urllib.request
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -132,6 +133,9 @@ class Stack:
 
 def make_stack(endpoint: str | None = None) -> Stack:
     """Create the bucket and queues (against moto in process, or a moto server at `endpoint`)."""
+    if endpoint:
+        # The server's backends live in this process and outlive a test: start from an empty account.
+        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=5).close()
     s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
     sqs = boto3.client("sqs", region_name=REGION, endpoint_url=endpoint)
     s3.create_bucket(Bucket=BUCKET)
@@ -214,6 +218,5 @@ def worker_env(server_stack: Stack, moto_server: str, tmp_path: Path) -> Iterato
         "JOB_TIMEOUT": "30",
         "STOP_GRACE_SECONDS": "1",
         "TMPDIR": str(tmp_path),
-        "PYTHONPATH": str(Path(__file__).resolve().parents[3]),
     }
     yield env

@@ -1,0 +1,186 @@
+"""`python -m worker` as a real process against a moto server: exit codes, idle exit, heartbeat, SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from .conftest import Stack, zip_bytes
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+pytestmark = pytest.mark.slow
+
+
+def start_worker(env: dict[str, str]) -> subprocess.Popen[str]:
+    """Start `python -m worker` from the repository root, as the local stack and the container do."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "worker"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(worker: subprocess.Popen[str], timeout: float = 30) -> tuple[int, list[dict[str, Any]], str]:
+    """Wait for the worker; return its exit code, its JSON log lines and its stderr."""
+    stdout, stderr = worker.communicate(timeout=timeout)
+    lines = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    return worker.returncode, lines, stderr
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_worker_exits_0_with_a_summary_after_idle_polls(worker_env: dict[str, str]) -> None:
+    # GIVEN an empty queue, and two empty one-second polls meaning "drained"
+    worker_env |= {"IDLE_POLLS": "2", "WAIT_TIME_SECONDS": "1"}
+
+    # WHEN the worker runs
+    returncode, lines, stderr = finish(start_worker(worker_env))
+
+    # THEN it exits 0 with a summary line
+    assert returncode == 0, stderr
+    summary = lines[-1]
+    assert summary["message"] == "worker finished"
+    assert summary["service"] == "lew-worker"
+    assert (summary["processed"], summary["failed"], summary["skipped"]) == (0, 0, 0)
+    assert summary["stopped_by"] == "drained"
+    assert summary["duration"] >= 2
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("VISIBILITY_TIMEOUT", "abc"), ("RECEIVE_BATCH_SIZE", "11"), ("STOP_GRACE_SECONDS", "150"), ("QUEUE_URL", "")],
+)
+def test_worker_exits_2_with_one_clear_line_on_a_bad_variable(
+    worker_env: dict[str, str], variable: str, value: str
+) -> None:
+    worker_env[variable] = value
+
+    returncode, lines, stderr = finish(start_worker(worker_env))
+
+    assert returncode == 2
+    assert lines == []
+    assert "Traceback" not in stderr
+    assert len(stderr.strip().splitlines()) == 1
+    assert variable in stderr
+    assert stderr.startswith("lew-worker: configuration error:")
+
+
+def test_worker_heartbeat_keeps_a_slow_job_invisible(
+    server_stack: Stack, worker_env: dict[str, str], python_command: Callable[[str], str]
+) -> None:
+    # GIVEN a job that takes about 5 s and a visibility timeout of 3 s
+    server_stack.upload("incoming/slow.zip", zip_bytes({"a.txt": b"a"}))
+    server_stack.enqueue("incoming/slow.zip")
+    worker_env |= {
+        "VISIBILITY_TIMEOUT": "3",
+        "PROCESSOR": "command",
+        "PROCESS_COMMAND": python_command("import time; time.sleep(5)"),
+    }
+
+    # WHEN the worker runs, and another receiver polls the queue meanwhile
+    worker = start_worker(worker_env)
+    wait_for(lambda: server_stack.queue_counts() == (0, 1))
+    stolen = []
+    while worker.poll() is None:
+        response = server_stack.sqs.receive_message(QueueUrl=server_stack.queue_url, WaitTimeSeconds=1)
+        stolen.extend(response.get("Messages", []))
+    returncode, lines, stderr = finish(worker)
+
+    # THEN the other receiver never got the message, and the job succeeded and was deleted once
+    assert returncode == 0, stderr
+    assert stolen == []
+    assert server_stack.manifest("slow")["status"] == "succeeded"
+    assert lines[-1]["processed"] == 1
+    assert server_stack.queue_counts() == (0, 0)
+
+
+def test_worker_sigterm_kills_the_processor_tree_and_releases_the_message(
+    server_stack: Stack, worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    # GIVEN a slow command that started a grandchild, and a stop grace of 1 s
+    server_stack.upload("incoming/long.zip", zip_bytes({"a.txt": b"a"}))
+    server_stack.enqueue("incoming/long.zip")
+    pid_file = tmp_path / "pids"
+    code = (
+        "import os, pathlib, subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "pathlib.Path(sys.argv[1]).write_text(f'{os.getpid()} {child.pid}')\n"
+        "time.sleep(60)\n"
+    )
+    worker_env |= {
+        "PROCESSOR": "command",
+        "PROCESS_COMMAND": shlex.join([sys.executable, "-c", code, str(pid_file)]),
+        "STOP_GRACE_SECONDS": "1",
+    }
+    worker = start_worker(worker_env)
+    wait_for(lambda: pid_file.exists() and " " in pid_file.read_text())
+    pids = [int(pid) for pid in pid_file.read_text().split()]
+
+    # WHEN ECS stops the task
+    worker.send_signal(signal.SIGTERM)
+    returncode, lines, stderr = finish(worker, timeout=15)
+
+    # THEN the worker exits 0, the processor and its grandchild are gone, and the message is visible at once
+    assert returncode == 0, stderr
+    assert all(gone(pid) for pid in pids)
+    assert lines[-1]["stopped_by"] == "signal SIGTERM"
+    assert lines[-1]["released"] == 1
+    response = server_stack.sqs.receive_message(QueueUrl=server_stack.queue_url, WaitTimeSeconds=0)
+    assert len(response.get("Messages", [])) == 1
+    with pytest.raises(server_stack.s3.exceptions.NoSuchKey):
+        server_stack.manifest("long")
+
+
+def test_worker_sigterm_lets_a_job_finish_within_the_grace(
+    server_stack: Stack, worker_env: dict[str, str], python_command: Callable[[str], str], tmp_path: Path
+) -> None:
+    # GIVEN a job of about 2 s and a grace of 20 s
+    server_stack.upload("incoming/short.zip", zip_bytes({"a.txt": b"a"}))
+    server_stack.enqueue("incoming/short.zip")
+    started = tmp_path / "started"
+    worker_env |= {
+        "PROCESSOR": "command",
+        "PROCESS_COMMAND": python_command(
+            f"import pathlib, time; pathlib.Path({str(started)!r}).touch(); time.sleep(2)"
+        ),
+        "STOP_GRACE_SECONDS": "20",
+    }
+    worker = start_worker(worker_env)
+    wait_for(started.exists)
+
+    # WHEN stopped while the job runs
+    worker.send_signal(signal.SIGTERM)
+    returncode, lines, stderr = finish(worker)
+
+    # THEN the job finished, its message was deleted, and the worker did not receive again
+    assert returncode == 0, stderr
+    assert server_stack.manifest("short")["status"] == "succeeded"
+    assert server_stack.queue_counts() == (0, 0)
+    assert lines[-1]["processed"] == 1
+    assert lines[-1]["stopped_by"] == "signal SIGTERM"
