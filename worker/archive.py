@@ -145,6 +145,9 @@ def _choose_suffix(archive: Path, suffix: str | None) -> str:
     return chosen
 
 
+_OTHER_FORMATS = {"a zip archive", "a bzip2-compressed file", "an xz-compressed file"}
+
+
 def _describe_content(archive: Path) -> str:
     """What the archive's first bytes look like, for a message when they do not match its suffix."""
     with archive.open("rb") as handle:
@@ -583,8 +586,10 @@ def _unpack_tar(archive: Path, destination: _Destination, *, gzipped: bool) -> N
             )
         except _CORRUPT_ERRORS as error:
             kind = "gzip-compressed tar archive" if gzipped else "tar archive"
+            looks_like = "" if gzipped else _describe_content(archive)
+            hint = f" (it looks like {looks_like})" if looks_like in _OTHER_FORMATS else ""
             raise ArchiveError(
-                f"the file is not a valid {kind}, or it is truncated or corrupt: {_reason(error)}"
+                f"the file is not a valid {kind}, or it is truncated or corrupt: {_reason(error)}{hint}"
             ) from error
         with tar:
             _unpack_tar_members(tar, destination)

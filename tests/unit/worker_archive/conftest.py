@@ -191,11 +191,13 @@ class Build:
         template = tarfile.TarInfo("f000000")
         template.mtime = 0
         header = bytearray(template.tobuf(format=tarfile.USTAR_FORMAT))
+        header[148:156] = b" " * 8  # the checksum is summed with its own field as spaces
+        base = sum(header) - 6 * ord("0")  # only the six digits of the name change from member to member
         with path.open("wb") as out:
             for index in range(count):
-                header[0:7] = f"f{index:06d}".encode()
-                header[148:156] = b" " * 8
-                header[148:156] = b"%06o\0 " % sum(header)
+                digits = b"%06d" % index
+                header[1:7] = digits
+                header[148:156] = b"%06o\0 " % (base + sum(digits))
                 out.write(header)
             out.write(bytes(2 * tarfile.BLOCKSIZE))
         return path

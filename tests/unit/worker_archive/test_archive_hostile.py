@@ -409,6 +409,8 @@ def test_unpack_refuses_a_corrupt_gzip_stream(workspace, build):
         (".tar.gz", b"plain text\n" * 50, "not a gzip-compressed tar archive"),
         (".tgz", b"PK\x03\x04" + bytes(100), "(it looks like a zip archive)"),
         (".tar", b"plain text\n" * 100, "not a valid tar archive"),
+        (".tar", b"PK\x03\x04" + bytes(600), "(it looks like a zip archive)"),
+        (".tar", b"BZh91AY&SY" + bytes(600), "(it looks like a bzip2-compressed file)"),
         (".tar", b"\x1f\x8b\x08\x00" + bytes(100), "name it .tar.gz"),
         (".tar.gz", b"\x1f\x8b\x08\x00" + bytes(100), "not a valid gzip-compressed tar archive"),
     ],
