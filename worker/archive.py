@@ -24,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
-ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")  # longest first, so ".tar.gz" wins over ".gz"-less ".tar"
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")  # longest first, as keys are matched in this order
 
 CHUNK_BYTES = 1 << 20
 # Below this many bytes a compression ratio cannot hurt, and small files of repeated text legitimately
