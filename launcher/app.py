@@ -434,6 +434,9 @@ class RetryPolicy:
         return self.jitter() * min(self.max_delay, self.base_delay * 2.0**attempt)
 
 
+DEFAULT_RETRY = RetryPolicy()
+
+
 class EnqueueError(RuntimeError):
     """Some work messages could not be sent; raised so that Lambda retries the invocation."""
 
@@ -685,7 +688,7 @@ def launch(
     memory: LaunchMemory | None = None,
 ) -> dict[str, Any]:
     """Enqueue one work message per accepted object, then scale the workers; return a summary."""
-    retry = retry or RetryPolicy()
+    retry = retry or DEFAULT_RETRY
     memory = memory if memory is not None else LaunchMemory()
     parsed = parse_event(event)
     accepted: list[ObjectNotice] = []
