@@ -7,7 +7,6 @@ import json
 import logging
 import sys
 import tarfile
-import urllib.request
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -17,6 +16,7 @@ from urllib.parse import quote_plus
 
 import boto3
 import pytest
+import requests
 
 from worker.dispatch import handle_message
 from worker.drain import Summary, drain
@@ -135,7 +135,7 @@ def make_stack(endpoint: str | None = None) -> Stack:
     """Create the bucket and queues (against moto in process, or a moto server at `endpoint`)."""
     if endpoint:
         # The server's backends live in this process and outlive a test: start from an empty account.
-        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=5).close()
+        requests.post(f"{endpoint}/moto-api/reset", timeout=5).raise_for_status()
     s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
     sqs = boto3.client("sqs", region_name=REGION, endpoint_url=endpoint)
     s3.create_bucket(Bucket=BUCKET)

@@ -1,0 +1,73 @@
+"""The manifest document and the idempotency rule."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from worker.errors import SourceGone
+from worker.manifest import Manifest, Output, Source, error_record, records_success
+
+
+def success(etag: str = "abc", version_id: str | None = None) -> dict[str, Any]:
+    return {"status": "succeeded", "source": {"etag": etag, "version_id": version_id}}
+
+
+@pytest.mark.parametrize(
+    ("manifest", "etag", "version_id", "expected"),
+    [
+        (success(), "abc", None, True),
+        (success(), '"abc"', None, True),
+        (success(), "other", None, False),
+        (success(version_id="v1"), "abc", "v1", True),
+        (success(version_id="v1"), "abc", "v2", False),
+        (success() | {"status": "failed"}, "abc", None, False),
+        (None, "abc", None, False),
+        (success(), None, None, False),
+        ({"status": "succeeded", "source": "junk"}, "abc", None, False),
+    ],
+)
+def test_records_success_matches_etag_and_version(
+    manifest: dict[str, Any] | None, etag: str | None, version_id: str | None, expected: bool
+) -> None:
+    assert records_success(manifest, etag, version_id) is expected
+
+
+def test_manifest_to_json_has_every_documented_field() -> None:
+    started = datetime(2026, 11, 21, 19, 30, 0, tzinfo=UTC)
+    manifest = Manifest(
+        status="failed",
+        source=Source("b", "incoming/a.zip", "e", None, 12),
+        processor="povray",
+        attempt=2,
+        started_at=started,
+        finished_at=started,
+        outputs=[Output("results/a/a.png", 5, "image/png")],
+        timings={"download": 0.12345},
+        processor_log="tail",
+        error=error_record(SourceGone("gone"), permanent=True),
+    )
+
+    document = json.loads(manifest.to_json())
+
+    assert list(document) == [
+        "status",
+        "source",
+        "outputs",
+        "processor",
+        "timings",
+        "attempt",
+        "task_arn",
+        "log_stream",
+        "processor_log",
+        "error",
+        "started_at",
+        "finished_at",
+    ]
+    assert document["source"] == {"bucket": "b", "key": "incoming/a.zip", "etag": "e", "version_id": None, "size": 12}
+    assert document["timings"] == {"download": 0.123}
+    assert document["error"] == {"type": "SourceGone", "message": "gone", "permanent": True}
+    assert document["started_at"] == "2026-11-21T19:30:00Z"
