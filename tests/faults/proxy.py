@@ -86,17 +86,28 @@ def delay(seconds: float) -> Fault:
 
 @dataclass
 class Rule:
-    """Apply ``fault`` to calls of ``operation``: the ``nth`` one (1-based), or every one up to ``times``."""
+    """Apply ``fault`` to calls of ``operation``: the ``nth`` one (1-based), or every one up to ``times``.
+
+    With ``path_contains``, only calls whose (URL-encoded) request path contains it count, and they are
+    numbered among themselves: ``Rule("PutObject", delay(30), nth=1, path_contains="manifest.json")``.
+    """
 
     operation: str
     fault: Fault
     nth: int | None = None
     times: int | None = None
+    path_contains: str = ""
     hits: int = 0
+    seen: int = 0
 
-    def matches(self, operation: str, call_number: int) -> bool:
+    def matches(self, operation: str, call_number: int, path: str = "") -> bool:
         if operation != self.operation:
             return False
+        if self.path_contains:
+            if self.path_contains not in path:
+                return False
+            self.seen += 1
+            call_number = self.seen
         if self.nth is not None:
             return call_number == self.nth
         return self.times is None or call_number <= self.times
@@ -223,13 +234,13 @@ class FaultProxy:
         with self._lock:
             self._rules.clear()
 
-    def decide(self, operation: str) -> tuple[int, Fault | None]:
+    def decide(self, operation: str, path: str = "") -> tuple[int, Fault | None]:
         """Count the call and pick its fault (None: forward it)."""
         with self._lock:
             number = self._counts.get(operation, 0) + 1
             self._counts[operation] = number
             for rule in self._rules:
-                if rule.matches(operation, number):
+                if rule.matches(operation, number, path):
                     rule.hits += 1
                     return number, rule.fault
             return number, None
@@ -296,7 +307,7 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             body = self.read_body()
             headers = {name.lower(): value for name, value in self.headers.items()}
             operation = classify(self.command, self.path, headers, body)
-            number, fault = proxy.decide(operation)
+            number, fault = proxy.decide(operation, self.path)
             proxy.record(Call(operation, number, fault.describe() if fault else "forwarded"))
             if fault is not None and fault.kind == "error":
                 self.send_error_answer("x-amz-target" in headers, fault)

@@ -1,0 +1,125 @@
+"""Helpers shared by the fault tests: archives, S3-shaped work messages, and what the bucket and queues hold."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import zipfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from launcher.app import ObjectNotice, message_body
+
+REGION = "us-east-1"
+RESULT_PREFIX = "results/"
+INPUT_PREFIX = "incoming/"
+
+
+def zip_archive(name: str, payload: bytes | None = None) -> bytes:
+    """A small valid zip holding one scene-like file, different for every name (so ETags differ)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("scene.pov", payload if payload is not None else f"// {name}\n".encode())
+        archive.writestr("data/notes.txt", f"archive {name}\n".encode())
+    return buffer.getvalue()
+
+
+def notice_for(s3: Any, bucket: str, key: str, event_name: str = "ObjectCreated:Put") -> ObjectNotice:
+    """What S3 would announce for an object that exists: its key, size, ETag and version."""
+    head = s3.head_object(Bucket=bucket, Key=key)
+    return ObjectNotice(
+        bucket=bucket,
+        key=key,
+        event_name=event_name,
+        event_time="2026-11-21T19:30:00.000Z",
+        region=REGION,
+        size=head["ContentLength"],
+        etag=head["ETag"].strip('"'),
+        version_id=head.get("VersionId"),
+    )
+
+
+def work_message(s3: Any, bucket: str, key: str, event_name: str = "ObjectCreated:Put") -> str:
+    """The work message the launcher sends for an object (its own message_body, so the contract is real)."""
+    return message_body(notice_for(s3, bucket, key, event_name))
+
+
+def queue_counts(sqs: Any, queue_url: str) -> tuple[int, int]:
+    """(visible, in flight) messages of a queue."""
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def manifest_key_for(key: str) -> str:
+    """The manifest key of an input key under incoming/ with a .zip/.tgz/.tar suffix (docs/ARCHITECTURE.md)."""
+    relative = key[len(INPUT_PREFIX) :] if key.startswith(INPUT_PREFIX) else key
+    for suffix in (".tar.gz", ".tgz", ".tar", ".zip"):
+        if relative.lower().endswith(suffix):
+            relative = relative[: -len(suffix)]
+            break
+    return f"{RESULT_PREFIX}{relative}/manifest.json"
+
+
+def read_json(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
+    """A JSON object stored at a key, or None when there is no such key."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        return None
+    loaded: dict[str, Any] = json.loads(body)
+    return loaded
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What became of a set of uploads: which have a success manifest for their current ETag, which do not."""
+
+    succeeded: list[str]
+    missing: list[str]
+    wrong: list[str]  # a manifest exists but does not record a success for the current object
+
+    @property
+    def all_succeeded(self) -> bool:
+        return not self.missing and not self.wrong
+
+
+def verdict(s3: Any, bucket: str, keys: Iterable[str]) -> Verdict:
+    """Check every key's manifest: status succeeded, for this ETag, and every listed output present."""
+    succeeded, missing, wrong = [], [], []
+    for key in keys:
+        manifest = read_json(s3, bucket, manifest_key_for(key))
+        if manifest is None:
+            missing.append(key)
+            continue
+        etag = s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+        outputs_present = all(
+            s3.head_object(Bucket=bucket, Key=output["key"])["ContentLength"] == output["size"]
+            for output in manifest.get("outputs", [])
+        )
+        source = manifest.get("source", {})
+        if (
+            manifest.get("status") == "succeeded"
+            and source.get("key") == key
+            and source.get("etag", "").strip('"') == etag
+            and manifest.get("outputs")
+            and outputs_present
+        ):
+            succeeded.append(key)
+        else:
+            wrong.append(key)
+    return Verdict(succeeded, missing, wrong)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.2) -> None:
+    """Poll until the condition holds; fail naming what was awaited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
