@@ -55,7 +55,7 @@ test-faults: $(STAMP) ## Only the reliability fault matrix (also part of `make t
 
 validate: $(STAMP) ## sam validate --lint (cfn-lint) and checkov on template.yaml
 	$(BIN)/sam validate --lint --template template.yaml
-	$(BIN)/checkov --quiet --compact --framework cloudformation --file template.yaml
+	$(BIN)/checkov --quiet --compact --skip-download --framework cloudformation --file template.yaml
 
 build: $(STAMP) ## sam build (needs a python3.12, found on PATH or in pyenv)
 	@test -n "$(PY312_DIR)" || { scripts/find-python312 --dir; exit 1; }
@@ -73,7 +73,7 @@ deploy-prod: build ## sam deploy with samconfig.toml's prod environment
 	$(BIN)/sam deploy --config-env prod
 
 image: ## docker build the worker image (needs Docker)
-	docker build --tag $(IMAGE):$(TAG) worker
+	docker build --platform linux/amd64 --tag $(IMAGE):$(TAG) worker
 
 push: image $(STAMP) ## Tag and push the worker image to the stack's ECR repository (STACK=lew)
 	@uri=$$(aws cloudformation describe-stacks --stack-name $(STACK) \
