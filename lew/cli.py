@@ -8,6 +8,7 @@ if it is large) and list it in `REGISTRARS`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -198,7 +199,8 @@ def _local_up(args: argparse.Namespace) -> int:
                 )
             )
             out.flush()
-            stopped.wait()  # until Ctrl-C or SIGTERM (see main) interrupts it
+            with contextlib.suppress(KeyboardInterrupt):
+                stopped.wait()  # until Ctrl-C or SIGTERM (see main): the normal way to stop
         finally:
             out.write("[lew] stopping: workers get SIGTERM, then the server stops\n")
             out.flush()
@@ -351,7 +353,8 @@ def _fail(message: str) -> int:
 
 
 FIXED_MESSAGES: dict[type[Exception], str] = {
-    NoCredentialsError: "no AWS credentials found: run `aws configure` or set AWS_PROFILE (or use --endpoint / lew local up)",
+    NoCredentialsError: "no AWS credentials found: run `aws configure` or set AWS_PROFILE "
+    "(or use the local stack: --endpoint URL, or `lew local up`)",
     NoRegionError: "no AWS region: pass --region or set AWS_REGION",
 }
 
@@ -375,8 +378,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse, run one subcommand, and turn every expected failure into one line on stderr."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _interrupt)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_handler = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
     try:
         code: int = args.handler(args)
     except KeyboardInterrupt:
@@ -387,6 +390,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if message is None and args.debug:
             raise
         return _fail(message or f"unexpected {type(error).__name__}: {error} (run `lew --debug ...` for the traceback)")
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous_handler)
     return code
 
 

@@ -108,7 +108,8 @@ class Design:
     visibility_timeout: float = 300.0  # VisibilityTimeout: heartbeats come every third of it
     receive_batch_size: int = 1  # messages per ReceiveMessage (and per DeleteMessageBatch)
     launcher_seconds: float = 0.2  # one launcher invocation, billed per millisecond
-    launcher_memory_mb: int = 256
+    launcher_memory_mb: int = 256  # the template's MemorySize
+    launcher_architecture: Architecture = "arm"  # the template's Architectures: [arm64]
     launcher_sqs_requests_per_upload: int = 2  # SendMessage + GetQueueAttributes (the depth it sizes from)
     reconcile_ticks_per_month: float = 43_800.0  # rate(1 minute) = 60 x 730
     reconcile_sqs_requests_per_tick: int = 1  # GetQueueAttributes
@@ -238,7 +239,7 @@ def design_cost(workload: Workload, design: Design, prices: Prices) -> Estimate:
         Line("Lambda launcher: requests (uploads + reconcile ticks)", invocations, "requests",
              invocations * prices.lambda_request),
         Line("Lambda launcher: duration", launcher_gb_seconds, "GB-s",
-             launcher_gb_seconds * prices.lambda_gb_second(design.architecture)),
+             launcher_gb_seconds * prices.lambda_gb_second(design.launcher_architecture)),
     ]  # fmt: skip
 
     per_archive = design.launcher_sqs_requests_per_upload + worker_sqs_requests_per_archive(workload, design)
@@ -364,7 +365,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     design.add_argument("--memory-gb", type=float, default=defaults.task_memory_gb, help="task memory (default 2)")
     design.add_argument("--storage-gb", type=float, default=defaults.task_storage_gb,
                         help="task ephemeral storage (default 21; beyond 20 is billed)")  # fmt: skip
-    design.add_argument("--arm", action="store_true", help="Graviton (ARM64) tasks and Lambda")
+    design.add_argument("--arm", action="store_true", help="Graviton (ARM64) worker tasks (and all-in-Lambda)")
     design.add_argument("--spot", action="store_true", help="FARGATE_SPOT capacity")
     design.add_argument("--archives-per-task", type=float, default=defaults.archives_per_task,
                         help="archives one task drains before it exits (default 1: sparse uploads)")  # fmt: skip
@@ -381,6 +382,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="duration of one launcher invocation (default 0.2)")  # fmt: skip
     design.add_argument("--launcher-memory-mb", type=int, default=defaults.launcher_memory_mb,
                         help="launcher memory (default 256)")  # fmt: skip
+    design.add_argument("--launcher-arch", choices=("arm", "x86"), default=defaults.launcher_architecture,
+                        help="launcher architecture (default arm, as in the template)")  # fmt: skip
     design.add_argument("--reconcile-ticks-per-month", type=float, default=defaults.reconcile_ticks_per_month,
                         help="reconcile schedule runs a month (default 43,800: once a minute)")  # fmt: skip
     design.add_argument("--glue-dpus", type=float, default=4.0, help="DPUs per Glue run (default 4)")
@@ -409,6 +412,7 @@ def from_args(args: argparse.Namespace) -> tuple[Workload, Design, Prices]:
         receive_batch_size=args.receive_batch_size,
         launcher_seconds=args.launcher_seconds,
         launcher_memory_mb=args.launcher_memory_mb,
+        launcher_architecture=args.launcher_arch,
         reconcile_ticks_per_month=args.reconcile_ticks_per_month,
     )
     prices = replace(Prices(), **{item.name: getattr(args, f"price_{item.name}") for item in fields(Prices)})

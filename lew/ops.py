@@ -195,6 +195,9 @@ def redrive(sqs: SQSClient, target: Target) -> str:
     """Move every DLQ message back to the work queue; StartMessageMoveTask where SQS has it."""
     if not target.dlq_url:
         raise LewError(f"{target.description} has no dead-letter queue (no DlqUrl output)")
+    if target.endpoint_url:  # the local stack's moto has no StartMessageMoveTask
+        moved = move_messages(sqs, target.dlq_url, target.queue_url)
+        return f"moved {moved} message(s) from the DLQ to the work queue"
     source_arn = _queue_arn(sqs, target.dlq_url)
     try:
         task = sqs.start_message_move_task(SourceArn=source_arn, DestinationArn=_queue_arn(sqs, target.queue_url))

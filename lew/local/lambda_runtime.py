@@ -122,6 +122,17 @@ class LocalLambdaRuntime:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lew-lambda-runtime", daemon=True)
         self.stats = RuntimeStats()
+        self._invocation_lines: list[str] = []
+
+    def capture_line(self, line: str) -> None:
+        """A line the launcher printed (its JSON logs and metrics), kept until its invocation ends."""
+        self._invocation_lines.append(line)
+
+    def _emit_invocation_lines(self, *, keep: bool) -> None:
+        lines, self._invocation_lines = self._invocation_lines, []
+        if keep:
+            for line in lines:
+                self._sink("launcher", line)
 
     def start(self) -> None:
         self._thread.start()
@@ -178,6 +189,7 @@ class LocalLambdaRuntime:
             try:
                 result = self._handler(event, context)
             except Exception as error:  # noqa: BLE001  # any handler error is an invocation error, as in Lambda
+                self._emit_invocation_lines(keep=True)
                 self.stats.errors += 1
                 self._log(f"{source} event failed (attempt {attempt}/{attempts}): {type(error).__name__}: {error}")
                 if attempt == attempts:
@@ -187,7 +199,10 @@ class LocalLambdaRuntime:
                     return False
             else:
                 self.stats.results.append(result)
-                if source != "schedule" or _started_tasks(result):
+                # A reconcile that found nothing to do says so every few seconds: keep `lew local up` readable.
+                worth_showing = source != "schedule" or _started_tasks(result)
+                self._emit_invocation_lines(keep=worth_showing)
+                if worth_showing:
                     self._log(f"{source} event handled: {json.dumps(result, default=str)}")
                 return True
         return True

@@ -53,29 +53,29 @@ class ThreadRoutedStdout(io.TextIOBase):
     metrics print to sys.stdout. Routing by thread tags those lines `[launcher]` without touching its code.
     """
 
-    def __init__(self, fallback: TextIO, sink: LogSink) -> None:
+    def __init__(self, fallback: TextIO) -> None:
         super().__init__()
         self._fallback = fallback
-        self._sink = sink
-        self._sources: dict[int, str] = {}
+        self._routes: dict[int, Callable[[str], None]] = {}
         self._partial: dict[int, str] = {}
         self._lock = threading.Lock()
 
-    def route_current_thread(self, source: str) -> None:
+    def route_current_thread(self, receive_line: Callable[[str], None]) -> None:
+        """Send every whole line that the calling thread prints to `receive_line` instead."""
         with self._lock:
-            self._sources[threading.get_ident()] = source
+            self._routes[threading.get_ident()] = receive_line
 
     def write(self, text: str) -> int:
         ident = threading.get_ident()
         with self._lock:
-            source = self._sources.get(ident)
-            if source is None:
+            route = self._routes.get(ident)
+            if route is None:
                 return self._fallback.write(text)
             *lines, rest = (self._partial.pop(ident, "") + text).split("\n")
             if rest:
                 self._partial[ident] = rest
         for line in lines:
-            self._sink(source, line)
+            route(line)
         return len(text)
 
     def flush(self) -> None:

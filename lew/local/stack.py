@@ -43,6 +43,7 @@ class LocalStack:
         self._saved_stdout: TextIO | None = None
         self._router: ThreadRoutedStdout | None = None
         self.endpoint = ""
+        self._clients: dict[str, Any] = {}
         self.resources: LocalResources | None = None
         self.runtime: LocalLambdaRuntime | None = None
         self.agent: LocalEcsAgent | None = None
@@ -51,9 +52,14 @@ class LocalStack:
 
     def client(self, service: str) -> Any:
         """A boto3 client for this stack's endpoint (explicit, so it never depends on the environment)."""
-        return boto3.session.Session(
-            aws_access_key_id=FAKE_ACCESS_KEY, aws_secret_access_key=FAKE_SECRET_KEY, region_name=self.settings.region
-        ).client(service, endpoint_url=self.endpoint)  # type: ignore[call-overload]
+        if service not in self._clients:
+            session = boto3.session.Session(
+                aws_access_key_id=FAKE_ACCESS_KEY,
+                aws_secret_access_key=FAKE_SECRET_KEY,
+                region_name=self.settings.region,
+            )
+            self._clients[service] = session.client(service, endpoint_url=self.endpoint)  # type: ignore[call-overload]
+        return self._clients[service]
 
     @property
     def s3(self) -> S3Client:
@@ -170,6 +176,7 @@ class LocalStack:
             if inner is not None:
                 inner.server_close()  # shutdown() alone leaves the listening socket bound
             self._server = None
+            self._clients.clear()
         if self._saved_stdout is not None:
             if sys.stdout is self._router:
                 sys.stdout = self._saved_stdout
@@ -208,12 +215,12 @@ class LocalStack:
 
     def _route_launcher_output(self) -> None:
         self._saved_stdout = sys.stdout
-        self._router = ThreadRoutedStdout(sys.stdout, self._sink)
+        self._router = ThreadRoutedStdout(sys.stdout)
         sys.stdout = self._router  # a TextIOBase that routes by thread
 
     def _route_this_thread(self) -> None:
-        if self._router is not None:
-            self._router.route_current_thread("launcher")
+        if self._router is not None and self.runtime is not None:
+            self._router.route_current_thread(self.runtime.capture_line)
 
     # -- observations -------------------------------------------------------------------------------------------
 

@@ -1,0 +1,82 @@
+"""Helpers for the end-to-end tests: settings for a fast local stack, a log collector, polling."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from lew.local.settings import LocalSettings, build_settings
+
+T = TypeVar("T")
+MAX_WORKERS = 2
+
+
+class LogCollector:
+    """A thread-safe log sink that keeps every (source, line), and prints them when a test fails."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, source: str, line: str) -> None:
+        with self._lock:
+            self.lines.append((source, line))
+
+    def text(self) -> str:
+        with self._lock:
+            return "\n".join(f"[{source}] {line}" for source, line in self.lines)
+
+
+@pytest.fixture
+def logs(request: pytest.FixtureRequest) -> Any:
+    collector = LogCollector()
+    yield collector
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print(collector.text())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+def fast_settings(**extra: Any) -> LocalSettings:
+    """The real template, with timings short enough for tests (each override visible here)."""
+    parameters = {"MaxWorkers": str(MAX_WORKERS), "WaitTimeSeconds": "1", "IdlePolls": "2", "StopGraceSeconds": "2"}
+    return build_settings(
+        processor=extra.pop("processor", "inventory"),
+        parameters=parameters,
+        reconcile_seconds=extra.pop("reconcile_seconds", 2.0),
+        **{"lambda_retry_delays": (0.2, 0.2), "worker_kill_grace_seconds": 5.0, **extra},
+    )
+
+
+def wait_for(probe: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.3) -> T:
+    """Poll until `probe` returns something truthy; fail naming `what` after the timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+def make_zip(path: Path, members: dict[str, str]) -> Path:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        for name, text in members.items():
+            bundle.writestr(name, text)
+    path.write_bytes(buffer.getvalue())
+    return path

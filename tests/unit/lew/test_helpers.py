@@ -1,0 +1,113 @@
+"""Small pure parts: the inbox event parser, the stdout router, samples, upload checks, manifest summaries."""
+
+from __future__ import annotations
+
+import io
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from lew import ops
+from lew.errors import LewError
+from lew.local.lambda_runtime import parse_event, scheduled_event
+from lew.local.output import ThreadRoutedStdout
+from lew.samples import HOSTILE_MEMBER, archive_stem, bundled_inputs
+
+
+def test_parse_event_accepts_objects_and_explains_the_rest() -> None:
+    assert parse_event('{"Records": []}') == {"Records": []}
+    assert isinstance(parse_event("not json"), ValueError)
+    assert "JSON object" in str(parse_event("[1, 2]"))
+
+
+def test_scheduled_event_is_a_fresh_eventbridge_schedule_event() -> None:
+    first = scheduled_event("eu-west-1", "111122223333", "lew-local-launcher-reconcile")
+    second = scheduled_event("eu-west-1", "111122223333", "lew-local-launcher-reconcile")
+
+    assert first["source"] == "aws.events"
+    assert first["detail-type"] == "Scheduled Event"
+    assert first["resources"] == ["arn:aws:events:eu-west-1:111122223333:rule/lew-local-launcher-reconcile"]
+    assert first["id"] != second["id"]
+
+
+def test_thread_routed_stdout_routes_only_registered_threads_by_whole_lines() -> None:
+    fallback = io.StringIO()
+    router = ThreadRoutedStdout(fallback)
+    routed: list[str] = []
+
+    def launcher_thread() -> None:
+        router.route_current_thread(routed.append)
+        router.write('{"level": "INFO"')
+        router.write(', "message": "hi"}\nsecond\n')
+
+    thread = threading.Thread(target=launcher_thread)
+    thread.start()
+    thread.join()
+    router.write("main thread\n")
+
+    assert routed == ['{"level": "INFO", "message": "hi"}', "second"]
+    assert fallback.getvalue() == "main thread\n"
+
+
+def test_bundled_inputs_pack_each_scene_and_a_hostile_archive(tmp_path: Path) -> None:
+    inputs = bundled_inputs(tmp_path)
+
+    scenes = [item for item in inputs if item.expect_success]
+    hostile = [item for item in inputs if not item.expect_success]
+    assert len(scenes) >= 2
+    assert len(hostile) == 1
+    for scene in scenes:
+        names = zipfile.ZipFile(scene.path).namelist()
+        assert f"{scene.stem}.pov" in names
+        assert f"{scene.stem}.ini" in names
+    assert HOSTILE_MEMBER in zipfile.ZipFile(hostile[0].path).namelist()
+
+
+@pytest.mark.parametrize(
+    ("name", "stem"), [("a.zip", "a"), ("a.tar.gz", "a"), ("A.TGZ", "A"), ("a.tar", "a"), ("a.txt", "a.txt")]
+)
+def test_archive_stem_drops_the_archive_suffix(name: str, stem: str) -> None:
+    assert archive_stem(name) == stem
+
+
+def test_check_uploadable_refuses_files_the_stack_would_skip(tmp_path: Path) -> None:
+    (tmp_path / "a.zip").write_bytes(b"x")
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.zip").write_bytes(b"y")
+
+    ops.check_uploadable([tmp_path / "a.zip"], (".zip",))
+    with pytest.raises(LewError, match=r"only processes \.zip"):
+        ops.check_uploadable([tmp_path / "notes.txt"], (".zip",))
+    with pytest.raises(LewError, match="not a regular file"):
+        ops.check_uploadable([tmp_path / "sub"], ())
+    with pytest.raises(LewError, match="same key"):
+        ops.check_uploadable([tmp_path / "a.zip", tmp_path / "sub" / "a.zip"], ())
+
+
+def test_summarize_reads_a_failure_manifest_and_tolerates_missing_fields() -> None:
+    failed = ops.summarize(
+        {
+            "status": "failed",
+            "source": {"key": "incoming/x.zip"},
+            "outputs": [],
+            "timings": {"total": 0.25},
+            "error": {"type": "UnsafeArchive", "message": "member '../escape.txt'", "permanent": True},
+        },
+        "results/x/manifest.json",
+        "results/",
+        None,
+    )
+    sparse = ops.summarize({}, "results/a/b/manifest.json", "results/", None)
+
+    assert (failed.stem, failed.status, failed.seconds) == ("x", "failed", 0.25)
+    assert failed.error == "UnsafeArchive: member '../escape.txt'"
+    assert (sparse.stem, sparse.status, sparse.outputs, sparse.seconds, sparse.error) == (
+        "a/b",
+        "unknown",
+        (),
+        None,
+        None,
+    )
