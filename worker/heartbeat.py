@@ -102,4 +102,7 @@ class Heartbeat:
 
     def _run(self) -> None:
         while not self._stopped.wait(self.interval):
-            self.beat()
+            try:
+                self.beat()
+            except Exception:  # noqa: BLE001 - a dead heartbeat thread would let held messages expire unnoticed
+                get_logger().exception("heartbeat failed unexpectedly")

@@ -98,15 +98,21 @@ class InventoryProcessor:
     name: str = "inventory"
 
     def __call__(self, context: ProcessorContext) -> ProcessResult:
+        files = files_under(context.input_dir)
+        sizes = [path.stat().st_size for path in files]
         members = [
-            {"path": path.relative_to(context.input_dir).as_posix(), "size": path.stat().st_size}
-            | {"sha256": sha256_of(path), "type": detect_type(path)}
-            for path in sorted(p for p in context.input_dir.rglob("*") if p.is_file())
+            {
+                "path": path.relative_to(context.input_dir).as_posix(),
+                "size": size,
+                "sha256": sha256_of(path),
+                "type": detect_type(path),
+            }
+            for path, size in zip(files, sizes, strict=True)
         ]
         inventory = {
             "source": {"bucket": context.job.bucket, "key": context.job.key},
             "members": members,
-            "total_size": sum(int(str(member["size"])) for member in members),
+            "total_size": sum(sizes),
         }
         target = context.output_dir / "inventory.json"
         target.write_text(json.dumps(inventory, indent=2) + "\n", encoding="utf-8")

@@ -9,13 +9,21 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
 
+from worker.dispatch import Settlement, handle_message
+from worker.drain import drain
+from worker.heartbeat import Heartbeat
+from worker.job import JobRuntime
+from worker.messages import Received
 from worker.paths import stem_for
+from worker.processors import InventoryProcessor
+from worker.shutdown import Shutdown
 
 from .conftest import BUCKET, Stack, tgz_bytes, zip_bytes
 
@@ -424,3 +432,47 @@ def test_drain_logs_job_context_on_every_job_line(stack: Stack, json_logs: Calla
     settled = next(line for line in lines if line["message"] == "message settled")
     assert "key" not in settled  # job keys are removed once the job is over
     assert settled["message_id"] == job_lines[0]["message_id"]
+
+
+def test_drain_with_a_batch_processes_every_message_of_it(stack: Stack) -> None:
+    # GIVEN three uploads, and a worker receiving up to ten messages at a time
+    for name in ("b1", "b2", "b3"):
+        stack.upload(f"incoming/{name}.zip", zip_bytes({"a.txt": name.encode()}))
+        stack.enqueue(f"incoming/{name}.zip")
+    receives: list[int] = []
+    stack.sqs.meta.events.register(
+        "before-parameter-build.sqs.ReceiveMessage", lambda params, **_: receives.append(params["MaxNumberOfMessages"])
+    )
+
+    # WHEN drained
+    summary = stack.run(receive_batch_size=10)
+
+    # THEN all three are done and deleted
+    assert summary.to_dict()["processed"] == 3
+    assert set(receives) == {10}
+    assert stack.queue_counts() == (0, 0)
+
+
+def test_drain_stop_releases_the_unstarted_messages_of_a_batch(stack: Stack) -> None:
+    # GIVEN three messages received in one batch, and a stop requested while the first one is handled
+    for name in ("s1", "s2", "s3"):
+        stack.upload(f"incoming/{name}.zip", zip_bytes({"a.txt": b"a"}))
+        stack.enqueue(f"incoming/{name}.zip")
+    settings = replace(stack.settings, receive_batch_size=10, wait_time_seconds=1)
+    shutdown = Shutdown(grace_seconds=30)
+    runtime = JobRuntime(s3=stack.s3, settings=settings, processor=InventoryProcessor(), abort=shutdown.abort)
+    heartbeat = Heartbeat(stack.sqs, settings.queue_url, settings.visibility_timeout, settings.heartbeat_interval)
+
+    def handle(message: Received) -> Settlement:
+        shutdown.request_stop("SIGTERM")
+        return handle_message(message, runtime, stack.sqs, settings.queue_url, settings.dlq_url)
+
+    # WHEN drained
+    summary = drain(stack.sqs, settings, handle, shutdown, heartbeat)
+    shutdown.cancel_timer()
+
+    # THEN the first finished within the grace, and the other two are visible again at once
+    assert summary.to_dict()["processed"] == 1
+    assert summary.stopped_by == "signal SIGTERM"
+    assert stack.queue_counts() == (2, 0)
+    assert heartbeat.held == []

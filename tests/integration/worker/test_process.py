@@ -184,3 +184,15 @@ def test_worker_sigterm_lets_a_job_finish_within_the_grace(
     assert server_stack.queue_counts() == (0, 0)
     assert lines[-1]["processed"] == 1
     assert lines[-1]["stopped_by"] == "signal SIGTERM"
+
+
+def test_worker_exits_1_and_logs_the_crash_when_the_queue_does_not_exist(worker_env: dict[str, str]) -> None:
+    worker_env["QUEUE_URL"] = worker_env["QUEUE_URL"] + "-missing"
+
+    returncode, lines, _ = finish(start_worker(worker_env))
+
+    assert returncode == 1
+    crash = lines[-1]
+    assert crash["message"] == "worker crashed"
+    assert crash["level"] == "ERROR"
+    assert "QueueDoesNotExist" in crash["exception"] or "NonExistentQueue" in crash["exception"]
