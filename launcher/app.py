@@ -517,7 +517,7 @@ class LaunchMemory:
 @dataclass(frozen=True)
 class ScaleResult:
     backlog: int
-    active_tasks: int
+    active_tasks: int | None  # None: not counted, because no worker is wanted
     desired_tasks: int
     tasks_started: int
 
@@ -667,8 +667,9 @@ def scale_workers(
     # ApproximateNumberOfMessages lags behind SendMessage; the messages we just sent are waiting for sure.
     backlog = max(queue_backlog(sqs, settings.queue_url), just_enqueued)
     desired = desired_workers(backlog, settings.max_workers, settings.messages_per_worker)
-    active = count_active_tasks(ecs, settings, memory) if desired else 0
-    to_start = max(0, desired - active)
+    # With nothing waiting there is nothing to start, so the tasks need not be counted.
+    active = count_active_tasks(ecs, settings, memory) if desired else None
+    to_start = max(0, desired - (active or 0))
     started = start_tasks(ecs, settings, to_start, retry, memory) if to_start else 0
     return ScaleResult(backlog=backlog, active_tasks=active, desired_tasks=desired, tasks_started=started)
 

@@ -186,6 +186,7 @@ def test_handler_reconcile_with_an_empty_queue_starts_nothing(
     summary = app.handler(load_event("scheduled-reconcile"), lambda_context)
 
     assert (summary["backlog"], summary["desired_tasks"], summary["tasks_started"]) == (0, 0, 0)
+    assert summary["active_tasks"] is None  # nothing is wanted, so the tasks are not even counted
     assert run_task_spy.requests == []
 
 
