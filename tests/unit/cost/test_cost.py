@@ -62,9 +62,9 @@ def test_design_cost_matches_the_hand_computed_bill() -> None:
     assert line_usd(estimate, "Fargate tasks: vCPU") == pytest.approx(36.5 * 0.04048)
     assert line_usd(estimate, "Fargate tasks: memory") == pytest.approx(73 * 0.004445)
     assert line_usd(estimate, "Fargate tasks: storage") == pytest.approx(36.5 * 0.000111)
-    # 730 uploads + 43,800 reconcile ticks, 0.2 s at 0.25 GB each
+    # 730 uploads + 43,800 reconcile ticks, 0.2 s at 0.25 GB each, on ARM as the template has it
     assert line_usd(estimate, "Lambda launcher: requests") == pytest.approx(44_530 * 0.2e-6)
-    assert line_usd(estimate, "Lambda launcher: duration") == pytest.approx(44_530 * 0.05 * 0.0000166667)
+    assert line_usd(estimate, "Lambda launcher: duration") == pytest.approx(44_530 * 0.05 * 0.0000133334)
     # per archive: send + depth check + receive + delete + 1 heartbeat (110 s > 100 s) = 5 requests
     assert line_usd(estimate, "SQS: per message") == pytest.approx(730 * 5 * 0.4e-6)
     assert line_usd(estimate, "SQS: empty long polls") == pytest.approx(730 * 2 * 0.4e-6)
@@ -76,7 +76,7 @@ def test_design_cost_matches_the_hand_computed_bill() -> None:
         + 73 * 0.004445
         + 36.5 * 0.000111
         + 44_530 * 0.2e-6
-        + 44_530 * 0.05 * 0.0000166667
+        + 44_530 * 0.05 * 0.0000133334
         + (3_650 + 1_460 + 43_800) * 0.4e-6
         + 1_460 * 0.0004e-3
         + 1_460 * 0.005e-3
@@ -96,6 +96,11 @@ def test_design_cost_uses_arm_spot_prices_when_asked() -> None:
     assert line_usd(estimate, "Fargate tasks: vCPU (arm, spot)") == pytest.approx(36.5)
     assert line_usd(estimate, "Fargate tasks: memory (arm, spot)") == pytest.approx(73 * 0.5)
     assert "spot" in estimate.name
+
+
+def test_launcher_architecture_picks_its_lambda_price() -> None:
+    estimate = cost.design_cost(Workload(MONTHLY_730, 110), Design(launcher_architecture="x86"), Prices())
+    assert line_usd(estimate, "Lambda launcher: duration") == pytest.approx(44_530 * 0.05 * 0.0000166667)
 
 
 def test_batched_receives_share_the_receive_and_delete() -> None:

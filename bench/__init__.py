@@ -1,0 +1,1 @@
+"""lew's benchmark suite: `python -m bench` (see BENCHMARKS.md)."""
