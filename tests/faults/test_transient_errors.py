@@ -95,7 +95,8 @@ def pipeline(moto_server: str, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatc
     return Pipeline(moto_server, proxy, monkeypatch)
 
 
-# Faults that the clients' own retries absorb (standard mode, max_attempts=5: botocore counts 5 retries, 6 calls): each one is injected into the
+# Faults that the clients' own retries absorb (standard mode, max_attempts=5: botocore counts 5 retries, so 6 calls):
+# each one is injected into the
 # first calls of an operation, so that every archive still goes through.
 ABSORBED_FAULTS: list[tuple[str, str, Fault, int]] = [
     ("s3-put-500", "PutObject", error(500, "InternalError"), 2),

@@ -1,0 +1,93 @@
+"""Fault matrix rows 4 and 7: work left queued with no worker running is picked up by the next reconcile tick.
+
+Both run the whole local stack: moto server, the real launcher in the local Lambda runtime (S3 notifications
+and a reconcile schedule every second), and the local ECS agent that runs a `python -m worker` per task.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from botocore.awsrequest import AWSResponse
+
+from launcher import app
+from tests.faults.conftest import StartedStack
+from tests.faults.harness import verdict, wait_for, work_message, zip_archive
+
+pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(150)]
+
+CAPACITY_FAILURE = {
+    "tasks": [],
+    "failures": [{"reason": "Capacity is unavailable at this time. Please try again later or in a different AZ"}],
+}
+THROTTLED = {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}
+
+
+def test_reconcile_starts_a_worker_for_work_queued_while_no_worker_runs(
+    local_stack: Callable[..., StartedStack],
+) -> None:
+    # GIVEN a running stack, and work messages that reached the queue without any RunTask (a lost RunTask,
+    # or every worker crashed): the objects sit outside INPUT_PREFIX, so S3's notification filter never
+    # tells the launcher, and their messages are sent to the work queue directly.
+    started = local_stack()
+    keys = [f"staging/lost-{index}.zip" for index in range(3)]
+    for key in keys:
+        started.upload(key, zip_archive(key))
+    assert started.agent.tasks_started == 0
+    for key in keys:
+        started.stack.sqs.send_message(
+            QueueUrl=started.resources.queue_url, MessageBody=work_message(started.stack.s3, started.bucket, key)
+        )
+    # WHEN the reconcile schedule ticks (every second here; every minute in the template)
+    wait_for(lambda: started.agent.tasks_started >= 1, 30, "a reconcile tick to start a worker")
+    # THEN a worker drains the queue: every archive has its success manifest, nothing is left, no worker lingers
+    wait_for(lambda: verdict(started.stack.s3, started.bucket, keys).all_succeeded, 60, "every manifest")
+    wait_for(started.idle, 30, "the queue to empty and the workers to exit")
+    assert started.counts() == {"queued": 0, "in_flight": 0, "dead": 0}
+    assert started.successes_per_key() == dict.fromkeys(keys, 1)
+    assert [line for line in started.log.matching("schedule event handled", "lambda") if '"tasks_started": 1' in line]
+
+
+@pytest.mark.parametrize(
+    "refusal", [pytest.param(CAPACITY_FAILURE, id="failures"), pytest.param(THROTTLED, id="throttling")]
+)
+def test_run_task_failing_on_every_retry_leaves_the_work_queued_until_a_reconcile_starts_a_worker(
+    local_stack: Callable[..., StartedStack], refusal: dict[str, Any]
+) -> None:
+    # GIVEN a running stack whose RunTask calls all fail (capacity failures, or throttling) during an outage
+    started = local_stack()
+    outage = threading.Event()
+    outage.set()
+    refused: list[str] = []
+
+    def refuse_run_task(**_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        if not outage.is_set():
+            return None  # the real call
+        refused.append("RunTask")
+        status = 400 if "Error" in refusal else 200
+        return AWSResponse("https://ecs.invalid", status, {}, None), refusal
+
+    _, ecs = app.aws_clients()  # the launcher's own cached client (a warm Lambda execution environment)
+    ecs.meta.events.register("before-call.ecs.RunTask", refuse_run_task)
+    keys = [f"incoming/outage/scene-{index}.zip" for index in range(3)]
+    # WHEN archives are uploaded during the outage
+    for key in keys:
+        started.upload(key, zip_archive(key))
+    # THEN the launcher retries RunTask, gives up, and fails the invocation (Lambda retries the whole event,
+    # which enqueues its objects again); no worker starts, and the work waits on the queue
+    wait_for(lambda: len(started.log.matching("RunTaskError", "lambda")) >= 3, 90, "the invocations to fail")
+    assert len(refused) >= 10
+    assert started.agent.tasks_started == 0
+    assert started.counts()["queued"] >= len(keys)
+    # WHEN the outage ends
+    outage.clear()
+    # THEN the next reconcile tick starts a worker, and every archive is processed once; nothing is lost
+    wait_for(lambda: started.agent.tasks_started >= 1, 30, "a reconcile tick to start a worker")
+    wait_for(lambda: verdict(started.stack.s3, started.bucket, keys).all_succeeded, 60, "every manifest")
+    wait_for(started.idle, 30, "the queue to empty and the workers to exit")
+    assert started.counts() == {"queued": 0, "in_flight": 0, "dead": 0}
+    # AND the event's retries, which enqueued the same objects again, were skips, not second runs
+    assert started.successes_per_key() == dict.fromkeys(keys, 1)
