@@ -1,0 +1,192 @@
+"""The local Lambda runtime and the local ECS agent, each with a stand-in for the real code."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+import psutil
+import pytest
+
+from lew.local.stack import LocalStack
+from tests.e2e.conftest import LogCollector, fast_settings, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+
+def run_task(stack: LocalStack, environment: dict[str, str] | None = None) -> str:
+    resources = stack.resources
+    assert resources is not None
+    overrides: Any = {
+        "containerOverrides": [
+            {
+                "name": "worker",
+                "environment": [{"name": key, "value": value} for key, value in (environment or {}).items()],
+            }
+        ]
+    }
+    task = stack.ecs.run_task(
+        cluster=resources.cluster,
+        taskDefinition=resources.task_definition_arn,
+        launchType="FARGATE",
+        networkConfiguration={
+            "awsvpcConfiguration": {
+                "subnets": list(resources.subnets),
+                "securityGroups": list(resources.security_groups),
+            }
+        },
+        overrides=overrides,
+    )["tasks"][0]
+    return str(task["taskArn"])
+
+
+def test_lambda_runtime_retries_a_failing_event_twice_then_records_it(logs: LogCollector) -> None:
+    calls: list[dict[str, Any]] = []
+
+    def failing_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if "Records" in event:
+            calls.append(event)
+            print(json.dumps({"message": "about to fail", "request": context.aws_request_id}))
+            raise RuntimeError("launcher is broken")
+        return {"tasks_started": 0}
+
+    with LocalStack(fast_settings(), sink=logs, handler=failing_handler) as stack:
+        resources = stack.resources
+        assert resources is not None and stack.runtime is not None
+        # WHEN an upload's event keeps failing
+        stack.s3.put_object(Bucket=resources.bucket, Key="incoming/a.zip", Body=b"zip")
+
+        # THEN Lambda's async semantics apply: 1 + 2 retries, then one on-failure record; the inbox is emptied
+        record = wait_for(
+            lambda: stack.sqs.receive_message(QueueUrl=resources.launcher_failure_url, WaitTimeSeconds=1).get(
+                "Messages"
+            ),
+            timeout=30,
+            what="the on-failure record",
+        )
+        assert len(calls) == 3
+        body = json.loads(record[0]["Body"])
+        assert body["requestContext"]["condition"] == "RetriesExhausted"
+        assert body["requestContext"]["approximateInvokeCount"] == 3
+        assert body["responsePayload"]["errorMessage"] == "launcher is broken"
+        assert body["requestPayload"]["Records"][0]["s3"]["object"]["key"] == "incoming%2Fa.zip"
+        wait_for(lambda: _inbox_empty(stack), timeout=10, what="an empty inbox")
+        # ... what the handler printed is tagged as the launcher's
+        assert any(source == "launcher" and "about to fail" in line for source, line in logs.lines)
+
+
+def _inbox_empty(stack: LocalStack) -> bool:
+    assert stack.resources is not None
+    attributes = stack.sqs.get_queue_attributes(
+        QueueUrl=stack.resources.inbox_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return attributes == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}
+
+
+def test_lambda_runtime_fires_the_reconcile_schedule(logs: LogCollector) -> None:
+    events: list[dict[str, Any]] = []
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        events.append(event)
+        return {"tasks_started": 0}
+
+    with LocalStack(fast_settings(reconcile_seconds=0.5), sink=logs, handler=handler):
+        wait_for(lambda: sum(e.get("source") == "aws.events" for e in events) >= 2, timeout=15, what="two reconciles")
+
+    scheduled = [event for event in events if event.get("source") == "aws.events"]
+    assert scheduled[0]["detail-type"] == "Scheduled Event"
+    assert scheduled[0]["id"] != scheduled[1]["id"]
+
+
+WORKER_STAND_IN = """
+import os, sys
+print("queue", os.environ["QUEUE_URL"].rsplit("/", 1)[-1], "processor", os.environ["PROCESSOR"],
+      "extra", os.environ.get("EXTRA"), "endpoint", os.environ["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1"))
+sys.exit(int(os.environ.get("EXIT_CODE", "0")))
+"""
+
+
+def test_ecs_agent_runs_each_task_with_its_environment_and_stops_it_with_the_exit_code(logs: LogCollector) -> None:
+    settings = fast_settings(worker_command=(sys.executable, "-c", WORKER_STAND_IN))
+    with LocalStack(settings, sink=logs, handler=lambda event, context: {}) as stack:
+        assert stack.agent is not None and stack.resources is not None
+        # WHEN a task is started with RunTask overrides
+        arn = run_task(stack, {"EXTRA": "override", "EXIT_CODE": "3"})
+
+        # THEN a process ran with the task definition's environment plus the overrides, and its exit code stops it
+        worker = wait_for(
+            lambda: (w := stack.agent.workers.get(arn)) is not None and w.task_stopped and w,
+            timeout=20,
+            what="the task to run and stop",
+        )
+        assert worker.exit_code == 3
+        output = [line for source, line in logs.lines if source == worker.label]
+        assert output == ["queue lew-local-work processor inventory extra override endpoint True"]
+        task = stack.ecs.describe_tasks(cluster=stack.resources.cluster, tasks=[arn])["tasks"][0]
+        assert task["desiredStatus"] == "STOPPED"
+        assert task["stoppedReason"] == "exit 3"
+
+
+SLEEPER = """
+import signal, sys, time
+print("started", flush=True)
+signal.signal(signal.SIGTERM, lambda *a: (print("got SIGTERM", flush=True), sys.exit(0)))
+time.sleep(60)
+"""
+
+STUBBORN = """
+import os, signal, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+print("child", child.pid, flush=True)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+time.sleep(60)
+"""
+
+
+def test_ecs_agent_sends_sigterm_when_a_task_is_stopped_through_the_api(logs: LogCollector) -> None:
+    settings = fast_settings(worker_command=(sys.executable, "-c", SLEEPER))
+    with LocalStack(settings, sink=logs, handler=lambda event, context: {}) as stack:
+        assert stack.agent is not None and stack.resources is not None
+        arn = run_task(stack)
+        wait_for(lambda: any(line == "started" for _, line in logs.lines), timeout=20, what="the worker to start")
+
+        # WHEN the task is stopped through the ECS API (scale-in, `aws ecs stop-task`)
+        stack.ecs.stop_task(cluster=stack.resources.cluster, task=arn, reason="scale-in")
+
+        # THEN the process gets SIGTERM and exits
+        worker = wait_for(lambda: (w := stack.agent.workers[arn]).exit_code is not None and w, timeout=20, what="exit")
+        assert worker.exit_code == 0
+        assert ("worker-1", "got SIGTERM") in logs.lines
+
+
+def test_stopping_the_stack_kills_workers_that_ignore_sigterm_and_their_children(logs: LogCollector) -> None:
+    settings = fast_settings(worker_command=(sys.executable, "-c", STUBBORN), worker_kill_grace_seconds=1.0)
+    stack = LocalStack(settings, sink=logs, handler=lambda event, context: {}).start()
+    try:
+        assert stack.agent is not None
+        run_task(stack)
+        line = wait_for(
+            lambda: next((line for _, line in logs.lines if line.startswith("child ")), None),
+            timeout=20,
+            what="the stubborn worker to start its child",
+        )
+        child_pid = int(line.split()[1])
+        worker = next(iter(stack.agent.workers.values()))
+        endpoint = stack.endpoint
+    finally:
+        started = time.monotonic()
+        stack.stop()
+
+    # THEN the worker and its child are gone (SIGKILL after the grace period), and nothing else was waited for
+    assert time.monotonic() - started < 15
+    assert worker.process is not None and worker.exit_code == -signal.SIGKILL
+    assert not psutil.pid_exists(child_pid) or psutil.Process(child_pid).status() == psutil.STATUS_ZOMBIE
+    # ... the port is free again, and the process environment is restored
+    port = int(endpoint.rsplit(":", 1)[1])
+    assert all(conn.laddr.port != port for conn in psutil.Process().net_connections() if conn.status == "LISTEN")
+    assert os.environ.get("AWS_ENDPOINT_URL") != endpoint
