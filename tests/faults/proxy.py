@@ -7,7 +7,9 @@ otherwise. A rule names an operation, which of its calls it hits (the Nth, or th
   an error response in the protocol of the call (S3 XML, or the JSON protocol of SQS and ECS);
 - ``reset()``: the connection is reset (TCP RST) before the request reaches moto; ``reset(after_forward=True)``
   forwards it first, so that the call took effect but the client never hears of it;
-- ``delay(seconds)``: forwards the request, then holds the answer past the client's read timeout.
+- ``delay(seconds)``: forwards the request, then holds the answer past the client's read timeout;
+- ``blackhole(seconds)``: holds the request without forwarding it, then resets the connection (a call that
+  never lands: used to freeze a worker just before a chosen write).
 
 How calls are recognised (checked against boto3 1.44, whose SQS client speaks the JSON protocol):
 
@@ -45,7 +47,7 @@ MAX_BODY_BYTES = 256 * 1024 * 1024  # a test never sends more; a bigger body is 
 class Fault:
     """What to do instead of (or as well as) forwarding one call."""
 
-    kind: str  # "error", "reset" or "delay"
+    kind: str  # "error", "reset", "delay" or "blackhole"
     status: int = 0
     code: str = ""
     after_forward: bool = False
@@ -56,6 +58,8 @@ class Fault:
             return f"{self.status} {self.code}"
         if self.kind == "reset":
             return "reset after forward" if self.after_forward else "reset"
+        if self.kind == "blackhole":
+            return f"blackhole {self.seconds:g}s"
         return f"delay {self.seconds:g}s"
 
 
@@ -82,6 +86,11 @@ def reset(*, after_forward: bool = False) -> Fault:
 def delay(seconds: float) -> Fault:
     """Carry out the call, then hold the answer for this long (longer than the client's read timeout)."""
     return Fault("delay", seconds=seconds)
+
+
+def blackhole(seconds: float) -> Fault:
+    """Hold the call for this long without carrying it out, then reset the connection."""
+    return Fault("blackhole", seconds=seconds)
 
 
 @dataclass
@@ -311,6 +320,10 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             proxy.record(Call(operation, number, fault.describe() if fault else "forwarded"))
             if fault is not None and fault.kind == "error":
                 self.send_error_answer("x-amz-target" in headers, fault)
+                return
+            if fault is not None and fault.kind == "blackhole":
+                time.sleep(fault.seconds)
+                self.reset_connection()
                 return
             if fault is not None and fault.kind == "reset" and not fault.after_forward:
                 self.reset_connection()

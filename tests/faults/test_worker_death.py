@@ -6,17 +6,33 @@ file remembers that it ran), so that the first worker is caught mid-job and the 
 
 from __future__ import annotations
 
+import json
+import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import boto3
 import psutil
 import pytest
 
 from tests.faults.conftest import StartedStack
-from tests.faults.harness import manifest_key_for, read_json, verdict, wait_for, zip_archive
+from tests.faults.harness import (
+    REGION,
+    manifest_key_for,
+    queue_counts,
+    read_json,
+    verdict,
+    wait_for,
+    work_message,
+    zip_archive,
+)
+from tests.faults.proxy import FaultProxy, Rule, blackhole
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(150)]
 
@@ -107,3 +123,69 @@ def test_worker_sigtermed_mid_job_releases_its_message_at_once_and_it_is_process
     # AND no process of the first job survived it
     assert not [p for p in psutil.process_iter(["cmdline"]) if "ran-once" in " ".join(p.info["cmdline"] or [])]
     assert (tmp_path / "ran-once").exists()
+
+
+def start_worker_process(
+    proxy: FaultProxy, queue_url: str, log_path: Path, *, idle_polls: int = 2
+) -> subprocess.Popen[bytes]:
+    """`python -m worker` talking to moto through the proxy, with short timeouts, its output in a file."""
+    environment = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(REPO_ROOT),
+        "AWS_ENDPOINT_URL": proxy.endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": REGION,
+        "QUEUE_URL": queue_url,
+        "PROCESSOR": "inventory",
+        "VISIBILITY_TIMEOUT": "4",
+        "WAIT_TIME_SECONDS": "1",
+        "IDLE_POLLS": str(idle_polls),
+        "STOP_GRACE_SECONDS": "2",
+    }
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "worker"], cwd=REPO_ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
+        )
+
+
+def test_worker_killed_after_uploading_outputs_but_before_its_manifest_reports_no_success(
+    moto_server: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    # GIVEN one announced archive, and the manifest's PutObject held in the proxy (it never lands)
+    s3 = boto3.client("s3", endpoint_url=moto_server, region_name=REGION)
+    sqs = boto3.client("sqs", endpoint_url=moto_server, region_name=REGION)
+    bucket, key = "lew-half", "incoming/half/scene.zip"
+    s3.create_bucket(Bucket=bucket)
+    queue_url = sqs.create_queue(QueueName="lew-work", Attributes={"VisibilityTimeout": "4"})["QueueUrl"]
+    s3.put_object(Bucket=bucket, Key=key, Body=zip_archive(key))
+    sqs.send_message(QueueUrl=queue_url, MessageBody=work_message(s3, bucket, key))
+    held = proxy.add(Rule("PutObject", blackhole(30), times=1, path_contains="manifest.json"))
+    first = start_worker_process(proxy, queue_url, tmp_path / "worker-1.log")
+    try:
+        # WHEN the worker is killed while its manifest is being written (its outputs are already uploaded)
+        wait_for(lambda: held.hits == 1, 60, "the worker to reach its manifest")
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        first.kill()
+    # THEN the outputs are there, but without a manifest nothing says the job succeeded
+    uploaded = s3.list_objects_v2(Bucket=bucket, Prefix="results/half/scene/").get("Contents", [])
+    assert [item["Key"] for item in uploaded] == ["results/half/scene/inventory.json"]
+    assert read_json(s3, bucket, manifest_key_for(key)) is None
+    # WHEN the message comes back after its visibility timeout, and a new worker takes it
+    proxy.clear()
+    second = start_worker_process(proxy, queue_url, tmp_path / "worker-2.log", idle_polls=10)
+    assert second.wait(60) == 0
+    # THEN it redoes the job and writes the one success manifest, which lists the outputs it uploaded
+    result = verdict(s3, bucket, [key])
+    assert result.all_succeeded, (result, (tmp_path / "worker-2.log").read_text())
+    manifest = read_json(s3, bucket, manifest_key_for(key))
+    assert manifest is not None and manifest["attempt"] == 2
+    assert [output["key"] for output in manifest["outputs"]] == ["results/half/scene/inventory.json"]
+    succeeded = [
+        line for line in (tmp_path / "worker-2.log").read_text().splitlines() if '"message":"job succeeded"' in line
+    ]
+    assert len(succeeded) == 1
+    assert queue_counts(sqs, queue_url) == (0, 0)
+    assert json.loads(s3.get_object(Bucket=bucket, Key="results/half/scene/inventory.json")["Body"].read())
