@@ -100,8 +100,8 @@ def run_job(job: Job, attempt: int, runtime: JobRuntime) -> JobResult:
             return JobResult(Outcome.SKIPPED)
         suffix = _check_input(source, settings)
         manifest = _process(job, attempt, runtime, source=source, suffix=suffix, folder_key=folder_key, timings=timings)
-        manifest.started_at = started_at
-        manifest.timings["total"] = (utcnow() - started_at).total_seconds()
+        manifest.started_at, manifest.finished_at = started_at, utcnow()
+        manifest.timings["total"] = (manifest.finished_at - started_at).total_seconds()
         write_manifest(runtime.s3, job.bucket, manifest_key, manifest)
         logger.info("job succeeded", extra={"manifest": manifest_key, "outputs": len(manifest.outputs)})
         return JobResult(Outcome.SUCCEEDED)
