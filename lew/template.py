@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml  # type: ignore[import-untyped]  # types-PyYAML is not in the dev lock
+import yaml
 
 from lew.errors import LewError
 
@@ -24,7 +24,7 @@ _RATE_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 _SUB_REFERENCE = re.compile(r"\$\{([^}!]+)\}")
 
 
-class CloudFormationLoader(yaml.SafeLoader):  # type: ignore[misc]  # SafeLoader is untyped here
+class CloudFormationLoader(yaml.SafeLoader):
     """A safe YAML loader that also accepts CloudFormation's `!Tag` short forms."""
 
 
@@ -36,8 +36,10 @@ def _construct_short_tag(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.No
             value = str(value).split(".", 1)
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
-    else:
+    elif isinstance(node, yaml.MappingNode):
         value = loader.construct_mapping(node, deep=True)
+    else:
+        raise yaml.constructor.ConstructorError(None, None, f"unexpected node for !{tag_suffix}", node.start_mark)
     return {name: value}
 
 
