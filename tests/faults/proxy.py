@@ -17,6 +17,8 @@ How calls are recognised (checked against boto3 1.44, whose SQS client speaks th
 - query protocol (STS, ...): the ``Action`` form field;
 - S3 (path-style addressing, which botocore uses for an IP endpoint): the method, the path and the query.
 
+Like S3 (and unlike moto), the proxy refuses to create keys longer than 1024 bytes (400 KeyTooLongError).
+
 The proxy listens on 127.0.0.1 only, answers each request with one bounded upstream call, and keeps a log
 of what it did, so that a test can assert that its faults really happened.
 """
@@ -33,7 +35,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 # Headers that belong to one hop, not to the request: never forwarded as they are.
 HOP_BY_HOP = frozenset(
@@ -41,6 +43,9 @@ HOP_BY_HOP = frozenset(
 )
 UPSTREAM_TIMEOUT_SECONDS = 60.0
 MAX_BODY_BYTES = 256 * 1024 * 1024  # a test never sends more; a bigger body is a bug in the test
+# S3 refuses keys longer than 1024 bytes of UTF-8 with 400 KeyTooLongError; moto does not, so the proxy does.
+S3_KEY_LIMIT_BYTES = 1024
+S3_KEY_WRITES = frozenset({"PutObject", "CreateMultipartUpload", "CopyObject"})
 
 
 @dataclass(frozen=True)
@@ -199,12 +204,13 @@ def error_body(operation_is_json: bool, fault: Fault) -> tuple[bytes, str]:
 class FaultProxy:
     """The proxy: ``with FaultProxy(upstream) as proxy: ... proxy.add(Rule(...)) ... proxy.endpoint``."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, *, s3_key_limit: int | None = S3_KEY_LIMIT_BYTES) -> None:
         parts = urlsplit(upstream)
         if parts.hostname not in ("127.0.0.1", "localhost") or parts.port is None:
             raise ValueError(f"the fault proxy only forwards to a local server, not to {upstream!r}")
         self.upstream_host = parts.hostname
         self.upstream_port = parts.port
+        self.s3_key_limit = s3_key_limit
         self._lock = threading.Lock()
         self._rules: list[Rule] = []
         self._counts: dict[str, int] = {}
@@ -253,6 +259,13 @@ class FaultProxy:
                     rule.hits += 1
                     return number, rule.fault
             return number, None
+
+    def key_too_long(self, target: str) -> bool:
+        """True when a path-style S3 request names a key longer than S3 accepts."""
+        if self.s3_key_limit is None:
+            return False
+        _, _, raw_key = urlsplit(target).path.lstrip("/").partition("/")
+        return len(unquote(raw_key).encode("utf-8")) > self.s3_key_limit
 
     def record(self, call: Call) -> None:
         with self._lock:
@@ -317,6 +330,8 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             headers = {name.lower(): value for name, value in self.headers.items()}
             operation = classify(self.command, self.path, headers, body)
             number, fault = proxy.decide(operation, self.path)
+            if fault is None and operation in S3_KEY_WRITES and proxy.key_too_long(self.path):
+                fault = error(400, "KeyTooLongError")
             proxy.record(Call(operation, number, fault.describe() if fault else "forwarded"))
             if fault is not None and fault.kind == "error":
                 self.send_error_answer("x-amz-target" in headers, fault)

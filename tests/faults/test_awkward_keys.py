@@ -1,0 +1,130 @@
+"""Awkward keys end to end: unicode, spaces, `+`, `%`, deep prefixes and very long keys are processed correctly.
+
+S3 URL-encodes keys in its notifications (moto encodes `/` as well); the launcher decodes them, re-encodes
+them in the work message as S3 does, and the worker decodes them again. A key that comes out of that chain
+different by one character would be a NoSuchKey, or a result written under the wrong name.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+
+import boto3
+import pytest
+
+import worker.__main__ as worker_main
+from tests.faults.conftest import StartedStack
+from tests.faults.harness import (
+    REGION,
+    manifest_key_for,
+    queue_counts,
+    read_json,
+    verdict,
+    wait_for,
+    work_message,
+    zip_archive,
+)
+from tests.faults.proxy import FaultProxy
+from worker.settings import Settings
+from worker.shutdown import Shutdown
+
+pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(150)]
+
+S3_KEY_LIMIT = 1024
+# results/<stem>/inventory.json is 10 bytes longer than incoming/<stem>.zip; manifest.json 9 bytes.
+RESULT_KEY_GROWTH = len("results/") - len("incoming/") - len(".zip") + len("/inventory.json")
+
+
+def long_key(total_bytes: int) -> str:
+    """An incoming/ key of exactly this many UTF-8 bytes, with multi-byte characters and folders in it."""
+    head, tail = "incoming/long/", ".zip"
+    body = ""
+    while len((head + body + "é/" + tail).encode()) <= total_bytes:
+        body += "é/" if len(body) % 40 == 38 else "é"
+    body += "x" * (total_bytes - len((head + body + tail).encode()))
+    key = head + body + tail
+    assert len(key.encode()) == total_bytes
+    return key
+
+
+AWKWARD_KEYS = {
+    "unicode": "incoming/unicode/scène-日本語-🎉.zip",
+    "spaces": "incoming/with spaces/my scene  file.zip",
+    "plus": "incoming/plus/a+b+c.zip",
+    "percent": "incoming/percent/100% done %25 %2F.zip",
+    "reserved": "incoming/reserved/a&b=c;d,e@f$g!h'i(j)k*l~m.zip",
+    "deep": "incoming/" + "/".join(f"level-{depth}" for depth in range(40)) + "/scene.zip",
+    "long": long_key(S3_KEY_LIMIT - RESULT_KEY_GROWTH),
+    "upper-suffix": "incoming/case/SCENE.ZIP",
+}
+
+
+def test_awkward_keys_are_processed_end_to_end(local_stack: Callable[..., StartedStack]) -> None:
+    # GIVEN the local stack, WHEN archives with awkward keys are uploaded
+    started = local_stack()
+    keys = list(AWKWARD_KEYS.values())
+    for key in keys:
+        started.upload(key, zip_archive(key))
+    # THEN each one is processed once, its manifest names the exact key, and its inventory lists its members
+    wait_for(lambda: verdict(started.stack.s3, started.bucket, keys).all_succeeded, 90, "every manifest")
+    wait_for(started.idle, 30, "the queue to empty and the workers to exit")
+    assert started.successes_per_key() == dict.fromkeys(keys, 1)
+    for key in keys:
+        manifest = read_json(started.stack.s3, started.bucket, manifest_key_for(key))
+        assert manifest is not None and manifest["source"]["key"] == key
+        (output,) = manifest["outputs"]
+        assert output["key"] == manifest_key_for(key).removesuffix("manifest.json") + "inventory.json"
+        assert len(output["key"].encode()) <= S3_KEY_LIMIT
+        inventory = read_json(started.stack.s3, started.bucket, output["key"])
+        assert inventory is not None and inventory["source"]["key"] == key
+        assert sorted(member["path"] for member in inventory["members"]) == ["data/notes.txt", "scene.pov"]
+    assert started.counts() == {"queued": 0, "in_flight": 0, "dead": 0}
+
+
+def test_key_whose_results_would_exceed_the_s3_key_limit_fails_clearly_and_is_not_lost(
+    moto_server: str, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN an input key of exactly 1024 bytes (S3's limit), whose result keys would be longer than S3
+    # accepts, and a worker whose S3 calls go through the proxy (which, like S3, refuses such keys)
+    s3 = boto3.client("s3", endpoint_url=moto_server, region_name=REGION)
+    sqs = boto3.client("sqs", endpoint_url=moto_server, region_name=REGION)
+    bucket, key = "lew-long", long_key(S3_KEY_LIMIT)
+    s3.create_bucket(Bucket=bucket)
+    dlq_url = sqs.create_queue(QueueName="lew-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_url = sqs.create_queue(
+        QueueName="lew-work",
+        Attributes={
+            "VisibilityTimeout": "3",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"}),
+        },
+    )["QueueUrl"]
+    s3.put_object(Bucket=bucket, Key=key, Body=zip_archive(key))
+    sqs.send_message(QueueUrl=queue_url, MessageBody=work_message(s3, bucket, key))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+    settings = Settings(
+        queue_url=queue_url,
+        region=REGION,
+        processor="inventory",
+        wait_time_seconds=1,
+        idle_polls=1,
+        visibility_timeout=3,
+        dlq_url=dlq_url,
+    )
+    # WHEN workers take the message until the queue is empty
+    outcomes: Counter[str] = Counter()
+
+    def one_worker() -> bool:
+        outcomes.update(worker_main.run(settings, {}, Shutdown(grace_seconds=1)).outcomes)
+        return queue_counts(sqs, queue_url) == (0, 0)
+
+    wait_for(one_worker, 60, "the work queue to be empty", interval=0.5)
+    # THEN S3 refused the long result key, and nothing claims a success
+    assert proxy.injected("PutObject"), "the result key was never refused: the test did not test anything"
+    assert outcomes["succeeded"] == 0, outcomes
+    # AND the message is not lost: no manifest can be written under such a key, so the job is retried until
+    # the queue's redrive policy moves it to the DLQ, where `lew redrive` can bring it back once renamed
+    assert outcomes["retry"] == 2, outcomes
+    assert queue_counts(sqs, dlq_url) == (1, 0)
