@@ -8,8 +8,10 @@ different by one character would be a NoSuchKey, or a result written under the w
 from __future__ import annotations
 
 import json
+import tempfile
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 import boto3
 import pytest
@@ -58,7 +60,10 @@ AWKWARD_KEYS = {
     "deep": "incoming/" + "/".join(f"level-{depth}" for depth in range(40)) + "/scene.zip",
     "long": long_key(S3_KEY_LIMIT - RESULT_KEY_GROWTH),
     "upper-suffix": "incoming/case/SCENE.ZIP",
+    # Were a key ever handed to a shell, this would leave a canary file behind.
+    "shell": "incoming/shell/$(touch lew-canary); `touch lew-canary` | x.zip",
 }
+CANARY_PLACES = [Path(__file__).resolve().parents[2], Path(tempfile.gettempdir())]
 
 
 def test_awkward_keys_are_processed_end_to_end(local_stack: Callable[..., StartedStack]) -> None:
@@ -81,6 +86,7 @@ def test_awkward_keys_are_processed_end_to_end(local_stack: Callable[..., Starte
         assert inventory is not None and inventory["source"]["key"] == key
         assert sorted(member["path"] for member in inventory["members"]) == ["data/notes.txt", "scene.pov"]
     assert started.counts() == {"queued": 0, "in_flight": 0, "dead": 0}
+    assert not [place for place in CANARY_PLACES if (place / "lew-canary").exists()]
 
 
 def test_key_whose_results_would_exceed_the_s3_key_limit_fails_clearly_and_is_not_lost(

@@ -62,8 +62,9 @@ def test_load_every_archive_has_exactly_one_success_and_nothing_is_left(
     duplicates = {key: count for key, count in successes.items() if count != 1}
     assert set(successes) == set(keys) and not duplicates, duplicates
     assert 1 <= started.agent.peak_running <= MAX_WORKERS
-    sys.__stdout__.write(
+    print(
         f"\nload: {len(result.succeeded)}/{LOAD_N} processed, {len(result.missing)} lost, {len(duplicates)} duplicates,"
         f" {len(started.skips())} skips, {started.agent.tasks_started} tasks, peak {started.agent.peak_running}"
-        f" workers, {elapsed:.1f} s\n"
+        f" workers, {elapsed:.1f} s",
+        file=sys.__stdout__ or sys.stdout,
     )

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
 
 from launcher import app
 from tests.faults.conftest import StartedStack
@@ -68,10 +69,11 @@ def test_run_task_failing_on_every_retry_leaves_the_work_queued_until_a_reconcil
             return None  # the real call
         refused.append("RunTask")
         status = 400 if "Error" in refusal else 200
-        return AWSResponse("https://ecs.invalid", status, {}, None), refusal
+        return AWSResponse("https://ecs.invalid", status, HTTPHeaders(), None), refusal
 
     _, ecs = app.aws_clients()  # the launcher's own cached client (a warm Lambda execution environment)
-    ecs.meta.events.register("before-call.ecs.RunTask", refuse_run_task)
+    # A before-call handler that returns (response, parsed) replaces the HTTP call; the stubs type it as None.
+    ecs.meta.events.register("before-call.ecs.RunTask", cast(Callable[..., None], refuse_run_task))
     keys = [f"incoming/outage/scene-{index}.zip" for index in range(3)]
     # WHEN archives are uploaded during the outage
     for key in keys:
