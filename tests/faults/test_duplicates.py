@@ -8,14 +8,28 @@ asynchronous retry of the same event) would.
 from __future__ import annotations
 
 import json
+import sys
+import threading
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote_plus
 
+import boto3
 import pytest
 
+import worker.__main__ as worker_main
 from tests.faults.conftest import StartedStack
-from tests.faults.harness import verdict, wait_for, zip_archive
+from tests.faults.harness import REGION, queue_counts, verdict, wait_for, work_message, zip_archive
+from worker.drain import Summary
+from worker.settings import Settings
+from worker.shutdown import Shutdown
+
+# A processor that takes three seconds, long enough for a second worker to pick up the duplicate meanwhile.
+SLOW_COMMAND = (
+    f'{sys.executable} -c "import os, pathlib, time; time.sleep(3); '
+    "pathlib.Path(os.environ['LEW_OUTPUT_DIR'], 'done.txt').write_text('done')\""
+)
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -94,3 +108,39 @@ def test_multipart_upload_announced_twice_is_processed_once(local_stack: Callabl
     announce_again(started, s3_event(started, key, "ObjectCreated:CompleteMultipartUpload"))
     # THEN it is processed once; the two other announcements are logged skips
     assert_processed_once_with_a_logged_skip(started, key, announcements=3)
+
+
+def test_duplicate_messages_held_by_two_workers_at_once_are_processed_once(moto_server: str) -> None:
+    # GIVEN one object announced twice (two messages), and a job that takes a few seconds
+    s3 = boto3.client("s3", endpoint_url=moto_server, region_name=REGION)
+    sqs = boto3.client("sqs", endpoint_url=moto_server, region_name=REGION)
+    bucket, key = "lew-race", "incoming/race/scene.zip"
+    s3.create_bucket(Bucket=bucket)
+    queue_url = sqs.create_queue(QueueName="lew-work", Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
+    s3.put_object(Bucket=bucket, Key=key, Body=zip_archive(key))
+    for _ in range(2):
+        sqs.send_message(QueueUrl=queue_url, MessageBody=work_message(s3, bucket, key))
+    settings = Settings(
+        queue_url=queue_url,
+        region=REGION,
+        processor="command",
+        process_command=SLOW_COMMAND,
+        wait_time_seconds=1,
+        idle_polls=2,
+        visibility_timeout=30,
+    )
+    summaries: list[Summary] = []
+    # WHEN two workers take one message each, at the same time (MAX_WORKERS > 1 makes this ordinary)
+    threads = [
+        threading.Thread(target=lambda: summaries.append(worker_main.run(settings, {}, Shutdown(grace_seconds=5))))
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    # THEN the object is processed once, and the other delivery is a skip
+    outcomes = sum((summary.outcomes for summary in summaries), Counter())
+    assert outcomes == Counter(succeeded=1, skipped=1), outcomes
+    assert verdict(s3, bucket, [key]).all_succeeded
+    assert queue_counts(sqs, queue_url) == (0, 0)
