@@ -311,10 +311,10 @@ def _parse_s3_records(event: Mapping[str, Any]) -> tuple[ObjectNotice, ...]:
                     event_time=str(record.get("eventTime") or ""),
                     region=str(record.get("awsRegion") or ""),
                     size=_size(s3_object.get("size"), f"{where}: s3.object.size"),
-                    etag=s3_object.get("eTag") or None,
-                    version_id=s3_object.version_id or None,
-                    sequencer=s3_object.get("sequencer") or None,
-                    bucket_arn=record.s3.bucket.get("arn") or None,
+                    etag=_optional_text(s3_object.get("eTag"), f"{where}: s3.object.eTag"),
+                    version_id=_optional_text(s3_object.version_id, f"{where}: s3.object.versionId"),
+                    sequencer=_optional_text(s3_object.get("sequencer"), f"{where}: s3.object.sequencer"),
+                    bucket_arn=_optional_text(record.s3.bucket.get("arn"), f"{where}: s3.bucket.arn"),
                 )
             )
         except (KeyError, TypeError, AttributeError) as error:
@@ -343,9 +343,9 @@ def _parse_eventbridge(event: Mapping[str, Any]) -> ObjectNotice:
         event_time=str(bridge.get("time") or ""),
         region=str(bridge.get("region") or ""),
         size=_size(s3_object.get("size"), "EventBridge detail.object.size"),
-        etag=s3_object.get("etag") or None,
-        version_id=s3_object.get("version-id") or None,
-        sequencer=s3_object.get("sequencer") or None,
+        etag=_optional_text(s3_object.get("etag"), "EventBridge detail.object.etag"),
+        version_id=_optional_text(s3_object.get("version-id"), "EventBridge detail.object.version-id"),
+        sequencer=_optional_text(s3_object.get("sequencer"), "EventBridge detail.object.sequencer"),
         bucket_arn=resources[0] if resources else None,
     )
 
@@ -353,6 +353,16 @@ def _parse_eventbridge(event: Mapping[str, Any]) -> ObjectNotice:
 def _text(value: object, what: str) -> str:
     if not isinstance(value, str) or not value:
         raise UnsupportedEvent(f"{what} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _optional_text(value: object, what: str) -> str | None:
+    # These fields travel on to the worker, which refuses a message whose fields have the wrong type:
+    # refuse them here, where the event can still go to the on-failure destination, not later as poison.
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise UnsupportedEvent(f"{what} must be a string when present, got {value!r}")
     return value
 
 
