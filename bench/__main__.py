@@ -38,6 +38,10 @@ PREAMBLE = [
     "The figures compared in a row were measured in the same run, interleaved (A B A B …), and are medians: "
     "the machine is shared and noisy, so the ratios are what matter, not the absolute times.",
     "",
+    "Run it: `make bench` (the full suite, about 15 minutes on 2 cores; rewrites this file), `make bench-smoke` "
+    "(under a minute), or `python -m bench --only 1,4` for some benchmarks (`--workdir DIR` keeps the generated "
+    "archives between runs, `--no-profile` skips the profiles of missed targets).",
+    "",
     "How each figure is taken, and the profile wherever a target is missed, follow the table.",
 ]
 

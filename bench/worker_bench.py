@@ -301,8 +301,6 @@ def large_archives(ctx: Context) -> list[Row]:
         run = worker_large_run(ctx, archives[size], f"rss-{size}")
         rss[size].append(run.child.max_rss_bytes)
         ctx.say(f"  #2 worker on {human(size)}: peak RSS {run.child.max_rss_bytes / MIB:.0f} MiB")
-    for archive in archives.values():
-        ctx.s3.delete_object(Bucket=archive.bucket, Key=archive.key)
 
     worker_s, floor_s = median(worker_times), median(floor_times)
     throughput_ratio = worker_s / floor_s
@@ -348,7 +346,9 @@ def large_archives(ctx: Context) -> list[Row]:
     if throughput_ratio > THROUGHPUT_TARGET or not rss_met:
         body3 += download_comparison(ctx, archives[sizes[1]])
     if throughput_ratio > THROUGHPUT_TARGET and ctx.profile:
-        body3 += profile_large(ctx, largest)
+        body3 += profile_large(ctx, archives[largest])
+    for archive in archives.values():  # the server keeps objects in memory or spooled to disk: free them
+        ctx.s3.delete_object(Bucket=archive.bucket, Key=archive.key)
     ctx.sections.append(Section("2. Memory versus archive size", body2))
     ctx.sections.append(Section("3. Large-archive throughput", body3))
     return [
@@ -419,10 +419,9 @@ def server_time_lines(run: DrainRun) -> list[str]:
     return lines
 
 
-def profile_large(ctx: Context, size: int) -> list[str]:
+def profile_large(ctx: Context, archive: LargeArchive) -> list[str]:
     ctx.say("  #3 profiling one worker run with pyinstrument")
-    path = random_tar(ctx.workdir / "archives" / f"random-{size}.tar", size)
-    archive = upload_large(ctx, path, size)
+    clear_results(ctx, archive.bucket, "results/")
     send_messages(ctx.sqs, archive.queue_url, [archive.body])
     profile_path = ctx.workdir / "profiles" / "worker-large.txt"
     profile_path.parent.mkdir(parents=True, exist_ok=True)
@@ -432,6 +431,6 @@ def profile_large(ctx: Context, size: int) -> list[str]:
     )
     run_child(pyinstrument_argv(profile_path, ["-m", "worker"]), env=env,
               log_path=ctx.workdir / "logs" / "large-profile.log", timeout=900)  # fmt: skip
-    clear_results(ctx, archive.bucket, "")
-    return ["", f"Profile of one worker run on the {human(size)} archive (pyinstrument, main thread):", "", "```",
-            *trimmed_profile(profile_path), "```"]  # fmt: skip
+    clear_results(ctx, archive.bucket, "results/")
+    title = f"Profile of one worker run on the {human(archive.size)} archive (pyinstrument, main thread):"
+    return ["", title, "", "```", *trimmed_profile(profile_path), "```"]
