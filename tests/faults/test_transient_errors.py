@@ -174,9 +174,12 @@ def test_error_outlasting_the_retries_leaves_the_message_for_a_later_attempt(
     assert queue_counts(pipeline.sqs, pipeline.dlq_url) == (0, 0)
 
 
+# The heartbeat test's visibility: a beat every 2 s, and two throttled attempts (botocore backs off at most
+# 1 + 2 s) still extend the message before it would show.
+HEARTBEAT_VISIBILITY = 6
 # A processor that works for longer than the visibility timeout: only the heartbeat keeps its message hidden.
 SLOW_COMMAND = (
-    f'{sys.executable} -c "import os, pathlib, time; time.sleep({VISIBILITY_TIMEOUT * 1.5}); '
+    f'{sys.executable} -c "import os, pathlib, time; time.sleep({HEARTBEAT_VISIBILITY * 1.5}); '
     "pathlib.Path(os.environ['LEW_OUTPUT_DIR'], 'done.txt').write_text('done')\""
 )
 
@@ -188,8 +191,14 @@ def test_throttled_heartbeat_still_keeps_a_slow_job_from_a_second_worker(pipelin
             QueueUrl=pipeline.queue_url,
             ReceiptHandle=pipeline.sqs.receive_message(QueueUrl=pipeline.queue_url)["Messages"][0]["ReceiptHandle"],
         )
-    pipeline.proxy.add(Rule("ChangeMessageVisibilityBatch", throttling(), times=3))
-    settings = replace(pipeline.settings(), processor="command", process_command=SLOW_COMMAND, idle_polls=3)
+    pipeline.proxy.add(Rule("ChangeMessageVisibilityBatch", throttling(), times=2))
+    settings = replace(
+        pipeline.settings(),
+        processor="command",
+        process_command=SLOW_COMMAND,
+        idle_polls=3,
+        visibility_timeout=HEARTBEAT_VISIBILITY,
+    )
     summaries = []
 
     def worker() -> None:
@@ -202,7 +211,7 @@ def test_throttled_heartbeat_still_keeps_a_slow_job_from_a_second_worker(pipelin
     for thread in threads:
         thread.join(timeout=60)
     # THEN the heartbeat was throttled, yet the message stayed with its first worker: one success, no skip
-    assert len(pipeline.proxy.injected("ChangeMessageVisibilityBatch")) == 3
+    assert len(pipeline.proxy.injected("ChangeMessageVisibilityBatch")) == 2
     outcomes = sum((summary.outcomes for summary in summaries), Counter())
     assert outcomes == Counter(succeeded=1), outcomes
     assert queue_counts(pipeline.sqs, pipeline.queue_url) == (0, 0)
