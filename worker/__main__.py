@@ -56,7 +56,9 @@ def run(settings: Settings, environ: Mapping[str, str], shutdown: Shutdown) -> S
     runtime = JobRuntime(
         s3=s3, settings=settings, processor=processor, identity=task_identity(environ), abort=shutdown.abort
     )
-    heartbeat = Heartbeat(sqs, settings.queue_url, settings.visibility_timeout, settings.heartbeat_interval)
+    heartbeat = Heartbeat(
+        sqs, settings.queue_url, settings.visibility_timeout, settings.heartbeat_interval, claims=runtime.claims
+    )
     handle = functools.partial(
         handle_message, runtime=runtime, sqs=sqs, queue_url=settings.queue_url, dlq_url=settings.dlq_url
     )

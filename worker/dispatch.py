@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import enum
 import random
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from worker.claims import deferral_seconds
 from worker.job import JobRuntime, Outcome, run_job
 from worker.log import get_logger
 from worker.messages import Jobs, Poison, Received, TestEvent, parse_body
@@ -26,13 +28,14 @@ class Action(enum.Enum):
 
     DELETE = "delete"  # done (success, permanent failure with a manifest, skip, test event, poison moved)
     RETRY = "retry"  # transient failure: hide it for a backoff; the redrive policy ends it after maxReceiveCount
+    DEFER = "defer"  # another worker is processing the same upload: hide it until that job should be over
     RELEASE = "release"  # the worker is stopping: make it visible to another worker at once
     LEAVE = "leave"  # poison with no DLQ_URL: stop extending it and let the redrive policy move it
 
 
 @dataclass(frozen=True)
 class Settlement:
-    """The action for a message, the visibility to set for RETRY, and the outcome of each of its jobs."""
+    """The action for a message, the visibility to set for RETRY and DEFER, and the outcome of each of its jobs."""
 
     action: Action
     delay: int = 0
@@ -65,20 +68,31 @@ def _run_jobs(message: Received, parsed: Jobs, runtime: JobRuntime) -> Settlemen
     for ignored in parsed.ignored:
         logger.info("ignoring a record that is not an object creation", extra={"record": ignored})
     outcomes: Counter[str] = Counter()
+    claim_remaining: float | None = None
     for job in parsed.jobs:
         if runtime.abort.is_set():
             outcomes[Outcome.ABORTED.value] += 1
             continue
         logger.append_keys(bucket=job.bucket, key=job.key)
         try:
-            result = run_job(job, message.attempt, runtime)
+            result = run_job(job, message.attempt, runtime, message_id=message.message_id)
         finally:
             logger.remove_keys(["bucket", "key"])
         outcomes[result.outcome.value] += 1
+        if result.claim_remaining is not None:
+            claim_remaining = max(claim_remaining or 0.0, result.claim_remaining)
+    visibility_timeout = runtime.settings.visibility_timeout
     if outcomes[Outcome.ABORTED.value]:
         return Settlement(Action.RELEASE, outcomes=outcomes)
+    if outcomes[Outcome.DEFERRED.value]:
+        # When the message comes back, the manifest makes the deferred job a skip (same ETag) or it runs (newer).
+        held = time.monotonic() - message.received_at
+        delay = deferral_seconds(claim_remaining or 0.0, message.attempt, visibility_timeout, held)
+        if outcomes[Outcome.RETRY.value]:
+            delay = max(delay, backoff_seconds(message.attempt, visibility_timeout))
+        return Settlement(Action.DEFER, delay=delay, outcomes=outcomes)
     if outcomes[Outcome.RETRY.value]:
-        delay = backoff_seconds(message.attempt, runtime.settings.visibility_timeout)
+        delay = backoff_seconds(message.attempt, visibility_timeout)
         return Settlement(Action.RETRY, delay=delay, outcomes=outcomes)
     return Settlement(Action.DELETE, outcomes=outcomes)
 

@@ -40,6 +40,7 @@ class Summary:
             "failed": self.outcomes["failed"],
             "skipped": self.outcomes["skipped"],
             "retried": self.outcomes["retry"],
+            "deferred": self.outcomes["deferred"],
             "released": self.outcomes["aborted"],
             "poison": self.outcomes["poison"],
             "messages": self.messages,
@@ -114,7 +115,7 @@ def _settle(
     def act() -> None:
         if settlement.action is Action.DELETE:
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=handle)
-        elif settlement.action is Action.RETRY:
+        elif settlement.action in (Action.RETRY, Action.DEFER):
             sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=handle, VisibilityTimeout=settlement.delay)
         elif settlement.action is Action.RELEASE:
             sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=handle, VisibilityTimeout=0)

@@ -56,6 +56,10 @@ class JobAborted(Exception):
     """The worker is stopping and the job could not finish within STOP_GRACE_SECONDS."""
 
 
+class ClaimLost(Exception):
+    """Another worker took over this job's claim (it went unrefreshed for a whole lease): stop, let that one finish."""
+
+
 def is_permanent(error: BaseException) -> bool:
     """True when retrying the job cannot help; unknown errors are transient, so that nothing is lost."""
     if isinstance(error, JobError):

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from worker.claims import HeldClaims
 from worker.log import get_logger
 from worker.messages import Received
 
@@ -21,17 +22,26 @@ T = TypeVar("T")
 
 
 class Heartbeat:
-    """A thread that extends the visibility of every held message every `interval` seconds.
+    """A thread that extends the visibility of every held message, and refreshes the held claims, every `interval` s.
 
     Settling a message (delete, backoff, release) goes through `settle`, under the same lock as a beat,
     so that a beat can never undo a release or a backoff that has just been set.
     """
 
-    def __init__(self, sqs: SQSClient, queue_url: str, visibility_timeout: int, interval: float) -> None:
+    def __init__(
+        self,
+        sqs: SQSClient,
+        queue_url: str,
+        visibility_timeout: int,
+        interval: float,
+        claims: HeldClaims | None = None,
+    ) -> None:
         self.sqs = sqs
         self.queue_url = queue_url
         self.visibility_timeout = visibility_timeout
         self.interval = interval
+        # The running job's claim: refreshed at the same cadence, so it expires with the message, never before.
+        self.claims = claims if claims is not None else HeldClaims()
         self._held: dict[str, str] = {}  # message id -> receipt handle
         self._lock = threading.Lock()
         self._stopped = threading.Event()
@@ -55,7 +65,13 @@ class Heartbeat:
             return list(self._held)
 
     def beat(self) -> None:
-        """Extend every held message once; forget those SQS no longer knows (deleted or expired)."""
+        """Extend every held message once (forget those SQS no longer knows), then refresh every held claim."""
+        try:
+            self._extend_messages()
+        finally:
+            self.claims.refresh_all()
+
+    def _extend_messages(self) -> None:
         with self._lock:
             items = list(self._held.items())
             for start in range(0, len(items), SQS_BATCH_LIMIT):

@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from worker.archive import UnpackLimits, archive_suffix, unpack
+from worker.claims import CLAIMS_FOLDER, Busy, Claim, HeldClaims, Holder, acquire, claim_key
 from worker.errors import (
     GONE_CODES,
     ArchiveTooLarge,
+    ClaimLost,
     JobAborted,
     JobError,
     ProcessorRejected,
@@ -42,7 +44,7 @@ from worker.manifest import (
 )
 from worker.messages import Job, normalise_etag
 from worker.metadata import TaskIdentity
-from worker.paths import MANIFEST_NAME, results_folder
+from worker.paths import MANIFEST_NAME, stem_for
 from worker.processors import Processor, ProcessorContext
 from worker.publish import download, upload_outputs
 from worker.settings import Settings
@@ -57,6 +59,7 @@ class Outcome(enum.Enum):
     SUCCEEDED = "succeeded"  # outputs and a success manifest are written: delete
     FAILED = "failed"  # a permanent failure, with a failure manifest: delete
     SKIPPED = "skipped"  # already done for this ETag: delete
+    DEFERRED = "deferred"  # another worker holds the claim: hide the message until that job should be over
     RETRY = "retry"  # a transient failure: keep the message, with a backoff
     ABORTED = "aborted"  # the worker is stopping: release the message at once
 
@@ -70,6 +73,7 @@ class JobRuntime:
     processor: Processor
     identity: TaskIdentity = field(default_factory=TaskIdentity)
     abort: threading.Event = field(default_factory=threading.Event)
+    claims: HeldClaims = field(default_factory=HeldClaims)  # the heartbeat refreshes these (pass it to Heartbeat)
 
 
 @dataclass(frozen=True)
@@ -78,18 +82,54 @@ class JobResult:
 
     outcome: Outcome
     error: BaseException | None = None
+    claim_remaining: float | None = None  # DEFERRED: the seconds left on the other worker's claim
 
 
-def run_job(job: Job, attempt: int, runtime: JobRuntime) -> JobResult:
+def run_job(job: Job, attempt: int, runtime: JobRuntime, *, message_id: str = "") -> JobResult:
     """Run one job and write its manifest; never raises for a job's own failure (the outcome says what happened)."""
     settings = runtime.settings
     logger = get_logger()
-    folder_key = results_folder(job.key, settings.input_prefix, settings.result_prefix)
+    stem = stem_for(job.key, settings.input_prefix)
+    holder = Holder(message_id=message_id, task_arn=runtime.identity.task_arn, etag=job.etag, version_id=job.version_id)
+    try:
+        acquired = acquire(
+            runtime.s3,
+            job.bucket,
+            claim_key(settings.result_prefix, stem),
+            holder,
+            settings.visibility_timeout,
+            abort=runtime.abort,
+        )
+    except JobAborted as error:
+        logger.warning("job aborted", extra={"error": str(error)})
+        return JobResult(Outcome.ABORTED, error)
+    except Exception as error:  # noqa: BLE001 - without a claim the job must not run; retried, never lost
+        logger.warning("could not claim the upload; it will be retried", extra={"error": str(error)})
+        return JobResult(Outcome.RETRY, error)
+    if isinstance(acquired, Busy):
+        logger.info(
+            "another worker is processing this upload: deferring the message",
+            extra={"claim_remaining": round(acquired.remaining, 1), **acquired.holder},
+        )
+        return JobResult(Outcome.DEFERRED, claim_remaining=acquired.remaining)
+    runtime.claims.add(acquired)
+    try:
+        return _run_claimed(job, attempt, runtime, acquired, stem)
+    finally:
+        # After the manifest (success or permanent failure), and on a retry or an abort alike.
+        runtime.claims.release(acquired)
+
+
+def _run_claimed(job: Job, attempt: int, runtime: JobRuntime, claim: Claim, stem: str) -> JobResult:
+    settings = runtime.settings
+    logger = get_logger()
+    folder_key = f"{settings.result_prefix}{stem}/"
     manifest_key = folder_key + MANIFEST_NAME
     started_at = utcnow()
     timings: dict[str, float] = {}
     source = Source(job.bucket, job.key, job.etag, job.version_id, job.size)
     try:
+        # Read under the claim: a duplicate whose job finished a moment ago is seen here, not processed again.
         existing = read_manifest(runtime.s3, job.bucket, manifest_key)
         if records_success(existing, job.etag, job.version_id):
             logger.info("already processed: skipping", extra={"manifest": manifest_key, "etag": job.etag})
@@ -98,8 +138,10 @@ def run_job(job: Job, attempt: int, runtime: JobRuntime) -> JobResult:
         if source.etag != job.etag and records_success(existing, source.etag, source.version_id):
             logger.info("already processed: skipping", extra={"manifest": manifest_key, "etag": source.etag})
             return JobResult(Outcome.SKIPPED)
-        suffix = _check_input(source, settings)
-        manifest = _process(job, attempt, runtime, source=source, suffix=suffix, folder_key=folder_key, timings=timings)
+        suffix = _check_input(source, stem, settings)
+        manifest = _process(
+            job, attempt, runtime, claim, source=source, suffix=suffix, folder_key=folder_key, timings=timings
+        )
         manifest.started_at, manifest.finished_at = started_at, utcnow()
         manifest.timings["total"] = (manifest.finished_at - started_at).total_seconds()
         write_manifest(runtime.s3, job.bucket, manifest_key, manifest)
@@ -108,6 +150,9 @@ def run_job(job: Job, attempt: int, runtime: JobRuntime) -> JobResult:
     except JobAborted as error:
         logger.warning("job aborted: the worker is stopping", extra={"error": str(error)})
         return JobResult(Outcome.ABORTED, error)
+    except ClaimLost as error:
+        logger.warning("job stopped: another worker took over its claim", extra={"error": str(error)})
+        return JobResult(Outcome.DEFERRED, error, claim_remaining=float(settings.visibility_timeout))
     except Exception as error:  # noqa: BLE001 - every failure is classified; unknown ones are retried, not lost
         return _settle_failure(
             job,
@@ -141,8 +186,12 @@ def _head(s3: S3Client, job: Job) -> Source:
     )
 
 
-def _check_input(source: Source, settings: Settings) -> str:
+def _check_input(source: Source, stem: str, settings: Settings) -> str:
     """The archive suffix; a permanent failure when the key has none or the object is too big."""
+    if stem.split("/", 1)[0] == CLAIMS_FOLDER.rstrip("/"):
+        raise UnsupportedInput(
+            f"{source.key} would put its results in {settings.result_prefix}{CLAIMS_FOLDER}, the worker's claims folder"
+        )
     suffix = archive_suffix(source.key)
     if suffix is None:
         raise UnsupportedInput(f"{source.key} is not a .zip, .tar, .tar.gz or .tgz archive")
@@ -155,6 +204,7 @@ def _process(
     job: Job,
     attempt: int,
     runtime: JobRuntime,
+    claim: Claim,
     *,
     source: Source,
     suffix: str,
@@ -169,16 +219,16 @@ def _process(
         input_dir.mkdir()
         output_dir.mkdir(parents=True)
 
-        _check_abort(runtime)
+        _check_abort(runtime, claim)
         with _timed(timings, "download"):
             download(runtime.s3, job.bucket, job.key, archive, version_id=source.version_id)
-        _check_abort(runtime)
+        _check_abort(runtime, claim)
         with _timed(timings, "unpack"):
             limits = UnpackLimits(max_members=settings.max_members, max_unpacked_bytes=settings.max_unpacked_bytes)
             members = unpack(archive, input_dir, limits, suffix=suffix)
             archive.unlink()  # the disk is shared by the archive and what it unpacks to: free it early
         get_logger().info("unpacked", extra={"members": len(members)})
-        _check_abort(runtime)
+        _check_abort(runtime, claim)
         context = ProcessorContext(
             job=job,
             archive_name=PurePosixPath(job.key).name[: -len(suffix)],
@@ -190,7 +240,7 @@ def _process(
         )
         with _timed(timings, "process"):
             result = runtime.processor(context)
-        _check_abort(runtime)
+        _check_abort(runtime, claim)
         with _timed(timings, "upload"):
             bases = (output_dir, input_dir, job_dir)
             _check_outputs(result.outputs, bases)
@@ -261,9 +311,11 @@ def _check_outputs(outputs: tuple[Path, ...], bases: tuple[Path, ...]) -> None:
             raise ProcessorRejected(f"an output is named {MANIFEST_NAME}, which would be replaced by the manifest")
 
 
-def _check_abort(runtime: JobRuntime) -> None:
+def _check_abort(runtime: JobRuntime, claim: Claim) -> None:
     if runtime.abort.is_set():
         raise JobAborted("the stop grace period is over")
+    if claim.lost:
+        raise ClaimLost(f"s3://{claim.bucket}/{claim.key} now belongs to another worker")
 
 
 @contextmanager

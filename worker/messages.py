@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -28,6 +29,7 @@ class Received:
     receipt_handle: str
     body: str
     attempt: int  # ApproximateReceiveCount: 1 on the first delivery
+    received_at: float = field(default_factory=time.monotonic)  # a visibility may reach 12 h from the receive
 
 
 @dataclass(frozen=True)

@@ -261,13 +261,16 @@ BUCKET = "${AWS::StackName}-${AWS::AccountId}-${AWS::Region}"
 S3_OBJECT_SCOPES = {
     "read": f"arn:${{AWS::Partition}}:s3:::{BUCKET}/${{InputPrefix}}*",
     "results": f"arn:${{AWS::Partition}}:s3:::{BUCKET}/${{ResultPrefix}}*",
+    "claims": f"arn:${{AWS::Partition}}:s3:::{BUCKET}/${{ResultPrefix}}.lew-claims/*",
 }
 S3_BUCKET_ARN = f"arn:${{AWS::Partition}}:s3:::{BUCKET}"
 S3_READ_ACTIONS = {"s3:GetObject", "s3:GetObjectVersion"}
+# Writing results: read back (manifests, claims), put, and the multipart calls of large uploads. Never delete.
+S3_RESULT_ACTIONS = {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"}
 
 
 def s3_scope_problems(statements: list[Statement]) -> list[str]:
-    """The task role reads only under InputPrefix, reads and writes only under ResultPrefix, lists only results."""
+    """The task role reads under InputPrefix, writes under ResultPrefix, deletes only claims, lists only results."""
     problems = []
     for statement in statements:
         s3_actions = {action for action in statement.actions if action.startswith("s3:")}
@@ -277,7 +280,9 @@ def s3_scope_problems(statements: list[Statement]) -> list[str]:
             text = resource_text(resource)
             if text == S3_OBJECT_SCOPES["read"] and s3_actions <= S3_READ_ACTIONS:
                 continue
-            if text == S3_OBJECT_SCOPES["results"] and "s3:ListBucket" not in s3_actions:
+            if text == S3_OBJECT_SCOPES["results"] and s3_actions <= S3_RESULT_ACTIONS:
+                continue
+            if text == S3_OBJECT_SCOPES["claims"] and s3_actions == {"s3:DeleteObject"}:
                 continue
             condition = statement.body.get("Condition", {}).get("StringLike", {}).get("s3:prefix")
             if (

@@ -77,8 +77,19 @@ def test_s3_scope_checker_rejects_the_whole_bucket(helpers: ModuleType) -> None:
         statement(helpers, Action="s3:PutObject", Resource={"Fn::Sub": helpers.S3_OBJECT_SCOPES["read"]}),
         statement(helpers, Action="s3:ListBucket", Resource={"Fn::Sub": bucket}),
         statement(helpers, Action="s3:DeleteObject", Resource={"Fn::Sub": f"{bucket}/${{ResultPrefix}}"}),
+        # deleting results (outputs, manifests) is never granted; only the claims folder may be deleted from
+        statement(helpers, Action="s3:DeleteObject", Resource={"Fn::Sub": helpers.S3_OBJECT_SCOPES["results"]}),
+        statement(helpers, Action="s3:DeleteObject", Resource={"Fn::Sub": f"{bucket}/${{ResultPrefix}}*.json"}),
+        statement(helpers, Action="s3:PutObject", Resource={"Fn::Sub": helpers.S3_OBJECT_SCOPES["claims"]}),
+        statement(helpers, Action="s3:DeleteObjectVersion", Resource={"Fn::Sub": helpers.S3_OBJECT_SCOPES["claims"]}),
+        statement(helpers, Action="s3:PutObjectAcl", Resource={"Fn::Sub": helpers.S3_OBJECT_SCOPES["results"]}),
     ):
         assert helpers.s3_scope_problems([bad]) != []
+
+
+def test_s3_scope_checker_accepts_claim_deletes(helpers: ModuleType) -> None:
+    good = statement(helpers, Action="s3:DeleteObject", Resource={"Fn::Sub": helpers.S3_OBJECT_SCOPES["claims"]})
+    assert helpers.s3_scope_problems([good]) == []
 
 
 # --- the template ------------------------------------------------------------------------------------------------
@@ -125,8 +136,11 @@ def test_task_role_s3_access_is_limited_to_the_prefixes(
         if action.startswith("s3:")
     }
     read, results = helpers.S3_OBJECT_SCOPES["read"], helpers.S3_OBJECT_SCOPES["results"]
+    claims = helpers.S3_OBJECT_SCOPES["claims"]
     assert {("s3:GetObject", read), ("s3:GetObject", results), ("s3:PutObject", results)} <= granted
     assert ("s3:ListBucket", helpers.S3_BUCKET_ARN) in granted
+    # the in-flight claims are the only objects the worker may delete
+    assert {(action, scope) for action, scope in granted if "Delete" in action} == {("s3:DeleteObject", claims)}
 
 
 def test_task_role_consumes_the_work_queue_and_feeds_the_dlq(

@@ -29,6 +29,7 @@ CONTRACT_DEFAULTS = {
     "StopGraceSeconds": "100",
     "IdlePolls": "2",
     "WaitTimeSeconds": "20",
+    "ReceiveBatchSize": "1",
     "MaxArchiveBytes": str(5 * 1024**3),
     "MaxUnpackedBytes": str(20 * 1024**3),
     "MaxMembers": "10000",
@@ -54,6 +55,7 @@ WORKER_ENV = {
     "STOP_GRACE_SECONDS": "100",
     "IDLE_POLLS": "2",
     "WAIT_TIME_SECONDS": "20",
+    "RECEIVE_BATCH_SIZE": "1",
     "MAX_ARCHIVE_BYTES": str(5 * 1024**3),
     "MAX_UNPACKED_BYTES": str(20 * 1024**3),
     "MAX_MEMBERS": "10000",
@@ -291,6 +293,15 @@ def test_worker_environment_is_the_contract(resolved: Resolved) -> None:
     [container] = props(resolved(), "WorkerTaskDefinition")["ContainerDefinitions"]
     environment = {entry["Name"]: entry["Value"] for entry in container["Environment"]}
     assert {name: environment.get(name) for name in WORKER_ENV} == WORKER_ENV
+
+
+def test_receive_batch_size_is_bounded_by_sqs_and_reaches_the_worker(
+    raw_template: dict[str, Any], resolved: Resolved
+) -> None:
+    parameter = raw_template["Parameters"]["ReceiveBatchSize"]
+    assert (parameter["MinValue"], parameter["MaxValue"]) == (1, 10)
+    [container] = props(resolved(ReceiveBatchSize="10"), "WorkerTaskDefinition")["ContainerDefinitions"]
+    assert {entry["Name"]: entry["Value"] for entry in container["Environment"]}["RECEIVE_BATCH_SIZE"] == "10"
 
 
 def test_worker_image_defaults_to_the_stack_repository(resolved: Resolved) -> None:

@@ -122,7 +122,9 @@ class Stack:
         settings = replace(self.settings, **overrides)
         shutdown = Shutdown(settings.stop_grace_seconds)
         runtime = JobRuntime(s3=self.s3, settings=settings, processor=load_processor(settings), abort=shutdown.abort)
-        heartbeat = Heartbeat(self.sqs, settings.queue_url, settings.visibility_timeout, settings.heartbeat_interval)
+        heartbeat = Heartbeat(
+            self.sqs, settings.queue_url, settings.visibility_timeout, settings.heartbeat_interval, runtime.claims
+        )
 
         def handle(message: Any) -> Any:
             return handle_message(message, runtime, self.sqs, settings.queue_url, settings.dlq_url)

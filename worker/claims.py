@@ -1,0 +1,330 @@
+"""The in-flight claim: at most one worker processes an upload's stem at a time.
+
+S3 delivers events at least once, a multipart upload can raise two events, and a retried launcher enqueues an
+object again, so two workers can receive the same object at the same moment. The manifest only catches a
+duplicate that comes *after* the job. The claim is a small object, written with a conditional PUT
+(`If-None-Match: *`), that only one worker can create; the heartbeat refreshes it while the job runs, the
+worker deletes it when the job is settled, and a dead worker's claim expires together with its message's
+visibility. The rules, and why they are safe, are in docs/worker.md ("Concurrent duplicates").
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from worker.errors import GONE_CODES, JobAborted, error_code
+from worker.log import get_logger
+from worker.manifest import utcnow
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+CLAIMS_FOLDER = ".lew-claims/"
+# A claim counts as expired only this long after its lease ran out, measured on S3's own clock (the claim's
+# LastModified and the Date of the answer that read it), so workers' clocks never enter into it. The margin
+# covers the one-second resolution of both timestamps and the moment between a beat's visibility extension and
+# its claim refresh: the claim of a dead worker outlives its message by a few seconds, never the other way.
+EXPIRY_MARGIN_SECONDS = 5.0
+# A stale claim (see `is_stale`) that expires this soon is waited for in process, instead of spending one of the
+# message's receives on a backoff: typically a dead worker's own message, back a few seconds before its claim expires.
+WAIT_LIMIT_SECONDS = 15.0
+# Slack for `is_stale`: timestamp resolution, and a beat whose visibility call took a moment before the refresh.
+REFRESH_SLACK_SECONDS = 2.0
+# Create, take over, or find it gone: three rounds settle any race between a handful of contenders.
+ACQUIRE_ROUNDS = 3
+# ChangeMessageVisibility accepts at most 12 hours from the receive; stay well inside it.
+MAX_DEFERRAL_SECONDS = 43_200 - 600
+CONFLICT_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
+
+
+def claim_key(result_prefix: str, stem: str) -> str:
+    """The claim object of a stem: `RESULT_PREFIX.lew-claims/<stem>.json` (apart from every results folder)."""
+    return f"{result_prefix}{CLAIMS_FOLDER}{stem}.json"
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who a claim is for: written into the claim so that an operator (and a contender's log) can see it."""
+
+    message_id: str
+    task_arn: str | None
+    etag: str | None
+    version_id: str | None
+
+
+@dataclass(frozen=True)
+class Busy:
+    """Another worker holds a live claim on the stem: the job must wait. `remaining` is its lease left, in s."""
+
+    remaining: float
+    holder: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Found:
+    """A claim as read back: its ETag, its document, its lease, and how long until it expires (on S3's clock)."""
+
+    etag: str
+    document: dict[str, Any]
+    lease: int
+    remaining: float
+
+
+def is_stale(remaining: float, lease: float) -> bool:
+    """True when a claim has missed a refresh: one refreshed every lease/3 keeps two thirds of its lease left."""
+    return remaining < lease * 2 / 3 + EXPIRY_MARGIN_SECONDS - REFRESH_SLACK_SECONDS
+
+
+@dataclass
+class Claim:
+    """A claim this worker holds: refreshed by the heartbeat, released when the job is settled."""
+
+    s3: S3Client
+    bucket: str
+    key: str
+    holder: Holder
+    lease_seconds: int
+    nonce: str = field(default_factory=lambda: uuid.uuid4().hex)
+    etag: str = ""
+    confirmed_at: float = 0.0  # monotonic time at which the last successful write was *sent*
+    claimed_at: str = ""
+    lost: bool = False
+    released: bool = False
+    writes: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def document(self) -> dict[str, Any]:
+        """The claim's JSON body (every write differs, by `writes` and `refreshed_at`, so its ETag changes)."""
+        now = utcnow()
+        return {
+            "source": {"etag": self.holder.etag, "version_id": self.holder.version_id},
+            "message_id": self.holder.message_id,
+            "task_arn": self.holder.task_arn,
+            "claimed_at": self.claimed_at or _iso(now),
+            "refreshed_at": _iso(now),
+            "expires_at": _iso(datetime.fromtimestamp(now.timestamp() + self.lease_seconds, UTC)),
+            "lease_seconds": self.lease_seconds,
+            "nonce": self.nonce,
+            "writes": self.writes,
+        }
+
+    def put(self, *, if_match: str | None = None) -> None:
+        """Write the claim: create it (If-None-Match: *), or replace the version with ETag `if_match`."""
+        self.writes += 1
+        document = self.document()
+        self.claimed_at = self.claimed_at or document["claimed_at"]
+        body = json.dumps(document).encode("utf-8")
+        sent = time.monotonic()
+        if if_match is None:
+            response = self.s3.put_object(
+                Bucket=self.bucket, Key=self.key, Body=body, ContentType="application/json", IfNoneMatch="*"
+            )
+        else:
+            response = self.s3.put_object(
+                Bucket=self.bucket, Key=self.key, Body=body, ContentType="application/json", IfMatch=if_match
+            )
+        self.etag, self.confirmed_at = response["ETag"], sent
+
+    def refresh(self) -> None:
+        """Push the claim's expiry a lease ahead (If-Match: a claim another worker took over is never replaced)."""
+        with self._lock:
+            if self.released or self.lost:
+                return
+            try:
+                self.put(if_match=self.etag)
+            except ClientError as error:
+                code = error_code(error)
+                if code in CONFLICT_CODES and self._adopt_if_ours():
+                    return  # our own write, answered by a retry of it: the claim is still ours
+                if code in CONFLICT_CODES or code in GONE_CODES:
+                    self.lost = True
+                    get_logger().warning(
+                        "the claim was taken over or removed: this job stops at its next step",
+                        extra={"claim": self.key, "error": code},
+                    )
+                    return
+                raise
+
+    def release(self) -> None:
+        """Delete the claim, unless it may already belong to someone else; a failed delete only lets it expire."""
+        with self._lock:
+            if self.released:
+                return
+            self.released = True
+            if self.lost or time.monotonic() - self.confirmed_at >= self.lease_seconds:
+                # Not confirmed for a whole lease: another worker may have taken it over. Let it expire.
+                get_logger().warning("claim not confirmed within its lease: left to expire", extra={"claim": self.key})
+                return
+            try:
+                self.s3.delete_object(Bucket=self.bucket, Key=self.key)
+            except (BotoCoreError, ClientError) as error:
+                get_logger().warning(
+                    "could not delete the claim; it expires by itself", extra={"claim": self.key, "error": str(error)}
+                )
+
+    def _adopt_if_ours(self) -> bool:
+        found = read_claim(self.s3, self.bucket, self.key, self.lease_seconds)
+        if found is None or found.document.get("nonce") != self.nonce:
+            return False
+        self.etag, self.confirmed_at = found.etag, time.monotonic()
+        return True
+
+
+class HeldClaims:
+    """The claims this worker holds; the heartbeat refreshes them at the cadence of the visibility extension."""
+
+    def __init__(self) -> None:
+        self._claims: dict[str, Claim] = {}
+        self._lock = threading.Lock()
+
+    def add(self, claim: Claim) -> None:
+        """Start refreshing a claim."""
+        with self._lock:
+            self._claims[claim.key] = claim
+
+    def release(self, claim: Claim) -> None:
+        """Stop refreshing a claim and delete it."""
+        with self._lock:
+            self._claims.pop(claim.key, None)
+        claim.release()
+
+    @property
+    def keys(self) -> list[str]:
+        """The keys of the held claims."""
+        with self._lock:
+            return list(self._claims)
+
+    def refresh_all(self) -> None:
+        """Refresh every held claim once; a failure is logged (three beats per lease: one miss does no harm)."""
+        with self._lock:
+            claims = list(self._claims.values())
+        for claim in claims:
+            try:
+                claim.refresh()
+            except (BotoCoreError, ClientError) as error:
+                get_logger().warning("could not refresh the claim", extra={"claim": claim.key, "error": str(error)})
+
+
+def acquire(
+    s3: S3Client,
+    bucket: str,
+    key: str,
+    holder: Holder,
+    lease_seconds: int,
+    *,
+    abort: threading.Event,
+    sleep: Callable[[float], bool] | None = None,
+) -> Claim | Busy:
+    """Claim a stem: create the claim, or take over an expired one; Busy when another worker holds it.
+
+    Errors other than a lost race (network, 5xx after retries, access denied) are raised: the job is retried.
+    """
+    wait = sleep or abort.wait  # returns True when the worker must stop
+    claim = Claim(s3=s3, bucket=bucket, key=key, holder=holder, lease_seconds=lease_seconds)
+    busy = Busy(remaining=float(lease_seconds), holder={})
+    for _ in range(ACQUIRE_ROUNDS):
+        try:
+            claim.put()
+        except ClientError as error:
+            if error_code(error) not in CONFLICT_CODES:
+                raise
+        else:
+            return claim
+        found = read_claim(s3, bucket, key, lease_seconds)
+        if found is None:
+            continue  # released between our PUT and our GET: try again
+        if found.document.get("nonce") == claim.nonce:
+            # Our PUT landed but its answer was lost, and the retry of it found our own claim.
+            claim.etag, claim.confirmed_at = found.etag, time.monotonic()
+            return claim
+        busy = Busy(remaining=found.remaining, holder=_holder_of(found.document))
+        if found.remaining > 0 and (found.remaining > WAIT_LIMIT_SECONDS or not is_stale(found.remaining, found.lease)):
+            return busy  # its worker is alive (it refreshes the claim), or the claim is far from expiring
+        if found.remaining > 0 and wait(found.remaining + 1):
+            raise JobAborted("the worker is stopping")
+        try:
+            claim.put(if_match=found.etag)  # a holder that refreshed meanwhile changed the ETag: we lose the race
+        except ClientError as error:
+            if error_code(error) not in CONFLICT_CODES | GONE_CODES:
+                raise
+            continue
+        get_logger().warning("took over an expired claim (its worker stopped refreshing it)", extra=busy.holder)
+        return claim
+    return busy
+
+
+def read_claim(s3: S3Client, bucket: str, key: str, default_lease: int) -> _Found | None:
+    """The claim at a key and its time left on S3's clock, or None when there is none."""
+    try:
+        response = s3.get_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if error_code(error) in GONE_CODES:
+            return None
+        raise
+    body = response["Body"].read()
+    try:
+        document = json.loads(body)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        document = {}  # a damaged claim still holds the stem, for the default lease
+    lease = document.get("lease_seconds")
+    if not isinstance(lease, int) or isinstance(lease, bool) or lease <= 0:
+        lease = default_lease
+    now = _s3_now(response.get("ResponseMetadata", {}).get("HTTPHeaders", {}))
+    age = (now - response["LastModified"]).total_seconds()
+    return _Found(etag=response["ETag"], document=document, lease=lease, remaining=lease + EXPIRY_MARGIN_SECONDS - age)
+
+
+def deferral_seconds(
+    remaining: float, attempt: int, visibility_timeout: int, held_seconds: float, rng: random.Random | None = None
+) -> int:
+    """How long a message whose upload another worker is processing stays hidden.
+
+    A claim refreshed on time (not `is_stale`) belongs to a live worker whose job may run for an hour. Doubling
+    from one visibility timeout per receive keeps the duplicate out of the DLQ for 2^maxReceiveCount - 1
+    visibility timeouts (31 at maxReceiveCount=5: 2.6 h at the defaults), longer than JOB_TIMEOUT. A stale claim's
+    worker is probably dead: come back when the claim expires. Jitter keeps duplicates from coming back in step.
+    """
+    jitter = (rng or random.Random()).uniform(1, 1 + min(30.0, visibility_timeout / 10))  # noqa: S311 - not security
+    wanted = max(0.0, remaining) + jitter
+    if not is_stale(remaining, visibility_timeout):
+        wanted = max(wanted, visibility_timeout * 2.0 ** max(0, min(attempt, 20) - 1) + jitter)
+    ceiling = MAX_DEFERRAL_SECONDS - held_seconds
+    return max(1, round(min(wanted, ceiling)))
+
+
+def _holder_of(document: dict[str, Any]) -> dict[str, Any]:
+    source = document.get("source")
+    return {
+        "holder_message_id": document.get("message_id"),
+        "holder_task_arn": document.get("task_arn"),
+        "holder_etag": source.get("etag") if isinstance(source, dict) else None,
+        "holder_claimed_at": document.get("claimed_at"),
+    }
+
+
+def _s3_now(headers: dict[str, str]) -> datetime:
+    """S3's clock, from the Date header of its answer (a local emulator may omit it: then ours, the same host)."""
+    date = headers.get("date")
+    if date:
+        try:
+            return parsedate_to_datetime(date).astimezone(UTC)
+        except (TypeError, ValueError):
+            pass
+    return utcnow()
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
