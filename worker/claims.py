@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 CLAIMS_FOLDER = ".lew-claims/"
+CLAIM_SUFFIX = ".claim.json"
 # A claim counts as expired only this long after its lease ran out, measured on S3's own clock (the claim's
 # LastModified and the Date of the answer that read it), so workers' clocks never enter into it. The margin
 # covers the one-second resolution of both timestamps and the moment between a beat's visibility extension and
@@ -41,16 +42,23 @@ EXPIRY_MARGIN_SECONDS = 5.0
 WAIT_LIMIT_SECONDS = 15.0
 # Slack for `is_stale`: timestamp resolution, and a beat whose visibility call took a moment before the refresh.
 REFRESH_SLACK_SECONDS = 2.0
-# Create, take over, or find it gone: three rounds settle any race between a handful of contenders.
-ACQUIRE_ROUNDS = 3
+# How long a live holder is given to finish before the message is deferred, looking every POLL_SECONDS (GETs on
+# the conflict path only). Most jobs are short: their duplicates become skips at once, without a receive spent.
+CONFLICT_WAIT_SECONDS = 15.0
+POLL_SECONDS = 1.0
+# A bound on the rounds of create / read / take over (the patience and the waits end the loop long before it).
+ACQUIRE_ROUNDS = 64
 # ChangeMessageVisibility accepts at most 12 hours from the receive; stay well inside it.
 MAX_DEFERRAL_SECONDS = 43_200 - 600
 CONFLICT_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
 
 
 def claim_key(result_prefix: str, stem: str) -> str:
-    """The claim object of a stem: `RESULT_PREFIX.lew-claims/<stem>.json` (apart from every results folder)."""
-    return f"{result_prefix}{CLAIMS_FOLDER}{stem}.json"
+    """The claim object of a stem: `RESULT_PREFIX.lew-claims/<stem>.claim.json`, apart from every results folder.
+
+    (`.claim.json`, not `.json`: the claim of a stem `x/manifest` must not look like a manifest to a lister.)
+    """
+    return f"{result_prefix}{CLAIMS_FOLDER}{stem}{CLAIM_SUFFIX}"
 
 
 @dataclass(frozen=True)
@@ -224,44 +232,73 @@ def acquire(
     lease_seconds: int,
     *,
     abort: threading.Event,
+    patience: float | None = None,
     sleep: Callable[[float], bool] | None = None,
 ) -> Claim | Busy:
     """Claim a stem: create the claim, or take over an expired one; Busy when another worker holds it.
 
-    Errors other than a lost race (network, 5xx after retries, access denied) are raised: the job is retried.
+    A live holder is given `patience` seconds (CONFLICT_WAIT_SECONDS) to finish: a short job's duplicate then
+    becomes a skip on this very receive. Errors other than a lost race (network, 5xx after retries, access
+    denied) are raised: the job is retried.
     """
     wait = sleep or abort.wait  # returns True when the worker must stop
+    deadline = time.monotonic() + (CONFLICT_WAIT_SECONDS if patience is None else patience)
     claim = Claim(s3=s3, bucket=bucket, key=key, holder=holder, lease_seconds=lease_seconds)
     busy = Busy(remaining=float(lease_seconds), holder={})
+    found: _Found | None = None
     for _ in range(ACQUIRE_ROUNDS):
-        try:
-            claim.put()
-        except ClientError as error:
-            if error_code(error) not in CONFLICT_CODES:
-                raise
-        else:
-            return claim
-        found = read_claim(s3, bucket, key, lease_seconds)
         if found is None:
-            continue  # released between our PUT and our GET: try again
-        if found.document.get("nonce") == claim.nonce:
-            # Our PUT landed but its answer was lost, and the retry of it found our own claim.
-            claim.etag, claim.confirmed_at = found.etag, time.monotonic()
-            return claim
+            created = _create_or_read(claim)
+            if isinstance(created, Claim):
+                return created
+            if created is None:
+                continue  # released between our PUT and our GET: try again
+            found = created
         busy = Busy(remaining=found.remaining, holder=_holder_of(found.document))
-        if found.remaining > 0 and (found.remaining > WAIT_LIMIT_SECONDS or not is_stale(found.remaining, found.lease)):
-            return busy  # its worker is alive (it refreshes the claim), or the claim is far from expiring
-        if found.remaining > 0 and wait(found.remaining + 1):
-            raise JobAborted("the worker is stopping")
-        try:
-            claim.put(if_match=found.etag)  # a holder that refreshed meanwhile changed the ETag: we lose the race
-        except ClientError as error:
-            if error_code(error) not in CONFLICT_CODES | GONE_CODES:
-                raise
+        if found.remaining <= 0 or (found.remaining <= WAIT_LIMIT_SECONDS and is_stale(found.remaining, found.lease)):
+            # Expired, or about to: its worker stopped refreshing it. Take it over once it has run out.
+            if found.remaining > 0 and wait(found.remaining + 1):
+                raise JobAborted("the worker is stopping")
+            if _take_over(claim, found):
+                get_logger().warning("took over an expired claim (its worker stopped refreshing it)", extra=busy.holder)
+                return claim
+            found = None
             continue
-        get_logger().warning("took over an expired claim (its worker stopped refreshing it)", extra=busy.holder)
-        return claim
+        # A live holder: look again in a moment, until our patience runs out.
+        if time.monotonic() + POLL_SECONDS > deadline:
+            return busy
+        if wait(POLL_SECONDS):
+            raise JobAborted("the worker is stopping")
+        found = read_claim(s3, bucket, key, lease_seconds)  # None: released, so the next round creates it
     return busy
+
+
+def _create_or_read(claim: Claim) -> Claim | _Found | None:
+    """Create the claim; or, when one exists, read it (None when it vanished in between)."""
+    try:
+        claim.put()
+    except ClientError as error:
+        if error_code(error) not in CONFLICT_CODES:
+            raise
+    else:
+        return claim
+    found = read_claim(claim.s3, claim.bucket, claim.key, claim.lease_seconds)
+    if found is not None and found.document.get("nonce") == claim.nonce:
+        # Our PUT landed but its answer was lost, and botocore's retry of it met our own claim.
+        claim.etag, claim.confirmed_at = found.etag, time.monotonic()
+        return claim
+    return found
+
+
+def _take_over(claim: Claim, found: _Found) -> bool:
+    """Replace an expired claim, on the condition that nobody wrote it since we read it."""
+    try:
+        claim.put(if_match=found.etag)  # a holder that refreshed meanwhile changed the ETag: we lose the race
+    except ClientError as error:
+        if error_code(error) not in CONFLICT_CODES | GONE_CODES:
+            raise
+        return False
+    return True
 
 
 def read_claim(s3: S3Client, bucket: str, key: str, default_lease: int) -> _Found | None:

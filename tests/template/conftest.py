@@ -261,7 +261,7 @@ BUCKET = "${AWS::StackName}-${AWS::AccountId}-${AWS::Region}"
 S3_OBJECT_SCOPES = {
     "read": f"arn:${{AWS::Partition}}:s3:::{BUCKET}/${{InputPrefix}}*",
     "results": f"arn:${{AWS::Partition}}:s3:::{BUCKET}/${{ResultPrefix}}*",
-    "claims": f"arn:${{AWS::Partition}}:s3:::{BUCKET}/${{ResultPrefix}}.lew-claims/*",
+    "claims": f"arn:${{AWS::Partition}}:s3:::{BUCKET}/${{ResultPrefix}}.lew-claims/*.claim.json",
 }
 S3_BUCKET_ARN = f"arn:${{AWS::Partition}}:s3:::{BUCKET}"
 S3_READ_ACTIONS = {"s3:GetObject", "s3:GetObjectVersion"}

@@ -80,6 +80,7 @@ def test_s3_scope_checker_rejects_the_whole_bucket(helpers: ModuleType) -> None:
         # deleting results (outputs, manifests) is never granted; only the claims folder may be deleted from
         statement(helpers, Action="s3:DeleteObject", Resource={"Fn::Sub": helpers.S3_OBJECT_SCOPES["results"]}),
         statement(helpers, Action="s3:DeleteObject", Resource={"Fn::Sub": f"{bucket}/${{ResultPrefix}}*.json"}),
+        statement(helpers, Action="s3:DeleteObject", Resource={"Fn::Sub": f"{bucket}/${{ResultPrefix}}.lew-claims/*"}),
         statement(helpers, Action="s3:PutObject", Resource={"Fn::Sub": helpers.S3_OBJECT_SCOPES["claims"]}),
         statement(helpers, Action="s3:DeleteObjectVersion", Resource={"Fn::Sub": helpers.S3_OBJECT_SCOPES["claims"]}),
         statement(helpers, Action="s3:PutObjectAcl", Resource={"Fn::Sub": helpers.S3_OBJECT_SCOPES["results"]}),

@@ -112,19 +112,47 @@ def draining_in_background(worker: Worker, stack: Stack) -> Iterator[Callable[[]
 def put_foreign_claim(stack: Stack, stem: str, **document: Any) -> str:
     """A claim written by another worker; return its ETag."""
     body = {"message_id": "other-message", "task_arn": "arn:other", "lease_seconds": 30, **document}
-    etag: str = stack.s3.put_object(Bucket=BUCKET, Key=f"{CLAIMS}{stem}.json", Body=json.dumps(body).encode())["ETag"]
+    key = f"{CLAIMS}{stem}.claim.json"
+    etag: str = stack.s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(body).encode())["ETag"]
     return etag
 
 
 @pytest.mark.slow
 def test_two_workers_given_the_same_object_twice_process_it_once(
+    stack: Stack, python_command: Callable[[str], str], tmp_path: Path
+) -> None:
+    # GIVEN one upload announced twice (S3's at-least-once delivery), and a job of 2 s
+    runs = tmp_path / "runs.txt"
+    stack.upload("incoming/short.zip", zip_bytes({"a.txt": b"a"}))
+    stack.enqueue("incoming/short.zip")
+    stack.enqueue("incoming/short.zip")
+    overrides = {"processor": "command", "process_command": slow_command(python_command, runs, 2)}
+    workers = [make_worker(stack, **overrides), make_worker(stack, **overrides)]
+
+    # WHEN two workers drain the queue at the same time, one message each
+    with ThreadPoolExecutor(2) as pool:
+        summaries = list(pool.map(lambda w: w.drain(stack), workers))
+
+    # THEN the processor ran once: the second worker waited for the first one's claim, then found its manifest
+    assert runs.read_text() == "ran\n"
+    outcomes = sum((summary.outcomes for summary in summaries), Counter[str]())
+    assert outcomes == Counter(succeeded=1, skipped=1)
+    assert stack.manifest("short")["status"] == "succeeded"
+    assert stack.queue_counts() == (0, 0)
+    assert claim_objects(stack) == []
+
+
+@pytest.mark.slow
+def test_a_duplicate_of_a_job_longer_than_the_patience_is_deferred_then_skipped(
     stack: Stack,
     python_command: Callable[[str], str],
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     json_logs: Callable[[], list[dict[str, Any]]],
 ) -> None:
-    # GIVEN one upload announced twice (S3's at-least-once delivery), and a processor that works for 4 s,
-    # longer than the 3 s visibility timeout
+    # GIVEN one upload announced twice, a processor that works for 4 s (longer than the 3 s visibility
+    # timeout), and workers that give a live claim 1 s before deferring (15 s in production)
+    monkeypatch.setattr(worker.claims, "CONFLICT_WAIT_SECONDS", 1.0)
     runs = tmp_path / "runs.txt"
     etag = stack.upload("incoming/twice.zip", zip_bytes({"a.txt": b"a"}))
     stack.enqueue("incoming/twice.zip")
@@ -185,7 +213,8 @@ def test_heartbeat_refreshes_the_claim_of_a_running_job(
         # WHEN another worker, with a duplicate, tries to claim the same upload
         other_s3 = boto3.client("s3", region_name=REGION)  # its own client: its calls are not recorded
         holder = Holder("duplicate", None, None, None)
-        contender = acquire(other_s3, BUCKET, f"{CLAIMS}long.json", holder, 3, abort=threading.Event())
+        key = f"{CLAIMS}long.claim.json"
+        contender = acquire(other_s3, BUCKET, key, holder, 3, abort=threading.Event(), patience=0)
         # THEN the claim is live (refreshed on time), so the contender is told to wait
         assert isinstance(contender, Busy)
         assert not is_stale(contender.remaining, 3)
@@ -240,7 +269,7 @@ def test_claim_about_to_expire_is_waited_for_without_spending_a_receive(stack: S
 
 def test_losing_the_race_for_an_expired_claim_defers_the_message(stack: Stack) -> None:
     # GIVEN an expired-looking claim whose holder refreshes it while a contender waits for it to expire
-    key = f"{CLAIMS}race.json"
+    key = f"{CLAIMS}race.claim.json"
     put_foreign_claim(stack, "race", lease_seconds=1)
     time.sleep(2.5)  # it has missed its refreshes: a contender waits the few seconds until it expires
 
@@ -256,6 +285,7 @@ def test_losing_the_race_for_an_expired_claim_defers_the_message(stack: Stack) -
         Holder("m", None, None, None),
         30,
         abort=threading.Event(),
+        patience=0,
         sleep=holder_refreshes_while_we_wait,
     )
 
@@ -278,8 +308,8 @@ def test_claim_is_written_with_its_holder_and_deleted_after_success(stack: Stack
     # THEN one conditional PUT created the claim, with what an operator needs, and one DELETE removed it
     assert summary.to_dict()["processed"] == 1
     assert [(name, params["Key"]) for name, params in calls] == [
-        ("PutObject", f"{CLAIMS}c/ok.json"),
-        ("DeleteObject", f"{CLAIMS}c/ok.json"),
+        ("PutObject", f"{CLAIMS}c/ok.claim.json"),
+        ("DeleteObject", f"{CLAIMS}c/ok.claim.json"),
     ]
     put = calls[0][1]
     assert put["IfNoneMatch"] == "*"
@@ -388,8 +418,8 @@ def test_a_job_whose_claim_is_taken_over_stops_and_leaves_the_new_claim(
     with pytest.raises(stack.s3.exceptions.NoSuchKey):
         stack.manifest("taken")
     assert stack.queue_counts() == (0, 1)
-    assert claim_objects(stack) == [f"{CLAIMS}taken.json"]
-    body = json.loads(stack.s3.get_object(Bucket=BUCKET, Key=f"{CLAIMS}taken.json")["Body"].read())
+    assert claim_objects(stack) == [f"{CLAIMS}taken.claim.json"]
+    body = json.loads(stack.s3.get_object(Bucket=BUCKET, Key=f"{CLAIMS}taken.claim.json")["Body"].read())
     assert body["message_id"] == "other-message"
 
 

@@ -123,7 +123,7 @@ def test_drain_skips_a_redelivered_message_without_reprocessing(stack: Stack) ->
 
     # THEN it is a logged skip and a deletion: no result is written again (only the claim, put and deleted)
     assert summary.to_dict()["skipped"] == 1
-    assert puts == ["results/.lew-claims/s.json"]
+    assert puts == ["results/.lew-claims/s.claim.json"]
     assert "Contents" not in stack.s3.list_objects_v2(Bucket=BUCKET, Prefix="results/.lew-claims/")
     assert stack.manifest("s") == first
     assert stack.queue_counts() == (0, 0)

@@ -51,14 +51,15 @@ class FakeS3:
 
 
 def held_claim(s3: FakeS3, lease: int = 30) -> Claim:
-    claim = Claim(s3=s3, bucket="bkt", key="results/.lew-claims/a.json", holder=HOLDER, lease_seconds=lease)  # type: ignore[arg-type]
+    claim = Claim(s3=s3, bucket="bkt", key="results/.lew-claims/a.claim.json", holder=HOLDER, lease_seconds=lease)  # type: ignore[arg-type]
     claim.put()
     return claim
 
 
 def test_claim_key_is_in_the_claims_folder_apart_from_the_results() -> None:
-    assert claim_key("results/", "a/scene") == "results/.lew-claims/a/scene.json"
-    assert claim_key("out/", "x") == "out/.lew-claims/x.json"
+    assert claim_key("results/", "a/scene") == "results/.lew-claims/a/scene.claim.json"
+    assert claim_key("out/", "x") == "out/.lew-claims/x.claim.json"
+    assert not claim_key("results/", "x/manifest").endswith("/manifest.json")  # listers look for that name
 
 
 @pytest.mark.parametrize(
@@ -139,7 +140,7 @@ def test_claim_release_deletes_once_and_stops_refreshes() -> None:
     claim.release()
     claim.refresh()
 
-    assert s3.deletes == ["results/.lew-claims/a.json"]
+    assert s3.deletes == ["results/.lew-claims/a.claim.json"]
     assert len(s3.puts) == 1
 
 
