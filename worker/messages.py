@@ -29,7 +29,7 @@ class Received:
     receipt_handle: str
     body: str
     attempt: int  # ApproximateReceiveCount: 1 on the first delivery
-    received_at: float = field(default_factory=time.monotonic)  # a visibility may reach 12 h from the receive
+    received_at: float = field(default_factory=time.monotonic, compare=False)  # visibility: at most 12 h from here
 
 
 @dataclass(frozen=True)
