@@ -26,7 +26,7 @@ from botocore.exceptions import (
     NoRegionError,
 )
 
-from lew import ops
+from lew import cost, ops
 from lew.demo import DemoOptions, run_demo
 from lew.errors import LewError
 from lew.local.output import prefixed_stream_sink
@@ -329,6 +329,7 @@ REGISTRARS: tuple[Callable[[Subcommands], None], ...] = (
     register_status,
     register_results,
     register_redrive,
+    cost.register,
 )
 
 

@@ -342,14 +342,14 @@ def _positive(text: str) -> float:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the `cost` subcommand (its handler is `run`, set as the `func` default)."""
+    """Add the `cost` subcommand (its handler is `run`, set as the `handler` default, as lew.cli dispatches)."""
     parser = subparsers.add_parser(
         "cost",
         help="estimate the monthly cost of the design and its alternatives",
         description=f"Monthly cost of lew and of three alternatives for the same workload. Prices: {PRICES_NOTE}.",
     )
     add_arguments(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(handler=run)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

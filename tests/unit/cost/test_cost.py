@@ -201,5 +201,5 @@ def test_register_adds_the_cost_subcommand(capsys: pytest.CaptureFixture[str]) -
     parser = argparse.ArgumentParser(prog="lew")
     cost.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["cost", "--archives-per-day", "24", "--seconds-per-archive", "110", "--spot"])
-    assert args.func(args) == 0
+    assert args.handler(args) == 0
     assert "Fargate spot" in capsys.readouterr().out
