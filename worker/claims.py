@@ -10,6 +10,7 @@ visibility. The rules, and why they are safe, are in docs/worker.md ("Concurrent
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import threading
@@ -26,6 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from worker.errors import GONE_CODES, JobAborted, error_code
 from worker.log import get_logger
 from worker.manifest import utcnow
+from worker.paths import key_fits
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -57,8 +59,16 @@ def claim_key(result_prefix: str, stem: str) -> str:
     """The claim object of a stem: `RESULT_PREFIX.lew-claims/<stem>.claim.json`, apart from every results folder.
 
     (`.claim.json`, not `.json`: the claim of a stem `x/manifest` must not look like a manifest to a lister.)
+    A stem whose claim key would pass S3's key limit is claimed as `.lew-claims/sha256/<hex of the stem>.claim.json`:
+    the claim key is 9 bytes longer than the manifest key, and a stem whose manifest fits must still be claimable.
     """
-    return f"{result_prefix}{CLAIMS_FOLDER}{stem}{CLAIM_SUFFIX}"
+    key = f"{result_prefix}{CLAIMS_FOLDER}{stem}{CLAIM_SUFFIX}"
+    if key_fits(key):
+        return key
+    # Deterministic, so every worker names the same claim. A literal stem `sha256/<that hex>` would share it;
+    # that costs a wait, never a wrong result (claims only serialise jobs; the manifest decides what is done).
+    digest = hashlib.sha256(stem.encode()).hexdigest()
+    return f"{result_prefix}{CLAIMS_FOLDER}sha256/{digest}{CLAIM_SUFFIX}"
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from worker.claims import deferral_seconds
 from worker.job import JobRuntime, Outcome, run_job
 from worker.log import get_logger
 from worker.messages import Jobs, Poison, Received, TestEvent, parse_body
+from worker.paths import results_key_problem
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -26,11 +27,11 @@ MAX_VISIBILITY_SECONDS = 43_200
 class Action(enum.Enum):
     """What to do with a message once it is handled."""
 
-    DELETE = "delete"  # done (success, permanent failure with a manifest, skip, test event, poison moved)
+    DELETE = "delete"  # done (success, permanent failure with a manifest, skip, test event, poison or refused moved)
     RETRY = "retry"  # transient failure: hide it for a backoff; the redrive policy ends it after maxReceiveCount
     DEFER = "defer"  # another worker is processing the same upload: hide it until that job should be over
     RELEASE = "release"  # the worker is stopping: make it visible to another worker at once
-    LEAVE = "leave"  # poison with no DLQ_URL: stop extending it and let the redrive policy move it
+    LEAVE = "leave"  # poison or refused with no DLQ_URL: stop extending it and let the redrive policy move it
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,23 @@ def handle_message(
         return Settlement(Action.DELETE, outcomes=Counter(test_events=1))
     if isinstance(parsed, Poison):
         return _poison(message, parsed.reason, sqs, queue_url, dlq_url)
+    refusal = _results_key_refusal(parsed, runtime)
+    if refusal is not None:
+        return _poison(message, refusal, sqs, queue_url, dlq_url, kind="refused")
     return _run_jobs(message, parsed, runtime)
+
+
+def _results_key_refusal(parsed: Jobs, runtime: JobRuntime) -> str | None:
+    """Why the message's results could not be stored at all (a manifest key past S3's limit), or None.
+
+    Such a job can never write a manifest, success or failure, so retrying it only burns receives until the redrive
+    policy moves it with no reason attached. It is refused before any request, the whole message like poison: the
+    launcher sends one record per message, and a redriven message's other jobs would be skips.
+    """
+    settings = runtime.settings
+    problems = [results_key_problem(job.key, settings.input_prefix, settings.result_prefix) for job in parsed.jobs]
+    found = [problem for problem in problems if problem is not None]
+    return "; ".join(found) if found else None
 
 
 def _run_jobs(message: Received, parsed: Jobs, runtime: JobRuntime) -> Settlement:
@@ -97,14 +114,21 @@ def _run_jobs(message: Received, parsed: Jobs, runtime: JobRuntime) -> Settlemen
     return Settlement(Action.DELETE, outcomes=outcomes)
 
 
-def _poison(message: Received, reason: str, sqs: SQSClient, queue_url: str, dlq_url: str | None) -> Settlement:
+def _poison(
+    message: Received, reason: str, sqs: SQSClient, queue_url: str, dlq_url: str | None, *, kind: str = "poison"
+) -> Settlement:
+    """Move a message that can never succeed to the DLQ with its reason (or, without DLQ_URL, leave it to redrive).
+
+    `kind` names it in the logs and the outcomes: "poison" (an unparsable body) or "refused" (results too long).
+    """
     logger = get_logger()
+    outcomes = Counter({kind: 1})
     if not dlq_url:
         logger.error(
-            "poison message: left for the queue's redrive policy (DLQ_URL is not set)",
+            f"{kind} message: left for the queue's redrive policy (DLQ_URL is not set)",
             extra={"reason": reason, "body": message.body[:1024]},
         )
-        return Settlement(Action.LEAVE, outcomes=Counter(poison=1))
+        return Settlement(Action.LEAVE, outcomes=outcomes)
     try:
         sqs.send_message(
             QueueUrl=dlq_url,
@@ -116,7 +140,9 @@ def _poison(message: Received, reason: str, sqs: SQSClient, queue_url: str, dlq_
             },
         )
     except (BotoCoreError, ClientError) as error:
-        logger.exception("poison message: could not move it to the DLQ; left in the queue", extra={"error": str(error)})
-        return Settlement(Action.LEAVE, outcomes=Counter(poison=1))
-    logger.error("poison message: moved to the DLQ", extra={"reason": reason, "dlq": dlq_url})
-    return Settlement(Action.DELETE, outcomes=Counter(poison=1))
+        logger.exception(
+            f"{kind} message: could not move it to the DLQ; left in the queue", extra={"error": str(error)}
+        )
+        return Settlement(Action.LEAVE, outcomes=outcomes)
+    logger.error(f"{kind} message: moved to the DLQ", extra={"reason": reason, "dlq": dlq_url})
+    return Settlement(Action.DELETE, outcomes=outcomes)

@@ -43,6 +43,7 @@ class Summary:
             "deferred": self.outcomes["deferred"],
             "released": self.outcomes["aborted"],
             "poison": self.outcomes["poison"],
+            "refused": self.outcomes["refused"],
             "messages": self.messages,
             "duration": round(time.monotonic() - self.started, 3),
             "stopped_by": self.stopped_by,

@@ -30,6 +30,16 @@ class ArchiveTooLarge(JobError):
     """The object is bigger than MAX_ARCHIVE_BYTES."""
 
 
+class IncompleteDownload(JobError):
+    """The archive's body ended short of its Content-Length: a broken connection, so another attempt may pass."""
+
+    permanent = False
+
+
+class ResultKeyTooLong(JobError):
+    """A result key would be longer than S3's 1024-byte limit, so the result cannot be stored under its name."""
+
+
 class UnsupportedInput(JobError):
     """The key has no archive suffix the worker can unpack."""
 

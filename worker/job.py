@@ -1,4 +1,4 @@
-"""One job, start to finish: idempotency → size check → download → unpack → process → publish → manifest."""
+"""One job, start to finish: idempotency → size check → one streamed GET → unpack → process → publish → manifest."""
 
 from __future__ import annotations
 
@@ -12,22 +12,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
-
-from botocore.exceptions import ClientError
+from typing import TYPE_CHECKING
 
 from worker.archive import UnpackLimits, archive_suffix, unpack
 from worker.claims import CLAIMS_FOLDER, Busy, Claim, HeldClaims, Holder, acquire, claim_key
 from worker.errors import (
-    GONE_CODES,
     ArchiveTooLarge,
     ClaimLost,
     JobAborted,
     JobError,
     ProcessorRejected,
-    SourceGone,
     UnsupportedInput,
-    error_code,
     is_permanent,
 )
 from worker.log import get_logger
@@ -42,15 +37,18 @@ from worker.manifest import (
     utcnow,
     write_manifest,
 )
-from worker.messages import Job, normalise_etag
+from worker.messages import Job
 from worker.metadata import TaskIdentity
 from worker.paths import MANIFEST_NAME, stem_for
 from worker.processors import Processor, ProcessorContext
-from worker.publish import download, upload_outputs
+from worker.publish import open_source, save_body, upload_outputs
 from worker.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+
+ARCHIVE_STEM = "source"  # the downloaded archive is <job folder>/source<suffix>
 
 
 class Outcome(enum.Enum):
@@ -134,14 +132,25 @@ def _run_claimed(job: Job, attempt: int, runtime: JobRuntime, claim: Claim, stem
         if records_success(existing, job.etag, job.version_id):
             logger.info("already processed: skipping", extra={"manifest": manifest_key, "etag": job.etag})
             return JobResult(Outcome.SKIPPED)
-        source = _head(runtime.s3, job)
-        if source.etag != job.etag and records_success(existing, source.etag, source.version_id):
-            logger.info("already processed: skipping", extra={"manifest": manifest_key, "etag": source.etag})
-            return JobResult(Outcome.SKIPPED)
+        # The key and the message's own size: an obviously unusable input costs no GET at all.
         suffix = _check_input(source, stem, settings)
-        manifest = _process(
-            job, attempt, runtime, claim, source=source, suffix=suffix, folder_key=folder_key, timings=timings
-        )
+        with _job_folder() as job_dir:
+            archive = job_dir / f"{ARCHIVE_STEM}{suffix}"
+            _check_abort(runtime, claim)
+            with _timed(timings, "download"), open_source(runtime.s3, job) as opened:
+                # From here on the manifest records the object the GET answered with, not the message's view of it.
+                source = opened.source
+                if source.etag != job.etag and records_success(existing, source.etag, source.version_id):
+                    logger.info("already processed: skipping", extra={"manifest": manifest_key, "etag": source.etag})
+                    return JobResult(Outcome.SKIPPED)
+                # The object was replaced since the message was sent (no version id to pin): its old bytes are gone,
+                # so the current object is processed and its own ETag recorded. The newer upload's message then
+                # finds a success for its ETag and skips, so each version is processed at most once.
+                _check_size(source, settings)  # before a byte of the body is read
+                save_body(opened, archive)
+            manifest = _process(
+                job, attempt, runtime, claim, source=source, archive=archive, folder_key=folder_key, timings=timings
+            )
         manifest.started_at, manifest.finished_at = started_at, utcnow()
         manifest.timings["total"] = (manifest.finished_at - started_at).total_seconds()
         write_manifest(runtime.s3, job.bucket, manifest_key, manifest)
@@ -166,28 +175,8 @@ def _run_claimed(job: Job, attempt: int, runtime: JobRuntime, claim: Claim, stem
         )
 
 
-def _head(s3: S3Client, job: Job) -> Source:
-    """The object's current ETag, version and size (a 404 here means the source is gone)."""
-    args: dict[str, Any] = {"Bucket": job.bucket, "Key": job.key}
-    if job.version_id:
-        args["VersionId"] = job.version_id
-    try:
-        head = s3.head_object(**args)
-    except ClientError as error:
-        if error_code(error) in GONE_CODES:
-            raise SourceGone(f"s3://{job.bucket}/{job.key} no longer exists ({error_code(error)})") from error
-        raise
-    return Source(
-        bucket=job.bucket,
-        key=job.key,
-        etag=normalise_etag(head.get("ETag")),
-        version_id=head.get("VersionId") or job.version_id,
-        size=head.get("ContentLength"),
-    )
-
-
 def _check_input(source: Source, stem: str, settings: Settings) -> str:
-    """The archive suffix; a permanent failure when the key has none or the object is too big."""
+    """The archive suffix; a permanent failure when the key has none, or the message says the object is too big."""
     if stem.split("/", 1)[0] == CLAIMS_FOLDER.rstrip("/"):
         raise UnsupportedInput(
             f"{source.key} would put its results in {settings.result_prefix}{CLAIMS_FOLDER}, the worker's claims folder"
@@ -195,9 +184,13 @@ def _check_input(source: Source, stem: str, settings: Settings) -> str:
     suffix = archive_suffix(source.key)
     if suffix is None:
         raise UnsupportedInput(f"{source.key} is not a .zip, .tar, .tar.gz or .tgz archive")
+    _check_size(source, settings)
+    return suffix
+
+
+def _check_size(source: Source, settings: Settings) -> None:
     if source.size is not None and source.size > settings.max_archive_bytes:
         raise ArchiveTooLarge(f"{source.size} bytes is more than MAX_ARCHIVE_BYTES ({settings.max_archive_bytes})")
-    return suffix
 
 
 def _process(
@@ -207,44 +200,41 @@ def _process(
     claim: Claim,
     *,
     source: Source,
-    suffix: str,
+    archive: Path,
     folder_key: str,
     timings: dict[str, float],
 ) -> Manifest:
+    """Unpack the downloaded archive, run the processor, upload its outputs; the manifest to write."""
     settings = runtime.settings
-    with _job_folder() as job_dir:
-        archive = job_dir / f"source{suffix}"
-        input_dir = job_dir / "input"
-        output_dir = job_dir / settings.output_dir
-        input_dir.mkdir()
-        output_dir.mkdir(parents=True)
-
-        _check_abort(runtime, claim)
-        with _timed(timings, "download"):
-            download(runtime.s3, job.bucket, job.key, archive, version_id=source.version_id)
-        _check_abort(runtime, claim)
-        with _timed(timings, "unpack"):
-            limits = UnpackLimits(max_members=settings.max_members, max_unpacked_bytes=settings.max_unpacked_bytes)
-            members = unpack(archive, input_dir, limits, suffix=suffix)
-            archive.unlink()  # the disk is shared by the archive and what it unpacks to: free it early
-        get_logger().info("unpacked", extra={"members": len(members)})
-        _check_abort(runtime, claim)
-        context = ProcessorContext(
-            job=job,
-            archive_name=PurePosixPath(job.key).name[: -len(suffix)],
-            input_dir=input_dir,
-            output_dir=output_dir,
-            job_dir=job_dir,
-            timeout=settings.job_timeout,
-            cancel=runtime.abort,
-        )
-        with _timed(timings, "process"):
-            result = runtime.processor(context)
-        _check_abort(runtime, claim)
-        with _timed(timings, "upload"):
-            bases = (output_dir, input_dir, job_dir)
-            _check_outputs(result.outputs, bases)
-            outputs = upload_outputs(runtime.s3, job.bucket, folder_key, result.outputs, bases)
+    job_dir = archive.parent
+    suffix = archive.name.removeprefix(ARCHIVE_STEM)
+    input_dir = job_dir / "input"
+    output_dir = job_dir / settings.output_dir
+    input_dir.mkdir()
+    output_dir.mkdir(parents=True)
+    _check_abort(runtime, claim)
+    with _timed(timings, "unpack"):
+        limits = UnpackLimits(max_members=settings.max_members, max_unpacked_bytes=settings.max_unpacked_bytes)
+        members = unpack(archive, input_dir, limits, suffix=suffix)
+        archive.unlink()  # the disk is shared by the archive and what it unpacks to: free it early
+    get_logger().info("unpacked", extra={"members": len(members)})
+    _check_abort(runtime, claim)
+    context = ProcessorContext(
+        job=job,
+        archive_name=PurePosixPath(job.key).name[: -len(suffix)],
+        input_dir=input_dir,
+        output_dir=output_dir,
+        job_dir=job_dir,
+        timeout=settings.job_timeout,
+        cancel=runtime.abort,
+    )
+    with _timed(timings, "process"):
+        result = runtime.processor(context)
+    _check_abort(runtime, claim)
+    with _timed(timings, "upload"):
+        bases = (output_dir, input_dir, job_dir)
+        _check_outputs(result.outputs, bases)
+        outputs = upload_outputs(runtime.s3, job.bucket, folder_key, result.outputs, bases)
     return Manifest(
         status=SUCCEEDED,
         source=source,

@@ -1,29 +1,89 @@
-"""Move bytes between S3 and the job's folder: streamed downloads, multipart uploads with a content type."""
+"""Move bytes between S3 and the job's folder: one streamed GET per archive, multipart uploads with a content type."""
 
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import ClientError
 
-from worker.manifest import Output
+from worker.errors import GONE_CODES, IncompleteDownload, ResultKeyTooLong, SourceGone, error_code
+from worker.manifest import Output, Source
+from worker.messages import Job, normalise_etag
+from worker.paths import S3_KEY_LIMIT_BYTES, key_fits
 
 if TYPE_CHECKING:
+    from botocore.response import StreamingBody
     from mypy_boto3_s3 import S3Client
 
 MIB = 1024 * 1024
+# Big enough that the per-chunk Python overhead vanishes next to the copy, small enough that memory stays flat.
+DOWNLOAD_CHUNK_BYTES = MIB
 # Parts of 16 MiB: few requests for large renders, and a bounded amount of memory in flight.
 TRANSFER_CONFIG = TransferConfig(multipart_threshold=16 * MIB, multipart_chunksize=16 * MIB, max_concurrency=4)
 EXTRA_TYPES = {".pov": "text/plain", ".ini": "text/plain", ".inc": "text/plain", ".log": "text/plain"}
 
 
-def download(s3: S3Client, bucket: str, key: str, dest: Path, *, version_id: str | None) -> None:
-    """Stream an object to a file on disk (in ranged parts for big objects; never the whole object in memory)."""
-    extra = {"VersionId": version_id} if version_id else None
-    s3.download_file(bucket, key, str(dest), ExtraArgs=extra, Config=TRANSFER_CONFIG)
+@dataclass(frozen=True)
+class OpenedSource:
+    """An answered GET of a job's archive: what the object is, and its body, not read yet."""
+
+    source: Source
+    body: StreamingBody
+
+
+@contextmanager
+def open_source(s3: S3Client, job: Job) -> Iterator[OpenedSource]:
+    """GET the job's object (its version when the message names one); the body is closed on exit, read or not.
+
+    The answer's headers say what a HEAD would (ETag, version, size), so no HEAD is made; a 404 is SourceGone.
+    """
+    args: dict[str, Any] = {"Bucket": job.bucket, "Key": job.key}
+    if job.version_id:
+        args["VersionId"] = job.version_id
+    try:
+        answer = s3.get_object(**args)
+    except ClientError as error:
+        if error_code(error) in GONE_CODES:
+            raise SourceGone(f"s3://{job.bucket}/{job.key} no longer exists ({error_code(error)})") from error
+        raise
+    body = answer["Body"]
+    try:
+        source = Source(
+            bucket=job.bucket,
+            key=job.key,
+            etag=normalise_etag(answer.get("ETag")),
+            version_id=answer.get("VersionId") or job.version_id,
+            size=answer.get("ContentLength"),
+        )
+        yield OpenedSource(source, body)
+    finally:
+        # Unread, this drops the connection instead of draining gigabytes nobody wants.
+        body.close()
+
+
+def save_body(opened: OpenedSource, dest: Path) -> int:
+    """Stream the body to a file in 1 MiB chunks (memory stays flat whatever the size); return the bytes written.
+
+    A body that ends short of its Content-Length (a reset or timeout mid-body) raises a transient error, so the
+    job is retried: a truncated archive is never unpacked.
+    """
+    written = 0
+    with dest.open("wb") as file:
+        # botocore's StreamingBody itself raises IncompleteReadError / ResponseStreamingError / ReadTimeoutError
+        # (BotoCoreError, transient) when the stream breaks; the count below is the belt to those braces.
+        for chunk in opened.body.iter_chunks(DOWNLOAD_CHUNK_BYTES):
+            file.write(chunk)
+            written += len(chunk)
+    expected = opened.source.size
+    if expected is not None and written != expected:
+        raise IncompleteDownload(f"the download ended after {written} of {expected} bytes")
+    return written
 
 
 def content_type_of(path: Path) -> str:
@@ -46,9 +106,17 @@ def upload_outputs(
 ) -> list[Output]:
     """Upload every output under `folder_key` (multipart when large, with a content type); return what was put."""
     base_list = list(bases)
+    named = [(path, relative_output_name(path, base_list)) for path in outputs]
+    # Checked before the first upload: a job with an output S3 cannot hold fails whole, with nothing half put.
+    for _, name in named:
+        if not key_fits(folder_key + name):
+            raise ResultKeyTooLong(
+                f"the output {name!r} would be stored as a key of {len((folder_key + name).encode())} bytes, "
+                f"more than S3's limit of {S3_KEY_LIMIT_BYTES}"
+            )
     uploaded = []
-    for path in outputs:
-        key = folder_key + relative_output_name(path, base_list)
+    for path, name in named:
+        key = folder_key + name
         content_type = content_type_of(path)
         s3.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": content_type}, Config=TRANSFER_CONFIG)
         uploaded.append(Output(key=key, size=path.stat().st_size, content_type=content_type))
