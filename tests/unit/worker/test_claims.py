@@ -62,6 +62,18 @@ def test_claim_key_is_in_the_claims_folder_apart_from_the_results() -> None:
     assert not claim_key("results/", "x/manifest").endswith("/manifest.json")  # listers look for that name
 
 
+def test_claim_key_of_a_stem_too_long_for_s3_is_a_hash_that_fits() -> None:
+    # GIVEN a stem whose manifest key fits exactly, but whose plain claim key would be 9 bytes too long
+    stem = "x" * (1024 - len("results/") - len("/manifest.json"))
+    # WHEN its claim key is built
+    key = claim_key("results/", stem)
+    # THEN it fits S3's limit, stays in the claims folder with the claim suffix, and is the same every time
+    assert len(key.encode()) <= 1024
+    assert key.startswith("results/.lew-claims/sha256/") and key.endswith(".claim.json")
+    assert key == claim_key("results/", stem)
+    assert key != claim_key("results/", stem + "y")
+
+
 @pytest.mark.parametrize(
     ("remaining", "lease", "stale"),
     [
