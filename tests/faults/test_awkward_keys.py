@@ -89,7 +89,7 @@ def test_awkward_keys_are_processed_end_to_end(local_stack: Callable[..., Starte
     assert not [place for place in CANARY_PLACES if (place / "lew-canary").exists()]
 
 
-def test_key_whose_results_would_exceed_the_s3_key_limit_fails_clearly_and_is_not_lost(
+def test_key_whose_results_would_exceed_the_s3_key_limit_is_refused_to_the_dlq_with_a_reason(
     moto_server: str, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN an input key of exactly 1024 bytes (S3's limit), whose result keys would be longer than S3
@@ -119,7 +119,7 @@ def test_key_whose_results_would_exceed_the_s3_key_limit_fails_clearly_and_is_no
         visibility_timeout=3,
         dlq_url=dlq_url,
     )
-    # WHEN workers take the message until the queue is empty
+    # WHEN a worker takes the message
     outcomes: Counter[str] = Counter()
 
     def one_worker() -> bool:
@@ -127,10 +127,13 @@ def test_key_whose_results_would_exceed_the_s3_key_limit_fails_clearly_and_is_no
         return queue_counts(sqs, queue_url) == (0, 0)
 
     wait_for(one_worker, 60, "the work queue to be empty", interval=0.5)
-    # THEN S3 refused the long result key, and nothing claims a success
-    assert proxy.injected("PutObject"), "the result key was never refused: the test did not test anything"
-    assert outcomes["succeeded"] == 0, outcomes
-    # AND the message is not lost: no manifest can be written under such a key, so the job is retried until
-    # the queue's redrive policy moves it to the DLQ, where `lew redrive` can bring it back once renamed
-    assert outcomes["retry"] == 2, outcomes
-    assert queue_counts(sqs, dlq_url) == (1, 0)
+    # THEN the worker refused it up front, on its first receive: no S3 request for it, no retry, no success
+    assert outcomes == Counter(refused=1), outcomes
+    assert proxy.count("PutObject") == 0 and proxy.count("GetObject") == 0
+    # AND it is not lost: it is in the DLQ at once, with a reason naming the problem, for `lew redrive` once renamed
+    moved = sqs.receive_message(QueueUrl=dlq_url, MessageAttributeNames=["All"])["Messages"]
+    assert len(moved) == 1
+    attributes = moved[0]["MessageAttributes"]
+    assert "manifest key" in attributes["reason"]["StringValue"]
+    assert f"{S3_KEY_LIMIT + 9} bytes" in attributes["reason"]["StringValue"]
+    assert attributes["source_queue"]["StringValue"] == queue_url
