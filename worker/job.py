@@ -132,7 +132,7 @@ def _run_claimed(job: Job, attempt: int, runtime: JobRuntime, claim: Claim, stem
         if records_success(existing, job.etag, job.version_id):
             logger.info("already processed: skipping", extra={"manifest": manifest_key, "etag": job.etag})
             return JobResult(Outcome.SKIPPED)
-        # The key and the message's own size: an obviously unusable input costs no GET at all.
+        # An input that is not an archive costs no GET at all.
         suffix = _check_input(source, stem, settings)
         with _job_folder() as job_dir:
             archive = job_dir / f"{ARCHIVE_STEM}{suffix}"
@@ -176,7 +176,7 @@ def _run_claimed(job: Job, attempt: int, runtime: JobRuntime, claim: Claim, stem
 
 
 def _check_input(source: Source, stem: str, settings: Settings) -> str:
-    """The archive suffix; a permanent failure when the key has none, or the message says the object is too big."""
+    """The archive suffix; a permanent failure when the key has none or would put results in the claims folder."""
     if stem.split("/", 1)[0] == CLAIMS_FOLDER.rstrip("/"):
         raise UnsupportedInput(
             f"{source.key} would put its results in {settings.result_prefix}{CLAIMS_FOLDER}, the worker's claims folder"
@@ -184,7 +184,8 @@ def _check_input(source: Source, stem: str, settings: Settings) -> str:
     suffix = archive_suffix(source.key)
     if suffix is None:
         raise UnsupportedInput(f"{source.key} is not a .zip, .tar, .tar.gz or .tgz archive")
-    _check_size(source, settings)
+    # The size is not judged from the message: a late message about a replaced object carries the old size, and a
+    # failure manifest written from it could replace the newer object's success. The GET's Content-Length decides.
     return suffix
 
 

@@ -174,17 +174,19 @@ def test_download_too_large_by_content_length_reads_no_byte_of_the_body(
     assert stack.queue_counts() == (0, 0)
 
 
-def test_download_too_large_by_the_messages_size_makes_no_get(stack: Stack) -> None:
-    # GIVEN a message whose own size says the object is too large
-    stack.upload("incoming/big.zip", zip_bytes({"a.txt": b"a" * 10_000}))
-    stack.enqueue("incoming/big.zip")
-    calls = _record_s3_calls(stack)
+def test_download_judges_the_size_by_the_object_not_by_a_stale_message(stack: Stack) -> None:
+    # GIVEN a late message that still describes a huge, since replaced object (its size is over the limit)
+    etag = stack.upload("incoming/replaced.zip", zip_bytes({"a.txt": b"small"}))
+    stack.send({"Records": [s3_record(BUCKET, "incoming/replaced.zip", etag="0" * 32, size=10**12)]})
 
-    stack.run(max_archive_bytes=100)
+    # WHEN drained with a limit the message's size exceeds but the current object does not
+    summary = stack.run(max_archive_bytes=10_000)
 
-    # THEN the only GET is the manifest lookup
-    assert stack.manifest("big")["error"]["type"] == "ArchiveTooLarge"
-    assert not [key for name, key in calls if name == "GetObject" and key.endswith("big.zip")]
+    # THEN the current object is processed and recorded, rather than failed on the message's word
+    manifest = stack.manifest("replaced")
+    assert manifest["status"] == "succeeded"
+    assert manifest["source"]["etag"] == etag
+    assert summary.to_dict()["processed"] == 1
 
 
 @pytest.mark.parametrize(
