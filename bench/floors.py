@@ -7,8 +7,6 @@ per output (a small JSON, like inventory.json), the PUT of the manifest, and the
 `python -m bench.floors copy --bucket B --key K --dest-key D --folder F` streams an object to disk with one
 GET and puts the same bytes back with one PUT.
 
-`python -m bench.floors fetch --bucket B --key K --dest FILE [--ranged]` downloads an object with one streamed
-GET, or (`--ranged`) the way the worker does, to compare the two when a large-archive target is missed.
 """
 
 from __future__ import annotations
@@ -86,19 +84,6 @@ def copy(bucket: str, key: str, dest_key: str, folder: Path) -> None:
     path.unlink()
 
 
-def fetch(bucket: str, key: str, dest: Path, *, ranged: bool) -> None:
-    """Download an object to a file: one streamed GET, or the worker's own way (its TransferConfig, ranged GETs)."""
-    s3: Any = boto3.client("s3")
-    if ranged:
-        from worker.publish import TRANSFER_CONFIG
-
-        s3.download_file(bucket, key, str(dest), Config=TRANSFER_CONFIG)
-    else:
-        with dest.open("wb") as file:
-            shutil.copyfileobj(s3.get_object(Bucket=bucket, Key=key)["Body"], file, COPY_CHUNK)
-    dest.unlink()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.floors")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -112,16 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     copy_parser.add_argument("--key", required=True)
     copy_parser.add_argument("--dest-key", required=True)
     copy_parser.add_argument("--folder", type=Path, required=True)
-    fetch_parser = commands.add_parser("fetch")
-    fetch_parser.add_argument("--bucket", required=True)
-    fetch_parser.add_argument("--key", required=True)
-    fetch_parser.add_argument("--dest", type=Path, required=True)
-    fetch_parser.add_argument("--ranged", action="store_true")
     args = parser.parse_args(argv)
-    if args.command == "fetch":
-        fetch(args.bucket, args.key, args.dest, ranged=args.ranged)
-        print("fetched")
-    elif args.command == "drain":
+    if args.command == "drain":
         count = drain(args.queue_url, args.wait_time_seconds, args.batch_size, args.idle_polls)
         print(f"floor drained {count} messages")
     else:
