@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlparse
 
 import boto3
 from botocore.exceptions import ClientError
 
+from lew.clients import ServiceClients
 from lew.errors import LewError
 from lew.local.settings import (
     CONTRACT_DEFAULTS,
@@ -22,14 +23,9 @@ from lew.local.settings import (
 )
 from lew.state import LocalState, read_state, state_path
 
-if TYPE_CHECKING:
-    from mypy_boto3_ecs import ECSClient
-    from mypy_boto3_s3 import S3Client
-    from mypy_boto3_sqs import SQSClient
-
 
 @dataclass(frozen=True)
-class Target:
+class Target(ServiceClients):
     """A stack's resources, and how to reach them."""
 
     description: str
@@ -53,21 +49,6 @@ class Target:
 
     def client(self, service: str) -> Any:
         return self.session().client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
-
-    @property
-    def s3(self) -> S3Client:
-        client: S3Client = self.client("s3")
-        return client
-
-    @property
-    def sqs(self) -> SQSClient:
-        client: SQSClient = self.client("sqs")
-        return client
-
-    @property
-    def ecs(self) -> ECSClient:
-        client: ECSClient = self.client("ecs")
-        return client
 
 
 def from_local_state(state: LocalState) -> Target:

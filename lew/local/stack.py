@@ -10,11 +10,12 @@ import sys
 import urllib.request
 from collections.abc import Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 import boto3
 from moto.server import ThreadedMotoServer
 
+from lew.clients import ServiceClients
 from lew.errors import LewError
 from lew.local.ecs_agent import LocalEcsAgent
 from lew.local.lambda_runtime import Handler, LocalLambdaRuntime, load_launcher_handler
@@ -22,16 +23,11 @@ from lew.local.output import LogSink, ThreadRoutedStdout, prefixed_stream_sink
 from lew.local.resources import LocalResources, create_resources
 from lew.local.settings import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, LocalSettings
 
-if TYPE_CHECKING:
-    from mypy_boto3_ecs import ECSClient
-    from mypy_boto3_s3 import S3Client
-    from mypy_boto3_sqs import SQSClient
-
 LAUNCHER_FUNCTION_NAME = "lew-local-launcher"
 TASKS_STAY_RUNNING = {"progression": "manual", "times": 10**9}
 
 
-class LocalStack:
+class LocalStack(ServiceClients):
     """Start with `with LocalStack(settings) as stack:`; leaving the block stops everything it started."""
 
     def __init__(self, settings: LocalSettings, *, sink: LogSink | None = None, handler: Handler | None = None) -> None:
@@ -60,21 +56,6 @@ class LocalStack:
             )
             self._clients[service] = session.client(service, endpoint_url=self.endpoint)  # type: ignore[call-overload]
         return self._clients[service]
-
-    @property
-    def s3(self) -> S3Client:
-        client: S3Client = self.client("s3")
-        return client
-
-    @property
-    def sqs(self) -> SQSClient:
-        client: SQSClient = self.client("sqs")
-        return client
-
-    @property
-    def ecs(self) -> ECSClient:
-        client: ECSClient = self.client("ecs")
-        return client
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
