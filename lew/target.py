@@ -13,15 +13,16 @@ from botocore.exceptions import ClientError
 from lew.clients import ServiceClients
 from lew.errors import LewError
 from lew.local.settings import (
-    CONTRACT_DEFAULTS,
     FAKE_ACCESS_KEY,
     FAKE_SECRET_KEY,
     LOCAL_ACCOUNT_ID,
     LOCAL_REGION,
     LOCAL_STACK_NAME,
     ResourceNames,
+    template_parameters,
 )
 from lew.state import LocalState, read_state, state_path
+from lew.template import DEFAULT_TEMPLATE, load_template
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ def _valid_endpoint(endpoint: str) -> str:
 def from_local_endpoint(endpoint: str) -> Target:
     """A local stack found only by its endpoint: its resource names are deterministic."""
     names = ResourceNames.for_stack(LOCAL_STACK_NAME, LOCAL_ACCOUNT_ID, LOCAL_REGION)
+    defaults = template_defaults()
     partial = Target(
         description=f"local stack at {endpoint}",
         bucket=names.bucket,
@@ -104,9 +106,9 @@ def from_local_endpoint(endpoint: str) -> Target:
         dlq_url="",
         cluster=names.cluster,
         task_family=names.task_family,
-        input_prefix=CONTRACT_DEFAULTS["InputPrefix"],
-        result_prefix=CONTRACT_DEFAULTS["ResultPrefix"],
-        suffixes=_split(CONTRACT_DEFAULTS["Suffixes"]),
+        input_prefix=defaults["InputPrefix"],
+        result_prefix=defaults["ResultPrefix"],
+        suffixes=_split(defaults["Suffixes"]),
         endpoint_url=endpoint,
         region=LOCAL_REGION,
     )
@@ -134,8 +136,8 @@ def from_cloudformation(stack: str, region: str | None) -> Target:
     outputs = {item["OutputKey"]: item.get("OutputValue", "") for item in described.get("Outputs", [])}
     parameters = {item["ParameterKey"]: item.get("ParameterValue", "") for item in described.get("Parameters", [])}
 
-    def output(name: str, *, required: bool = True, fallback: str = "") -> str:
-        value = outputs.get(name) or parameters.get(name) or fallback
+    def output(name: str, *, required: bool = True) -> str:
+        value = outputs.get(name) or parameters.get(name) or ""
         if required and not value:
             raise LewError(f"stack {stack!r} has no {name} output; is it a lew stack, deployed from template.yaml?")
         return value
@@ -147,11 +149,16 @@ def from_cloudformation(stack: str, region: str | None) -> Target:
         dlq_url=output("DlqUrl", required=False),
         cluster=output("ClusterName", required=False),
         task_family=f"{stack}-worker",
-        input_prefix=output("InputPrefix", required=False, fallback=CONTRACT_DEFAULTS["InputPrefix"]),
-        result_prefix=output("ResultPrefix", required=False, fallback=CONTRACT_DEFAULTS["ResultPrefix"]),
-        suffixes=_split(output("Suffixes", required=False, fallback=CONTRACT_DEFAULTS["Suffixes"])),
+        input_prefix=output("InputPrefix", required=False) or template_defaults()["InputPrefix"],
+        result_prefix=output("ResultPrefix", required=False) or template_defaults()["ResultPrefix"],
+        suffixes=_split(output("Suffixes", required=False) or template_defaults()["Suffixes"]),
         region=cloudformation.meta.region_name,
     )
+
+
+def template_defaults() -> dict[str, str]:
+    """template.yaml's parameter defaults: what a stack uses where it does not say otherwise."""
+    return template_parameters(load_template(), DEFAULT_TEMPLATE)
 
 
 def _split(listing: str) -> tuple[str, ...]:

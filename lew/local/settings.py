@@ -45,29 +45,29 @@ WORKER_ENV_FROM_PARAMETERS = {
     "MAX_UNPACKED_BYTES": "MaxUnpackedBytes",
     "MAX_MEMBERS": "MaxMembers",
 }
-# Fallbacks for parameters that an older or trimmed template might not declare.
-CONTRACT_DEFAULTS = {
-    "InputPrefix": "incoming/",
-    "ResultPrefix": "results/",
-    "Suffixes": ".zip,.tar,.tar.gz,.tgz",
-    "MaxWorkers": "4",
-    "MessagesPerWorker": "5",
-    "CapacityProvider": "FARGATE",
-    "AssignPublicIp": "ENABLED",
-    "Processor": "povray",
-    "VisibilityTimeout": "300",
-    "MaxReceiveCount": "5",
-    "JobTimeout": "3600",
-    "StopGraceSeconds": "100",
-    "IdlePolls": "2",
-    "WaitTimeSeconds": "20",
-    "ReconcileSchedule": "rate(1 minute)",
-    "MaxArchiveBytes": str(5 * 1024**3),
-    "MaxUnpackedBytes": str(20 * 1024**3),
-    "MaxMembers": "10000",
-    "WorkerCpu": "1024",
-    "WorkerMemory": "2048",
-}
+# The parameters the local stack reads. Their values come only from template.yaml, so local cannot drift from deployed.
+REQUIRED_PARAMETERS = (
+    "InputPrefix",
+    "ResultPrefix",
+    "Suffixes",
+    "MaxWorkers",
+    "MessagesPerWorker",
+    "CapacityProvider",
+    "AssignPublicIp",
+    "Processor",
+    "VisibilityTimeout",
+    "MaxReceiveCount",
+    "JobTimeout",
+    "StopGraceSeconds",
+    "IdlePolls",
+    "WaitTimeSeconds",
+    "ReconcileSchedule",
+    "MaxArchiveBytes",
+    "MaxUnpackedBytes",
+    "MaxMembers",
+    "WorkerCpu",
+    "WorkerMemory",
+)
 # What local mode changes, and why. Printed by `lew local up` and `lew demo`, so nothing is hidden.
 LOCAL_OVERRIDES: dict[str, tuple[str, str]] = {
     "WaitTimeSeconds": ("2", "workers notice an empty queue in seconds, not minutes"),
@@ -180,6 +180,15 @@ def parse_assignments(assignments: Sequence[str], known: Mapping[str, str]) -> d
     return parsed
 
 
+def template_parameters(template: dict[str, Any], template_path: Path) -> dict[str, str]:
+    """The template's parameter defaults; a LewError naming any parameter the local stack needs but cannot find."""
+    defaults = cfn.parameter_defaults(template)
+    missing = [name for name in REQUIRED_PARAMETERS if name not in defaults]
+    if missing:
+        raise LewError(f"{template_path} has no default for the parameter(s) {', '.join(missing)}")
+    return dict(defaults)
+
+
 def build_settings(
     template_path: Path = cfn.DEFAULT_TEMPLATE,
     *,
@@ -190,7 +199,7 @@ def build_settings(
 ) -> LocalSettings:
     """Read the template and apply, in order: its defaults, local overrides, then the caller's parameters."""
     template = cfn.load_template(template_path)
-    effective = {**CONTRACT_DEFAULTS, **cfn.parameter_defaults(template)}
+    effective = template_parameters(template, template_path)
     overrides = []
     for name, (local_value, reason) in LOCAL_OVERRIDES.items():
         if effective.get(name) != local_value:

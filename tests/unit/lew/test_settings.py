@@ -10,14 +10,18 @@ import pytest
 from lew.errors import LewError
 from lew.local import settings as local
 
-TEMPLATE = """
-Parameters:
-  InputPrefix: {Type: String, Default: uploads/}
-  MaxWorkers: {Type: Number, Default: 7}
-  WaitTimeSeconds: {Type: Number, Default: 20}
-  Processor: {Type: String, Default: povray}
-  ReconcileSchedule: {Type: String, Default: rate(1 minute)}
-"""
+# A template that declares every parameter the local stack reads; a few with values of its own.
+OWN_DEFAULTS = {
+    "InputPrefix": "uploads/",
+    "MaxWorkers": "7",
+    "WaitTimeSeconds": "20",
+    "Processor": "povray",
+    "ReconcileSchedule": "rate(1 minute)",
+    "MaxReceiveCount": "3",
+}
+TEMPLATE = "Parameters:\n" + "".join(
+    f"  {name}: {{Type: String, Default: '{OWN_DEFAULTS.get(name, 'x')}'}}\n" for name in local.REQUIRED_PARAMETERS
+)
 
 
 @pytest.fixture
@@ -41,11 +45,25 @@ def test_build_settings_takes_template_defaults_and_lists_every_override(templat
     assert overridden["ReconcileSchedule"] == ("rate(1 minute)", "every 5 s")
 
 
-def test_build_settings_fills_parameters_missing_from_the_template_from_the_contract(template_file: Path) -> None:
+def test_build_settings_reads_every_value_from_the_template(template_file: Path) -> None:
     settings = local.build_settings(template_file, processor="inventory")
 
-    assert settings.parameter("ResultPrefix") == "results/"
-    assert settings.int_parameter("MaxReceiveCount") == 5
+    assert settings.int_parameter("MaxReceiveCount") == 3
+
+
+def test_build_settings_names_the_parameters_a_template_lacks(tmp_path: Path) -> None:
+    # GIVEN a template without MaxReceiveCount and JobTimeout
+    path = tmp_path / "template.yaml"
+    path.write_text(
+        "".join(
+            line + "\n" for line in TEMPLATE.splitlines() if "MaxReceiveCount" not in line and "JobTimeout" not in line
+        ),
+        encoding="utf-8",
+    )
+
+    # WHEN the local settings are built THEN the error names both, rather than guessing values
+    with pytest.raises(LewError, match="MaxReceiveCount, JobTimeout"):
+        local.build_settings(path, processor="inventory")
 
 
 def test_resource_names_follow_the_stack_name() -> None:
