@@ -3,9 +3,11 @@
 S3 delivers events at least once, a multipart upload can raise two events, and a retried launcher enqueues an
 object again, so two workers can receive the same object at the same moment. The manifest only catches a
 duplicate that comes *after* the job. The claim is a small object, written with a conditional PUT
-(`If-None-Match: *`), that only one worker can create; the heartbeat refreshes it while the job runs, the
-worker deletes it when the job is settled, and a dead worker's claim expires together with its message's
-visibility. The rules, and why they are safe, are in docs/worker.md ("Concurrent duplicates").
+(`If-None-Match: *`), that only one worker can create; the heartbeat refreshes it while the job runs, and a
+dead worker's claim expires together with its message's visibility. A job that ends with its manifest names its
+claim in it and leaves the claim in place (no DELETE on the happy path): a contender that finds the claim named
+by the manifest knows its job is over and takes it over at once. Other endings delete it. The rules, and why they
+are safe, are in docs/worker.md ("Concurrent duplicates").
 """
 
 from __future__ import annotations
@@ -119,6 +121,7 @@ class Claim:
     claimed_at: str = ""
     lost: bool = False
     released: bool = False
+    recorded: bool = False  # the job's manifest, written, names this claim's nonce: its job is over
     writes: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -175,11 +178,17 @@ class Claim:
                 raise
 
     def release(self) -> None:
-        """Delete the claim, unless it may already belong to someone else; a failed delete only lets it expire."""
+        """Stop refreshing the claim, and delete it unless a manifest records it or it may belong to someone else.
+
+        A claim its manifest records is left in place: the next contender sees its job is over and takes it over
+        at once, so the happy path costs no DELETE. A failed delete only lets the claim expire.
+        """
         with self._lock:
             if self.released:
                 return
             self.released = True
+            if self.recorded:
+                return
             if self.lost or time.monotonic() - self.confirmed_at >= self.lease_seconds:
                 # Not confirmed for a whole lease: another worker may have taken it over. Let it expire.
                 get_logger().warning("claim not confirmed within its lease: left to expire", extra={"claim": self.key})
@@ -212,7 +221,7 @@ class HeldClaims:
             self._claims[claim.key] = claim
 
     def release(self, claim: Claim) -> None:
-        """Stop refreshing a claim and delete it."""
+        """Stop refreshing a claim and settle it (`Claim.release`: deleted, unless its manifest records it)."""
         with self._lock:
             self._claims.pop(claim.key, None)
         claim.release()
@@ -244,12 +253,14 @@ def acquire(
     abort: threading.Event,
     patience: float | None = None,
     sleep: Callable[[float], bool] | None = None,
+    finished: Callable[[str], bool] | None = None,
 ) -> Claim | Busy:
-    """Claim a stem: create the claim, or take over an expired one; Busy when another worker holds it.
+    """Claim a stem: create the claim, or take over an expired or finished one; Busy when another worker holds it.
 
-    A live holder is given `patience` seconds (CONFLICT_WAIT_SECONDS) to finish: a short job's duplicate then
-    becomes a skip on this very receive. Errors other than a lost race (network, 5xx after retries, access
-    denied) are raised: the job is retried.
+    `finished(nonce)` says whether the stem's manifest records the claim with that nonce, i.e. its job is over (one
+    manifest GET, asked only when a claim exists). A live holder is given `patience` seconds
+    (CONFLICT_WAIT_SECONDS) to finish: a short job's duplicate then becomes a skip on this very receive. Errors
+    other than a lost race (network, 5xx after retries, access denied) are raised: the job is retried.
     """
     wait = sleep or abort.wait  # returns True when the worker must stop
     deadline = time.monotonic() + (CONFLICT_WAIT_SECONDS if patience is None else patience)
@@ -265,6 +276,15 @@ def acquire(
                 continue  # released between our PUT and our GET: try again
             found = created
         busy = Busy(remaining=found.remaining, holder=_holder_of(found.document))
+        if finished is not None and _is_finished(found, finished):
+            # Its job wrote the manifest naming it and left it for the next job of the stem (asked before the expiry
+            # too, so that an expired take-over still means a dead worker). If-Match: when a second contender takes
+            # it first (or the holder's last refresh lands), we read the claim again.
+            if _take_over(claim, found):
+                get_logger().info("took over the claim of a finished job", extra=busy.holder)
+                return claim
+            found = None
+            continue
         if found.remaining <= 0 or (found.remaining <= WAIT_LIMIT_SECONDS and is_stale(found.remaining, found.lease)):
             # Expired, or about to: its worker stopped refreshing it. Take it over once it has run out.
             if found.remaining > 0 and wait(found.remaining + 1):
@@ -300,8 +320,13 @@ def _create_or_read(claim: Claim) -> Claim | _Found | None:
     return found
 
 
+def _is_finished(found: _Found, finished: Callable[[str], bool]) -> bool:
+    nonce = found.document.get("nonce")
+    return isinstance(nonce, str) and bool(nonce) and finished(nonce)
+
+
 def _take_over(claim: Claim, found: _Found) -> bool:
-    """Replace an expired claim, on the condition that nobody wrote it since we read it."""
+    """Replace an expired or finished claim, on the condition that nobody wrote it since we read it."""
     try:
         claim.put(if_match=found.etag)  # a holder that refreshed meanwhile changed the ETag: we lose the race
     except ClientError as error:

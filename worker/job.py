@@ -33,6 +33,7 @@ from worker.manifest import (
     Source,
     error_record,
     read_manifest,
+    records_claim,
     records_success,
     utcnow,
     write_manifest,
@@ -89,6 +90,12 @@ def run_job(job: Job, attempt: int, runtime: JobRuntime, *, message_id: str = ""
     logger = get_logger()
     stem = stem_for(job.key, settings.input_prefix)
     holder = Holder(message_id=message_id, task_arn=runtime.identity.task_arn, etag=job.etag, version_id=job.version_id)
+    manifest_key = _manifest_key(settings, stem)
+
+    def finished(nonce: str) -> bool:
+        # Asked only about an existing claim: a job that wrote its manifest leaves its claim, named in it, behind.
+        return records_claim(read_manifest(runtime.s3, job.bucket, manifest_key), nonce)
+
     try:
         acquired = acquire(
             runtime.s3,
@@ -97,6 +104,7 @@ def run_job(job: Job, attempt: int, runtime: JobRuntime, *, message_id: str = ""
             holder,
             settings.visibility_timeout,
             abort=runtime.abort,
+            finished=finished,
         )
     except JobAborted as error:
         logger.warning("job aborted", extra={"error": str(error)})
@@ -114,7 +122,7 @@ def run_job(job: Job, attempt: int, runtime: JobRuntime, *, message_id: str = ""
     try:
         return _run_claimed(job, attempt, runtime, acquired, stem)
     finally:
-        # After the manifest (success or permanent failure), and on a retry or an abort alike.
+        # Deleted after a skip, a retry or an abort; left in place when the manifest written names it.
         runtime.claims.release(acquired)
 
 
@@ -122,7 +130,7 @@ def _run_claimed(job: Job, attempt: int, runtime: JobRuntime, claim: Claim, stem
     settings = runtime.settings
     logger = get_logger()
     folder_key = f"{settings.result_prefix}{stem}/"
-    manifest_key = folder_key + MANIFEST_NAME
+    manifest_key = _manifest_key(settings, stem)
     started_at = utcnow()
     timings: dict[str, float] = {}
     source = Source(job.bucket, job.key, job.etag, job.version_id, job.size)
@@ -153,7 +161,7 @@ def _run_claimed(job: Job, attempt: int, runtime: JobRuntime, claim: Claim, stem
             )
         manifest.started_at, manifest.finished_at = started_at, utcnow()
         manifest.timings["total"] = (manifest.finished_at - started_at).total_seconds()
-        write_manifest(runtime.s3, job.bucket, manifest_key, manifest)
+        _write_claimed_manifest(runtime.s3, job.bucket, manifest_key, manifest, claim)
         logger.info("job succeeded", extra={"manifest": manifest_key, "outputs": len(manifest.outputs)})
         return JobResult(Outcome.SUCCEEDED)
     except JobAborted as error:
@@ -167,6 +175,7 @@ def _run_claimed(job: Job, attempt: int, runtime: JobRuntime, claim: Claim, stem
             job,
             attempt,
             runtime,
+            claim,
             source=source,
             manifest_key=manifest_key,
             started_at=started_at,
@@ -255,6 +264,7 @@ def _settle_failure(
     job: Job,
     attempt: int,
     runtime: JobRuntime,
+    claim: Claim,
     *,
     source: Source,
     manifest_key: str,
@@ -289,11 +299,22 @@ def _settle_failure(
         if records_success(read_manifest(runtime.s3, job.bucket, manifest_key), source.etag, source.version_id):
             logger.info("a success manifest exists for this ETag: not overwriting it with a failure")
         else:
-            write_manifest(runtime.s3, job.bucket, manifest_key, manifest)
+            _write_claimed_manifest(runtime.s3, job.bucket, manifest_key, manifest, claim)
     except Exception as write_error:  # noqa: BLE001 - without its manifest the failure must be retried, not deleted
         logger.warning("could not write the failure manifest; will retry", extra={"error": str(write_error)})
         return JobResult(Outcome.RETRY, write_error)
     return JobResult(Outcome.FAILED, error)
+
+
+def _manifest_key(settings: Settings, stem: str) -> str:
+    return f"{settings.result_prefix}{stem}/{MANIFEST_NAME}"
+
+
+def _write_claimed_manifest(s3: S3Client, bucket: str, key: str, manifest: Manifest, claim: Claim) -> None:
+    """Write the manifest naming the claim: once it is written, the claim is left for the next job to take over."""
+    manifest.claim = claim.nonce
+    write_manifest(s3, bucket, key, manifest)
+    claim.recorded = True
 
 
 def _check_outputs(outputs: tuple[Path, ...], bases: tuple[Path, ...]) -> None:

@@ -55,6 +55,7 @@ class Manifest:
     log_stream: str | None = None
     processor_log: str | None = None
     error: dict[str, Any] | None = None
+    claim: str | None = None  # the nonce of the claim this job ran under (docs/worker.md, "Concurrent duplicates")
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest as a JSON-ready dict, fields in the documented order."""
@@ -77,6 +78,7 @@ class Manifest:
             "error": self.error,
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at),
+            "claim": self.claim,
         }
 
     def to_json(self) -> bytes:
@@ -112,6 +114,14 @@ def records_success(manifest: dict[str, Any] | None, etag: str | None, version_i
     if not isinstance(source, dict) or normalise_etag(source.get("etag")) != normalise_etag(etag):
         return False
     return not version_id or source.get("version_id") == version_id
+
+
+def records_claim(manifest: dict[str, Any] | None, nonce: str) -> bool:
+    """True when a manifest names the claim with this nonce: the job that ran under that claim is over.
+
+    A manifest from before the field existed names no claim: its stem's claim is then treated as before.
+    """
+    return manifest is not None and bool(nonce) and manifest.get("claim") == nonce
 
 
 def write_manifest(s3: S3Client, bucket: str, key: str, manifest: Manifest) -> None:

@@ -109,6 +109,20 @@ def draining_in_background(worker: Worker, stack: Stack) -> Iterator[Callable[[]
         yield lambda: future.result(timeout=60)
 
 
+def claim_document(stack: Stack, stem: str) -> dict[str, Any]:
+    """The claim object of a stem, as stored."""
+    document: dict[str, Any] = json.loads(
+        stack.s3.get_object(Bucket=BUCKET, Key=f"{CLAIMS}{stem}.claim.json")["Body"].read()
+    )
+    return document
+
+
+def assert_claim_left_for_the_next_job(stack: Stack, stem: str) -> None:
+    """The job's claim is still there, and its manifest names it: the next contender takes it over at once."""
+    assert claim_objects(stack) == [f"{CLAIMS}{stem}.claim.json"]
+    assert stack.manifest(stem)["claim"] == claim_document(stack, stem)["nonce"]
+
+
 def put_foreign_claim(stack: Stack, stem: str, **document: Any) -> str:
     """A claim written by another worker; return its ETag."""
     body = {"message_id": "other-message", "task_arn": "arn:other", "lease_seconds": 30, **document}
@@ -178,14 +192,14 @@ def test_a_duplicate_of_a_job_longer_than_the_patience_is_deferred_then_skipped(
     deferring = [line for line in json_logs() if line["message"].startswith("another worker is processing")]
     assert len(deferring) == 1 and deferring[0]["holder_etag"] == etag
     assert stack.queue_counts() == (0, 1)
-    # AND the claim is gone with the job
-    assert claim_objects(stack) == []
+    # AND the finished job left its claim, named by its manifest
+    assert_claim_left_for_the_next_job(stack, "twice")
 
     # WHEN the deferred message comes back
     wait_until(lambda: stack.queue_counts() == (1, 0), 20, "the deferred message to come back")
     summary = stack.run()
 
-    # THEN it is a logged skip and is deleted; still one run, one manifest, nothing left anywhere
+    # THEN it takes the finished job's claim over, skips, and deletes the claim; still one run, one manifest
     assert summary.to_dict()["skipped"] == 1
     assert runs.read_text() == "ran\n"
     assert stack.queue_counts() == (0, 0)
@@ -220,13 +234,13 @@ def test_heartbeat_refreshes_the_claim_of_a_running_job(
         assert not is_stale(contender.remaining, 3)
         assert summary().to_dict()["processed"] == 1
 
-    # AND the claim was created once, refreshed with If-Match at the heartbeat's cadence, and deleted at the end
+    # AND the claim was created once, refreshed with If-Match at the heartbeat's cadence, and left to the next job
     operations = [(name, "IfNoneMatch" in params, "IfMatch" in params) for name, params in calls]
     puts = [entry for entry in operations if entry[0] == "PutObject"]
     assert puts[0] == ("PutObject", True, False)
     assert len(puts) >= 4 and all(entry == ("PutObject", False, True) for entry in puts[1:])
-    assert operations[-1][0] == "DeleteObject"
-    assert claim_objects(stack) == []
+    assert "DeleteObject" not in [name for name, _, _ in operations]
+    assert_claim_left_for_the_next_job(stack, "long")
 
 
 def test_expired_claim_of_a_dead_worker_is_taken_over(
@@ -242,11 +256,11 @@ def test_expired_claim_of_a_dead_worker_is_taken_over(
     # WHEN a worker receives the upload's message
     summary = stack.run()
 
-    # THEN it takes the claim over, processes the upload, and deletes the claim
+    # THEN it takes the claim over, processes the upload, and its manifest names the claim it took over
     assert summary.to_dict()["processed"] == 1
     assert stack.manifest("orphan")["status"] == "succeeded"
     assert any(line["message"].startswith("took over an expired claim") for line in json_logs())
-    assert claim_objects(stack) == []
+    assert_claim_left_for_the_next_job(stack, "orphan")
 
 
 def test_claim_about_to_expire_is_waited_for_without_spending_a_receive(stack: Stack) -> None:
@@ -264,7 +278,7 @@ def test_claim_about_to_expire_is_waited_for_without_spending_a_receive(stack: S
     assert summary.to_dict()["processed"] == 1
     assert stack.manifest("soon")["attempt"] == 1
     assert time.monotonic() - started >= 1
-    assert claim_objects(stack) == []
+    assert_claim_left_for_the_next_job(stack, "soon")
 
 
 def test_losing_the_race_for_an_expired_claim_defers_the_message(stack: Stack) -> None:
@@ -296,7 +310,7 @@ def test_losing_the_race_for_an_expired_claim_defers_the_message(stack: Stack) -
     assert body["refreshed"] == "again"
 
 
-def test_claim_is_written_with_its_holder_and_deleted_after_success(stack: Stack) -> None:
+def test_claim_is_written_with_its_holder_and_left_named_by_the_manifest_after_success(stack: Stack) -> None:
     # GIVEN an upload, and a record of the claim's calls
     calls = record_claim_calls(stack)
     etag = stack.upload("incoming/c/ok.zip", zip_bytes({"a.txt": b"a"}))
@@ -305,12 +319,9 @@ def test_claim_is_written_with_its_holder_and_deleted_after_success(stack: Stack
     # WHEN drained
     summary = stack.run()
 
-    # THEN one conditional PUT created the claim, with what an operator needs, and one DELETE removed it
+    # THEN one conditional PUT created the claim, with what an operator needs, and nothing deleted it
     assert summary.to_dict()["processed"] == 1
-    assert [(name, params["Key"]) for name, params in calls] == [
-        ("PutObject", f"{CLAIMS}c/ok.claim.json"),
-        ("DeleteObject", f"{CLAIMS}c/ok.claim.json"),
-    ]
+    assert [(name, params["Key"]) for name, params in calls] == [("PutObject", f"{CLAIMS}c/ok.claim.json")]
     put = calls[0][1]
     assert put["IfNoneMatch"] == "*"
     document = json.loads(put["Body"])
@@ -318,10 +329,11 @@ def test_claim_is_written_with_its_holder_and_deleted_after_success(stack: Stack
     assert document["lease_seconds"] == stack.settings.visibility_timeout
     assert document["message_id"]
     assert {"task_arn", "claimed_at", "expires_at", "refreshed_at"} <= set(document)
-    assert claim_objects(stack) == []
+    assert stack.manifest("c/ok")["claim"] == document["nonce"]
+    assert_claim_left_for_the_next_job(stack, "c/ok")
 
 
-def test_claim_is_deleted_after_a_permanent_failure(stack: Stack) -> None:
+def test_claim_is_left_named_by_the_manifest_after_a_permanent_failure(stack: Stack) -> None:
     stack.upload("incoming/bad.zip", b"not a zip")
     stack.enqueue("incoming/bad.zip")
 
@@ -329,7 +341,136 @@ def test_claim_is_deleted_after_a_permanent_failure(stack: Stack) -> None:
 
     assert summary.to_dict()["failed"] == 1
     assert stack.manifest("bad")["status"] == "failed"
+    assert_claim_left_for_the_next_job(stack, "bad")
+
+
+def test_a_duplicate_after_the_job_finished_is_a_skip_on_the_same_receive_without_waiting(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, json_logs: Callable[[], list[dict[str, Any]]]
+) -> None:
+    # GIVEN a finished job whose claim is still there (as when its worker died before deleting the message), and
+    # workers with no patience for a live claim: any wait would be a deferral
+    monkeypatch.setattr(worker.claims, "CONFLICT_WAIT_SECONDS", 0.0)
+    stack.upload("incoming/dup.zip", zip_bytes({"a.txt": b"a"}))
+    stack.enqueue("incoming/dup.zip")
+    stack.run()
+    first = stack.manifest("dup")
+    assert_claim_left_for_the_next_job(stack, "dup")
+
+    # WHEN the same notification arrives again
+    stack.enqueue("incoming/dup.zip")
+    summary = stack.run()
+
+    # THEN the finished job's claim is taken over at once, the manifest makes it a skip, and the claim is deleted
+    counts = summary.to_dict()
+    assert (counts["skipped"], counts["deferred"], counts["processed"]) == (1, 0, 0)
+    assert any(line["message"] == "took over the claim of a finished job" for line in json_logs())
+    assert stack.manifest("dup") == first
+    assert stack.queue_counts() == (0, 0)
     assert claim_objects(stack) == []
+
+
+def test_a_new_upload_of_a_key_right_after_its_finished_job_is_processed_at_once(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a finished job whose claim is still there, and workers with no patience for a live claim
+    monkeypatch.setattr(worker.claims, "CONFLICT_WAIT_SECONDS", 0.0)
+    stack.upload("incoming/again.zip", zip_bytes({"a.txt": b"first"}))
+    stack.enqueue("incoming/again.zip")
+    stack.run()
+    first = stack.manifest("again")
+
+    # WHEN the key is uploaded again, with other content, and its message arrives
+    etag = stack.upload("incoming/again.zip", zip_bytes({"a.txt": b"second"}))
+    stack.enqueue("incoming/again.zip")
+    summary = stack.run()
+
+    # THEN it is processed on this receive, under a new claim that its own manifest names
+    assert summary.to_dict()["processed"] == 1
+    second = stack.manifest("again")
+    assert second["source"]["etag"] == etag != first["source"]["etag"]
+    assert second["claim"] != first["claim"]
+    assert_claim_left_for_the_next_job(stack, "again")
+
+
+def _finished_claim(stack: Stack, stem: str) -> tuple[str, str]:
+    """A job on `stem` that finished: its claim left in place and named by its manifest. (key, nonce)."""
+    stack.upload(f"incoming/{stem}.zip", zip_bytes({"a.txt": b"a"}))
+    stack.enqueue(f"incoming/{stem}.zip")
+    stack.run()
+    assert_claim_left_for_the_next_job(stack, stem)
+    return f"{CLAIMS}{stem}.claim.json", claim_document(stack, stem)["nonce"]
+
+
+def test_two_duplicates_racing_for_a_finished_claim_exactly_one_takes_it(stack: Stack) -> None:
+    # GIVEN a finished job's claim, and two duplicates that both read it and see its job is over
+    key, nonce = _finished_claim(stack, "race2")
+    results: dict[str, Any] = {}
+
+    def second_duplicate_wins_meanwhile(seen: str) -> bool:
+        # The first duplicate is between its read of the claim and its If-Match PUT when the second one runs.
+        if "second" not in results:
+            results["second"] = acquire(
+                stack.s3,
+                BUCKET,
+                key,
+                Holder("second", None, None, None),
+                30,
+                abort=threading.Event(),
+                patience=0,
+                finished=lambda other: other == nonce,
+            )
+        return seen == nonce
+
+    # WHEN both try to take it over
+    results["first"] = acquire(
+        stack.s3,
+        BUCKET,
+        key,
+        Holder("first", None, None, None),
+        30,
+        abort=threading.Event(),
+        patience=0,
+        finished=second_duplicate_wins_meanwhile,
+    )
+
+    # THEN exactly one holds the claim: the first one's If-Match fails, and it finds the winner's live claim
+    assert not isinstance(results["second"], Busy)
+    assert isinstance(results["first"], Busy)
+    assert results["first"].holder["holder_message_id"] == "second"
+    assert claim_document(stack, "race2")["nonce"] == results["second"].nonce
+
+
+def test_a_refresh_racing_the_end_of_the_job_only_makes_the_contender_read_the_claim_again(stack: Stack) -> None:
+    # GIVEN a finished job's claim, whose worker's heartbeat refreshes it once more just after the manifest
+    key, nonce = _finished_claim(stack, "late")
+    holder_claim = worker.claims.Claim(
+        s3=stack.s3, bucket=BUCKET, key=key, holder=Holder("holder", None, None, None), lease_seconds=30, nonce=nonce
+    )
+    holder_claim.etag = stack.s3.head_object(Bucket=BUCKET, Key=key)["ETag"]
+    asked: list[str] = []
+
+    def refreshed_meanwhile(seen: str) -> bool:
+        if not asked:
+            holder_claim.refresh()  # the same nonce, a new ETag: the contender's If-Match fails
+        asked.append(seen)
+        return seen == nonce
+
+    # WHEN a duplicate tries to take it over
+    result = acquire(
+        stack.s3,
+        BUCKET,
+        key,
+        Holder("dup", None, None, None),
+        30,
+        abort=threading.Event(),
+        patience=0,
+        finished=refreshed_meanwhile,
+    )
+
+    # THEN it reads the refreshed claim, still finished, and takes it over on the second try
+    assert not isinstance(result, Busy)
+    assert asked == [nonce, nonce]
+    assert claim_document(stack, "late")["nonce"] == result.nonce
 
 
 def test_claim_is_deleted_after_a_transient_failure(stack: Stack, python_command: Callable[[str], str]) -> None:

@@ -85,12 +85,13 @@ def test_download_happy_path_makes_one_get_and_no_head(stack: Stack) -> None:
     # WHEN the worker drains the queue
     summary = stack.run()
 
-    # THEN the job's S3 requests are the claim, the manifest lookup, one GET of the archive, one PUT per output,
-    # the manifest PUT and the claim's DELETE: no HeadObject at all
+    # THEN the job's S3 requests are the claim, the manifest lookup, one GET of the archive, one PUT per output
+    # and the manifest PUT: no HeadObject, and no DeleteObject (the manifest names the claim, which stays)
     assert summary.to_dict()["processed"] == 1
     operations = [name for name, _ in calls]
     assert "HeadObject" not in operations
-    assert operations == ["PutObject", "GetObject", "GetObject", "PutObject", "PutObject", "DeleteObject"]
+    assert "DeleteObject" not in operations
+    assert operations == ["PutObject", "GetObject", "GetObject", "PutObject", "PutObject"]
     assert [key for name, key in calls if name == "GetObject"][1].endswith("/incoming/one.zip")
     assert stack.manifest("one")["status"] == "succeeded"
 

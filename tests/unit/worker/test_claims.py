@@ -199,3 +199,22 @@ def test_held_claims_survive_a_failed_refresh_and_stop_after_release() -> None:
     assert not claim.lost
     assert claims.keys == []
     assert s3.deletes == [claim.key]
+
+
+def test_claim_named_by_its_manifest_is_left_in_place_and_no_longer_refreshed() -> None:
+    # GIVEN a held claim whose job wrote the manifest naming it
+    s3 = FakeS3()
+    claims = HeldClaims()
+    claim = held_claim(s3)
+    claims.add(claim)
+    claim.recorded = True
+
+    # WHEN the job is settled, and the heartbeat beats again
+    claims.release(claim)
+    claims.refresh_all()
+    claim.refresh()
+
+    # THEN no DELETE was sent (the next contender takes it over at once), and no refresh either
+    assert s3.deletes == []
+    assert len(s3.puts) == 1
+    assert claims.keys == []

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from worker.errors import SourceGone
-from worker.manifest import Manifest, Output, Source, error_record, records_success
+from worker.manifest import Manifest, Output, Source, error_record, records_claim, records_success
 
 
 def success(etag: str = "abc", version_id: str | None = None) -> dict[str, Any]:
@@ -49,6 +49,7 @@ def test_manifest_to_json_has_every_documented_field() -> None:
         timings={"download": 0.12345},
         processor_log="tail",
         error=error_record(SourceGone("gone"), permanent=True),
+        claim="nonce-1",
     )
 
     document = json.loads(manifest.to_json())
@@ -66,8 +67,27 @@ def test_manifest_to_json_has_every_documented_field() -> None:
         "error",
         "started_at",
         "finished_at",
+        "claim",
     ]
+    assert document["claim"] == "nonce-1"
     assert document["source"] == {"bucket": "b", "key": "incoming/a.zip", "etag": "e", "version_id": None, "size": 12}
     assert document["timings"] == {"download": 0.123}
     assert document["error"] == {"type": "SourceGone", "message": "gone", "permanent": True}
     assert document["started_at"] == "2026-11-21T19:30:00Z"
+
+
+@pytest.mark.parametrize(
+    ("manifest", "nonce", "expected"),
+    [
+        (success() | {"claim": "n1"}, "n1", True),
+        (success() | {"status": "failed", "claim": "n1"}, "n1", True),  # a permanent failure ends its job too
+        (success() | {"claim": "n1"}, "n2", False),
+        (success(), "n1", False),  # a manifest from before the field: names no claim
+        (success() | {"claim": None}, "", False),
+        (None, "n1", False),
+    ],
+)
+def test_records_claim_is_true_only_for_the_claim_named_by_the_manifest(
+    manifest: dict[str, Any] | None, nonce: str, expected: bool
+) -> None:
+    assert records_claim(manifest, nonce) is expected
