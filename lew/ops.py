@@ -214,18 +214,25 @@ def redrive(sqs: SQSClient, target: Target) -> str:
 
 
 def move_messages(sqs: SQSClient, source_url: str, destination_url: str) -> int:
-    """Receive, send, then delete in batches of 10: a message is deleted only after it is safely sent."""
+    """Receive, send, then delete in batches of 10: a message is deleted only after it is safely sent.
+
+    It moves at most the messages the source held when it began. Without that bound a message that is still poison
+    would chase its own tail: a worker moves it straight back to the DLQ, this loop picks it up again, and the redrive
+    never ends. What lands in the source meanwhile stays there for the next redrive.
+    """
+    remaining = queue_depths(sqs, source_url)[0]
     moved = 0
-    while True:
+    while remaining > 0:
         received = sqs.receive_message(
             QueueUrl=source_url,
-            MaxNumberOfMessages=SQS_BATCH,
+            MaxNumberOfMessages=min(SQS_BATCH, remaining),
             WaitTimeSeconds=1,
             VisibilityTimeout=60,
             MessageAttributeNames=["All"],
         ).get("Messages", [])
         if not received:
             return moved
+        remaining -= len(received)
         entries: list[Any] = []
         for index, message in enumerate(received):
             entry: dict[str, Any] = {"Id": str(index), "MessageBody": message["Body"]}
@@ -243,8 +250,21 @@ def move_messages(sqs: SQSClient, source_url: str, destination_url: str) -> int:
             sqs.delete_message_batch(QueueUrl=source_url, Entries=to_delete)
         moved += len(to_delete)
         if failed := sent.get("Failed", []):
+            # Make the unsent ones visible again at once, so that a second redrive need not wait out the 60 s.
+            sqs.change_message_visibility_batch(
+                QueueUrl=source_url,
+                Entries=[
+                    {
+                        "Id": item["Id"],
+                        "ReceiptHandle": received[int(item["Id"])]["ReceiptHandle"],
+                        "VisibilityTimeout": 0,
+                    }
+                    for item in failed
+                ],
+            )
             reasons = "; ".join(f"{item.get('Code')}: {item.get('Message', '')}" for item in failed)
             raise LewError(f"moved {moved}, but {len(failed)} could not be sent (they stay in the DLQ): {reasons}")
+    return moved
 
 
 def _queue_arn(sqs: SQSClient, queue_url: str) -> str:
