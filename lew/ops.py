@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from lew.errors import LewError
+from lew.queues import queue_arn, queue_depths
 from lew.samples import archive_stem
 
 if TYPE_CHECKING:
@@ -164,14 +165,6 @@ class StatusReport:
     manifests: list[ManifestSummary]
 
 
-def queue_depths(sqs: SQSClient, queue_url: str) -> tuple[int, int]:
-    """(waiting, in flight) of a queue."""
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
-
-
 def active_tasks(ecs: ECSClient, cluster: str, family: str) -> int:
     """Tasks of the worker family that ECS has not stopped (listing paginated)."""
     count = 0
@@ -198,9 +191,9 @@ def redrive(sqs: SQSClient, target: Target) -> str:
     if target.endpoint_url:  # the local stack's moto has no StartMessageMoveTask
         moved = move_messages(sqs, target.dlq_url, target.queue_url)
         return f"moved {moved} message(s) from the DLQ to the work queue"
-    source_arn = _queue_arn(sqs, target.dlq_url)
+    source_arn = queue_arn(sqs, target.dlq_url)
     try:
-        task = sqs.start_message_move_task(SourceArn=source_arn, DestinationArn=_queue_arn(sqs, target.queue_url))
+        task = sqs.start_message_move_task(SourceArn=source_arn, DestinationArn=queue_arn(sqs, target.queue_url))
     except ClientError as error:
         code = str(error.response.get("Error", {}).get("Code", ""))
         status_code = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -265,7 +258,3 @@ def move_messages(sqs: SQSClient, source_url: str, destination_url: str) -> int:
             reasons = "; ".join(f"{item.get('Code')}: {item.get('Message', '')}" for item in failed)
             raise LewError(f"moved {moved}, but {len(failed)} could not be sent (they stay in the DLQ): {reasons}")
     return moved
-
-
-def _queue_arn(sqs: SQSClient, queue_url: str) -> str:
-    return sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

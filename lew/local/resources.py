@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -14,6 +13,7 @@ from lew.local.settings import (
     WORKER_ENV_FROM_PARAMETERS,
     LocalSettings,
 )
+from lew.queues import create_work_queue, queue_arn
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -55,21 +55,13 @@ def create_resources(
             "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
         },
     )
-    dlq_url = sqs.create_queue(QueueName=names.dead_letter_queue, Attributes={"SqsManagedSseEnabled": "true"})[
-        "QueueUrl"
-    ]
-    redrive_policy = {
-        "deadLetterTargetArn": queue_arn(sqs, dlq_url),
-        "maxReceiveCount": settings.int_parameter("MaxReceiveCount"),
-    }
-    queue_url = sqs.create_queue(
-        QueueName=names.work_queue,
-        Attributes={
-            "VisibilityTimeout": str(settings.int_parameter("VisibilityTimeout")),
-            "RedrivePolicy": json.dumps(redrive_policy),
-            "SqsManagedSseEnabled": "true",
-        },
-    )["QueueUrl"]
+    queue_url, dlq_url = create_work_queue(
+        sqs,
+        name=names.work_queue,
+        dead_letter_name=names.dead_letter_queue,
+        visibility_timeout=settings.int_parameter("VisibilityTimeout"),
+        max_receive_count=settings.int_parameter("MaxReceiveCount"),
+    )
     inbox_url = sqs.create_queue(
         QueueName=names.inbox_queue, Attributes={"VisibilityTimeout": str(INBOX_VISIBILITY_TIMEOUT)}
     )["QueueUrl"]
@@ -115,11 +107,6 @@ def create_resources(
         worker_environment=worker_environment,
     )
     return LocalResources(**{**resources.__dict__, "launcher_environment": launcher_env(settings, resources)})
-
-
-def queue_arn(sqs: SQSClient, queue_url: str) -> str:
-    """A queue's ARN, from its URL."""
-    return sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
 
 
 def notification_configurations(settings: LocalSettings, inbox_url: str, sqs: SQSClient) -> list[Any]:

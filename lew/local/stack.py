@@ -22,6 +22,7 @@ from lew.local.lambda_runtime import Handler, LocalLambdaRuntime, load_launcher_
 from lew.local.output import LogSink, ThreadRoutedStdout, prefixed_stream_sink
 from lew.local.resources import LocalResources, create_resources
 from lew.local.settings import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, LocalSettings
+from lew.queues import queue_depths
 
 LAUNCHER_FUNCTION_NAME = "lew-local-launcher"
 TASKS_STAY_RUNNING = {"progression": "manual", "times": 10**9}
@@ -208,18 +209,8 @@ class LocalStack(ServiceClients):
     def queue_counts(self) -> dict[str, int]:
         """Work queue depth and in-flight count, and the DLQ depth."""
         assert self.resources is not None, "start() first"  # noqa: S101  # a programming error, not user input
-        work = self.sqs.get_queue_attributes(
-            QueueUrl=self.resources.queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        dead = self.sqs.get_queue_attributes(
-            QueueUrl=self.resources.dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
-        )["Attributes"]
-        return {
-            "queued": int(work["ApproximateNumberOfMessages"]),
-            "in_flight": int(work["ApproximateNumberOfMessagesNotVisible"]),
-            "dead": int(dead["ApproximateNumberOfMessages"]),
-        }
+        queued, in_flight = queue_depths(self.sqs, self.resources.queue_url)
+        return {"queued": queued, "in_flight": in_flight, "dead": queue_depths(self.sqs, self.resources.dlq_url)[0]}
 
 
 def _import_launcher() -> Handler:

@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from lew.local.stack import LocalStack
+from lew.queues import queue_depths
 from tests.e2e.conftest import LogCollector, fast_settings, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -81,11 +82,7 @@ def test_lambda_runtime_retries_a_failing_event_twice_then_records_it(logs: LogC
 
 def _inbox_empty(stack: LocalStack) -> bool:
     assert stack.resources is not None
-    attributes = stack.sqs.get_queue_attributes(
-        QueueUrl=stack.resources.inbox_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return attributes == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}
+    return queue_depths(stack.sqs, stack.resources.inbox_url) == (0, 0)
 
 
 def test_lambda_runtime_fires_the_reconcile_schedule(logs: LogCollector) -> None:

@@ -46,15 +46,6 @@ def work_message(s3: Any, bucket: str, key: str, event_name: str = "ObjectCreate
     return message_body(notice_for(s3, bucket, key, event_name))
 
 
-def queue_counts(sqs: Any, queue_url: str) -> tuple[int, int]:
-    """(visible, in flight) messages of a queue."""
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=queue_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
-
-
 def manifest_key_for(key: str) -> str:
     """The manifest key of an input key under incoming/ with a .zip/.tgz/.tar suffix (docs/ARCHITECTURE.md)."""
     relative = key[len(INPUT_PREFIX) :] if key.startswith(INPUT_PREFIX) else key

@@ -7,7 +7,6 @@ different by one character would be a NoSuchKey, or a result written under the w
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections import Counter
 from collections.abc import Callable
@@ -17,11 +16,11 @@ import boto3
 import pytest
 
 import worker.__main__ as worker_main
+from lew.queues import create_work_queue, queue_depths
 from tests.faults.conftest import StartedStack
 from tests.faults.harness import (
     REGION,
     manifest_key_for,
-    queue_counts,
     read_json,
     verdict,
     wait_for,
@@ -98,15 +97,9 @@ def test_key_whose_results_would_exceed_the_s3_key_limit_is_refused_to_the_dlq_w
     sqs = boto3.client("sqs", endpoint_url=moto_server, region_name=REGION)
     bucket, key = "lew-long", long_key(S3_KEY_LIMIT)
     s3.create_bucket(Bucket=bucket)
-    dlq_url = sqs.create_queue(QueueName="lew-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    queue_url = sqs.create_queue(
-        QueueName="lew-work",
-        Attributes={
-            "VisibilityTimeout": "3",
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"}),
-        },
-    )["QueueUrl"]
+    queue_url, dlq_url = create_work_queue(
+        sqs, name="lew-work", dead_letter_name="lew-dlq", visibility_timeout=3, max_receive_count=2
+    )
     s3.put_object(Bucket=bucket, Key=key, Body=zip_archive(key))
     sqs.send_message(QueueUrl=queue_url, MessageBody=work_message(s3, bucket, key))
     monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
@@ -124,7 +117,7 @@ def test_key_whose_results_would_exceed_the_s3_key_limit_is_refused_to_the_dlq_w
 
     def one_worker() -> bool:
         outcomes.update(worker_main.run(settings, {}, Shutdown(grace_seconds=1)).outcomes)
-        return queue_counts(sqs, queue_url) == (0, 0)
+        return queue_depths(sqs, queue_url) == (0, 0)
 
     wait_for(one_worker, 60, "the work queue to be empty", interval=0.5)
     # THEN the worker refused it up front, on its first receive: no S3 request for it, no retry, no success

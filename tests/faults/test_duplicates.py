@@ -19,8 +19,9 @@ import boto3
 import pytest
 
 import worker.__main__ as worker_main
+from lew.queues import queue_depths
 from tests.faults.conftest import StartedStack
-from tests.faults.harness import REGION, queue_counts, verdict, wait_for, work_message, zip_archive
+from tests.faults.harness import REGION, verdict, wait_for, work_message, zip_archive
 from worker.drain import Summary
 from worker.settings import Settings
 from worker.shutdown import Shutdown
@@ -143,4 +144,4 @@ def test_duplicate_messages_held_by_two_workers_at_once_are_processed_once(moto_
     outcomes = sum((summary.outcomes for summary in summaries), Counter())
     assert outcomes == Counter(succeeded=1, skipped=1), outcomes
     assert verdict(s3, bucket, [key]).all_succeeded
-    assert queue_counts(sqs, queue_url) == (0, 0)
+    assert queue_depths(sqs, queue_url) == (0, 0)

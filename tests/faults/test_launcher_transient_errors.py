@@ -17,7 +17,8 @@ from botocore.config import Config
 
 import worker.__main__ as worker_main
 from launcher import app
-from tests.faults.harness import REGION, queue_counts, verdict, wait_for, zip_archive
+from lew.queues import queue_depths
+from tests.faults.harness import REGION, verdict, wait_for, zip_archive
 from tests.faults.proxy import Fault, FaultProxy, Rule, error, reset, throttling
 from worker.settings import Settings as WorkerSettings
 from worker.shutdown import Shutdown
@@ -108,7 +109,7 @@ def test_launcher_transient_error_loses_nothing_and_the_worker_processes_each_ob
     assert [call.operation for call in proxy.injected()] == [operation]
     assert summary["enqueued"] == len(KEYS)
     assert 1 <= summary["tasks_started"] <= settings.max_workers
-    assert queue_counts(sqs, queue_url) == (len(KEYS) * copies, 0)
+    assert queue_depths(sqs, queue_url) == (len(KEYS) * copies, 0)
     # WHEN a worker drains the queue
     worker_settings = WorkerSettings(
         queue_url=queue_url, region=REGION, processor="inventory", wait_time_seconds=1, idle_polls=1
@@ -117,7 +118,7 @@ def test_launcher_transient_error_loses_nothing_and_the_worker_processes_each_ob
 
     def one_worker() -> bool:
         outcomes.update(worker_main.run(worker_settings, {}, Shutdown(grace_seconds=1)).outcomes)
-        return queue_counts(sqs, queue_url) == (0, 0)
+        return queue_depths(sqs, queue_url) == (0, 0)
 
     wait_for(one_worker, 60, "the work queue to be drained", interval=0.5)
     # THEN each object is processed exactly once; the copies are skips

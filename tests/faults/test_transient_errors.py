@@ -7,7 +7,6 @@ timeout is shortened (2 s instead of 60 s), so that a held answer becomes a read
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 from collections import Counter
@@ -19,7 +18,8 @@ import pytest
 from botocore.config import Config
 
 import worker.__main__ as worker_main
-from tests.faults.harness import REGION, queue_counts, verdict, wait_for, work_message, zip_archive
+from lew.queues import create_work_queue, queue_depths
+from tests.faults.harness import REGION, verdict, wait_for, work_message, zip_archive
 from tests.faults.proxy import Fault, FaultProxy, Rule, delay, error, reset, slow_down, throttling
 from worker.settings import Settings
 from worker.shutdown import Shutdown
@@ -40,17 +40,13 @@ class Pipeline:
         self.s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name=REGION)
         self.sqs = boto3.client("sqs", endpoint_url=moto_endpoint, region_name=REGION)
         self.s3.create_bucket(Bucket=BUCKET)
-        self.dlq_url = self.sqs.create_queue(QueueName="lew-dlq")["QueueUrl"]
-        dlq_arn = self.sqs.get_queue_attributes(QueueUrl=self.dlq_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        self.queue_url = self.sqs.create_queue(
-            QueueName="lew-work",
-            Attributes={
-                "VisibilityTimeout": str(VISIBILITY_TIMEOUT),
-                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
-            },
-        )["QueueUrl"]
+        self.queue_url, self.dlq_url = create_work_queue(
+            self.sqs,
+            name="lew-work",
+            dead_letter_name="lew-dlq",
+            visibility_timeout=VISIBILITY_TIMEOUT,
+            max_receive_count=5,
+        )
         self.keys = [f"incoming/batch/scene {index}.zip" for index in range(ARCHIVES)]
         for key in self.keys:
             self.s3.put_object(Bucket=BUCKET, Key=key, Body=zip_archive(key))
@@ -85,7 +81,7 @@ class Pipeline:
             summary = worker_main.run(self.settings(), {}, Shutdown(grace_seconds=5))
             self.worker_runs += 1
             self.outcomes.update(summary.outcomes)
-            return queue_counts(self.sqs, self.queue_url) == (0, 0)
+            return queue_depths(self.sqs, self.queue_url) == (0, 0)
 
         wait_for(one_worker_then_check, timeout, "the work queue to be drained", interval=0.5)
 
@@ -137,8 +133,8 @@ def test_transient_error_is_retried_and_every_archive_is_processed_once(
     assert pipeline.outcomes["succeeded"] == ARCHIVES, pipeline.outcomes
     assert pipeline.outcomes["failed"] == 0
     # AND nothing is left on the queue or in the DLQ
-    assert queue_counts(pipeline.sqs, pipeline.queue_url) == (0, 0)
-    assert queue_counts(pipeline.sqs, pipeline.dlq_url) == (0, 0)
+    assert queue_depths(pipeline.sqs, pipeline.queue_url) == (0, 0)
+    assert queue_depths(pipeline.sqs, pipeline.dlq_url) == (0, 0)
 
 
 # Faults that outlast the clients' retries: the job (or its settlement) fails, and the message must come back.
@@ -170,8 +166,8 @@ def test_error_outlasting_the_retries_leaves_the_message_for_a_later_attempt(
     assert result.all_succeeded, result
     assert pipeline.outcomes["succeeded"] == ARCHIVES, pipeline.outcomes
     assert pipeline.outcomes["retry"] + pipeline.outcomes["skipped"] >= 1, pipeline.outcomes
-    assert queue_counts(pipeline.sqs, pipeline.queue_url) == (0, 0)
-    assert queue_counts(pipeline.sqs, pipeline.dlq_url) == (0, 0)
+    assert queue_depths(pipeline.sqs, pipeline.queue_url) == (0, 0)
+    assert queue_depths(pipeline.sqs, pipeline.dlq_url) == (0, 0)
 
 
 # The heartbeat test's visibility: a beat every 2 s, and two throttled attempts (botocore backs off at most
@@ -214,7 +210,7 @@ def test_throttled_heartbeat_still_keeps_a_slow_job_from_a_second_worker(pipelin
     assert len(pipeline.proxy.injected("ChangeMessageVisibilityBatch")) == 2
     outcomes = sum((summary.outcomes for summary in summaries), Counter())
     assert outcomes == Counter(succeeded=1), outcomes
-    assert queue_counts(pipeline.sqs, pipeline.queue_url) == (0, 0)
+    assert queue_depths(pipeline.sqs, pipeline.queue_url) == (0, 0)
 
 
 def test_fault_names_are_unique() -> None:

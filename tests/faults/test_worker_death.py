@@ -19,11 +19,11 @@ import boto3
 import psutil
 import pytest
 
+from lew.queues import queue_depths
 from tests.faults.conftest import StartedStack
 from tests.faults.harness import (
     REGION,
     manifest_key_for,
-    queue_counts,
     read_json,
     verdict,
     wait_for,
@@ -187,5 +187,5 @@ def test_worker_killed_after_uploading_outputs_but_before_its_manifest_reports_n
         line for line in (tmp_path / "worker-2.log").read_text().splitlines() if '"message":"job succeeded"' in line
     ]
     assert len(succeeded) == 1
-    assert queue_counts(sqs, queue_url) == (0, 0)
+    assert queue_depths(sqs, queue_url) == (0, 0)
     assert json.loads(s3.get_object(Bucket=bucket, Key="results/half/scene/inventory.json")["Body"].read())

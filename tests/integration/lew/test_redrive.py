@@ -11,7 +11,8 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from lew.errors import LewError
-from lew.ops import move_messages, queue_depths
+from lew.ops import move_messages
+from lew.queues import queue_depths
 
 REGION = "us-east-1"
 

@@ -18,6 +18,7 @@ import boto3
 import pytest
 import requests
 
+from lew.queues import create_work_queue, queue_depths
 from worker.dispatch import handle_message
 from worker.drain import Summary, drain
 from worker.heartbeat import Heartbeat
@@ -111,11 +112,7 @@ class Stack:
 
     def queue_counts(self, url: str | None = None) -> tuple[int, int]:
         """(visible, in flight) messages of a queue."""
-        attributes = self.sqs.get_queue_attributes(
-            QueueUrl=url or self.queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
+        return queue_depths(self.sqs, url or self.queue_url)
 
     def run(self, **overrides: Any) -> Summary:
         """Drain the queue in this process, with settings overridden, until it is empty."""
@@ -141,15 +138,9 @@ def make_stack(endpoint: str | None = None) -> Stack:
     s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
     sqs = boto3.client("sqs", region_name=REGION, endpoint_url=endpoint)
     s3.create_bucket(Bucket=BUCKET)
-    dlq_url = sqs.create_queue(QueueName="lew-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    queue_url = sqs.create_queue(
-        QueueName="lew-work",
-        Attributes={
-            "VisibilityTimeout": "30",
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}),
-        },
-    )["QueueUrl"]
+    queue_url, dlq_url = create_work_queue(
+        sqs, name="lew-work", dead_letter_name="lew-dlq", visibility_timeout=30, max_receive_count=MAX_RECEIVE_COUNT
+    )
     settings = Settings(
         queue_url=queue_url,
         region=REGION,
