@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import signal
 import sys
 import threading
@@ -174,21 +173,7 @@ def _local_up(args: argparse.Namespace) -> int:
     path = state_path()
     stopped = threading.Event()
     with LocalStack(settings, sink=prefixed_stream_sink(out)) as stack:
-        resources = stack.resources
-        assert resources is not None  # noqa: S101  # set by start()
-        state = LocalState(
-            endpoint=stack.endpoint,
-            region=settings.region,
-            bucket=resources.bucket,
-            queue_url=resources.queue_url,
-            dlq_url=resources.dlq_url,
-            cluster=resources.cluster,
-            task_family=resources.task_family,
-            input_prefix=settings.parameter("InputPrefix"),
-            result_prefix=settings.parameter("ResultPrefix"),
-            suffixes=settings.parameter("Suffixes"),
-            pid=os.getpid(),
-        )
+        state = stack.state()
         write_state(state, path)
         try:
             out.write(

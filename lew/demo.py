@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import TextIO
 
 from lew import ops
-from lew.errors import LewError
 from lew.local.output import FileSink
 from lew.local.settings import POVRAY_INSTALL_HINT, build_settings, default_processor, validate_processor
 from lew.local.stack import LocalStack
 from lew.samples import DemoInput, bundled_inputs
-from lew.target import Target
+from lew.target import Target, from_local_state, parse_suffixes
 from lew.template import DEFAULT_TEMPLATE
 from lew.ui import ProgressDisplay, print_table
 
@@ -81,7 +80,7 @@ def run_demo(options: DemoOptions, *, stream: TextIO | None = None) -> int:
         parameters=options.parameters,
         reconcile_seconds=options.reconcile_seconds,
     )
-    suffixes = tuple(s.strip().lower() for s in settings.parameter("Suffixes").split(",") if s.strip())
+    suffixes = parse_suffixes(settings.parameter("Suffixes"))
     ops.check_uploadable(user_archives, suffixes)
     options.out.mkdir(parents=True, exist_ok=True)
     sink = FileSink(options.out / LOG_NAME)
@@ -93,7 +92,7 @@ def run_demo(options: DemoOptions, *, stream: TextIO | None = None) -> int:
                 stream.write(f"local stack at {stack.endpoint}; processor {processor}; logs in {sink.path}\n")
                 for override in settings.overrides:
                     stream.write(f"  local: {override.name} {override.template_value} -> {override.local_value}\n")
-                target = stack_target(stack)
+                target = from_local_state(stack.state())
                 outcomes = push_and_wait(stack, target, inputs, options.timeout, stream)
                 for outcome in outcomes:
                     if outcome.manifest is not None:
@@ -110,26 +109,6 @@ def run_demo(options: DemoOptions, *, stream: TextIO | None = None) -> int:
         return 1
     stream.write(f"all {len(outcomes)} archives ended as expected; results in {options.out}/\n")
     return 0
-
-
-def stack_target(stack: LocalStack) -> Target:
-    resources = stack.resources
-    if resources is None:
-        raise LewError("the local stack is not running")
-    settings = stack.settings
-    return Target(
-        description=f"local stack at {stack.endpoint}",
-        bucket=resources.bucket,
-        queue_url=resources.queue_url,
-        dlq_url=resources.dlq_url,
-        cluster=resources.cluster,
-        task_family=resources.task_family,
-        input_prefix=settings.parameter("InputPrefix"),
-        result_prefix=settings.parameter("ResultPrefix"),
-        suffixes=tuple(s.strip().lower() for s in settings.parameter("Suffixes").split(",") if s.strip()),
-        endpoint_url=stack.endpoint,
-        region=settings.region,
-    )
 
 
 def push_and_wait(

@@ -62,7 +62,7 @@ def from_local_state(state: LocalState) -> Target:
         task_family=state.task_family,
         input_prefix=state.input_prefix,
         result_prefix=state.result_prefix,
-        suffixes=_split(state.suffixes),
+        suffixes=parse_suffixes(state.suffixes),
         endpoint_url=state.endpoint,
         region=state.region,
     )
@@ -108,7 +108,7 @@ def from_local_endpoint(endpoint: str) -> Target:
         task_family=names.task_family,
         input_prefix=defaults["InputPrefix"],
         result_prefix=defaults["ResultPrefix"],
-        suffixes=_split(defaults["Suffixes"]),
+        suffixes=parse_suffixes(defaults["Suffixes"]),
         endpoint_url=endpoint,
         region=LOCAL_REGION,
     )
@@ -151,7 +151,7 @@ def from_cloudformation(stack: str, region: str | None) -> Target:
         task_family=f"{stack}-worker",
         input_prefix=output("InputPrefix", required=False) or template_defaults()["InputPrefix"],
         result_prefix=output("ResultPrefix", required=False) or template_defaults()["ResultPrefix"],
-        suffixes=_split(output("Suffixes", required=False) or template_defaults()["Suffixes"]),
+        suffixes=parse_suffixes(output("Suffixes", required=False) or template_defaults()["Suffixes"]),
         region=cloudformation.meta.region_name,
     )
 
@@ -161,7 +161,8 @@ def template_defaults() -> dict[str, str]:
     return template_parameters(load_template(), DEFAULT_TEMPLATE)
 
 
-def _split(listing: str) -> tuple[str, ...]:
+def parse_suffixes(listing: str) -> tuple[str, ...]:
+    """The `Suffixes` parameter (comma-separated) as the lower-case suffixes that uploads are checked against."""
     return tuple(item.strip().lower() for item in listing.split(",") if item.strip())
 
 

@@ -23,6 +23,7 @@ from lew.local.output import LogSink, ThreadRoutedStdout, prefixed_stream_sink
 from lew.local.resources import LocalResources, create_resources
 from lew.local.settings import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, LocalSettings
 from lew.queues import queue_depths
+from lew.state import LocalState
 
 LAUNCHER_FUNCTION_NAME = "lew-local-launcher"
 TASKS_STAY_RUNNING = {"progression": "manual", "times": 10**9}
@@ -205,6 +206,24 @@ class LocalStack(ServiceClients):
             self._router.route_current_thread(self.runtime.capture_line)
 
     # -- observations -------------------------------------------------------------------------------------------
+
+    def state(self) -> LocalState:
+        """Where this running stack is and what it is made of: what `lew local up` writes for other commands."""
+        if self.resources is None:
+            raise LewError("the local stack is not running")
+        return LocalState(
+            endpoint=self.endpoint,
+            region=self.settings.region,
+            bucket=self.resources.bucket,
+            queue_url=self.resources.queue_url,
+            dlq_url=self.resources.dlq_url,
+            cluster=self.resources.cluster,
+            task_family=self.resources.task_family,
+            input_prefix=self.settings.parameter("InputPrefix"),
+            result_prefix=self.settings.parameter("ResultPrefix"),
+            suffixes=self.settings.parameter("Suffixes"),
+            pid=os.getpid(),
+        )
 
     def queue_counts(self) -> dict[str, int]:
         """Work queue depth and in-flight count, and the DLQ depth."""
