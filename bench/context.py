@@ -7,11 +7,11 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote_plus
 
 from rich.console import Console
 
-from bench.harness import REGION, RecordingMotoServer, clients
+from bench.events import s3_record
+from bench.harness import RecordingMotoServer, clients
 from bench.report import Section
 
 
@@ -58,19 +58,7 @@ def unique(prefix: str) -> str:
 
 def notification_body(bucket: str, key: str, size: int, etag: str) -> str:
     """A work message: an S3 event notification with one record, key URL-encoded as S3 sends it."""
-    record = {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": REGION,
-        "eventTime": "2026-01-01T00:00:00.000Z",
-        "eventName": "ObjectCreated:Put",
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "configurationId": "lew-bench",
-            "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-            "object": {"key": quote_plus(key, safe="/"), "size": size, "eTag": etag.strip('"')},
-        },
-    }
+    record = s3_record(bucket, key, size=size, etag=etag, configuration_id="lew-bench")
     return json.dumps({"Records": [record]})
 
 

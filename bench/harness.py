@@ -29,8 +29,9 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from moto.server import ThreadedMotoServer
 from werkzeug.serving import make_server
 
+from bench.events import REGION
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-REGION = "us-east-1"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 # Variables that could point a child at a real account or change its behaviour behind our back.
 SCRUBBED_VARIABLES = (

@@ -17,9 +17,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote_plus
 
-REGION = "us-east-1"
+from bench.events import REGION, s3_record
 
 
 @dataclass
@@ -39,20 +38,7 @@ def s3_event(bucket: str, keys: list[str]) -> dict[str, Any]:
     """An S3 event notification with one record per key, as S3 sends it to Lambda."""
     return {
         "Records": [
-            {
-                "eventVersion": "2.1",
-                "eventSource": "aws:s3",
-                "awsRegion": REGION,
-                "eventTime": "2026-01-01T00:00:00.000Z",
-                "eventName": "ObjectCreated:Put",
-                "s3": {
-                    "s3SchemaVersion": "1.0",
-                    "configurationId": "lew-launcher",
-                    "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-                    "object": {"key": quote_plus(key, safe="/"), "size": 6000, "eTag": uuid.uuid4().hex},
-                },
-            }
-            for key in keys
+            s3_record(bucket, key, size=6000, etag=uuid.uuid4().hex, configuration_id="lew-launcher") for key in keys
         ]
     }
 
