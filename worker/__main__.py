@@ -1,6 +1,8 @@
 """`python -m worker`: wire settings, clients and the loop.
 
-Exit codes: 0 when drained or stopped by a signal, 2 on a configuration error, 1 on a crash.
+Exit codes (worker.faults): 0 when drained or stopped by a signal; 2 when an environment variable is missing or
+invalid; 3 when AWS cannot be used (no or bad credentials, endpoint unreachable, no such queue, access denied);
+1 on a crash (a bug). Codes 2 and 3 come with one ERROR log line and no traceback.
 """
 
 from __future__ import annotations
@@ -16,6 +18,15 @@ from botocore.config import Config
 
 from worker.dispatch import handle_message
 from worker.drain import Summary, drain
+from worker.faults import (
+    EXIT_CONFIG,
+    EXIT_CRASH,
+    EXIT_ENVIRONMENT,
+    EXIT_OK,
+    Fault,
+    check_queue,
+    describe_fault,
+)
 from worker.heartbeat import Heartbeat
 from worker.job import JobRuntime
 from worker.log import get_logger
@@ -27,8 +38,6 @@ from worker.shutdown import Shutdown
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
-
-EXIT_OK, EXIT_CRASH, EXIT_CONFIG = 0, 1, 2
 
 
 def client_config(settings: Settings) -> Config:
@@ -50,9 +59,10 @@ def make_clients(settings: Settings) -> tuple[S3Client, SQSClient]:
 
 
 def run(settings: Settings, environ: Mapping[str, str], shutdown: Shutdown) -> Summary:
-    """Build the runtime and drain the queue."""
+    """Build the runtime, check that the queue answers, and drain it."""
     processor = load_processor(settings)
     s3, sqs = make_clients(settings)
+    check_queue(sqs, settings.queue_url)
     runtime = JobRuntime(
         s3=s3, settings=settings, processor=processor, identity=task_identity(environ), abort=shutdown.abort
     )
@@ -73,22 +83,34 @@ def run(settings: Settings, environ: Mapping[str, str], shutdown: Shutdown) -> S
 def main(environ: Mapping[str, str] | None = None) -> int:
     """Run the worker until the queue is drained or a signal stops it; return the exit code."""
     environ = os.environ if environ is None else environ
+    logger = get_logger()
     shutdown = Shutdown(grace_seconds=0)
     shutdown.install()  # first, so that a SIGTERM during start-up is not a traceback
+    settings: Settings | None = None
     try:
         settings = Settings.from_env(environ)
         shutdown.grace_seconds = settings.stop_grace_seconds
         summary = run(settings, environ, shutdown)
     except ConfigurationError as error:
-        sys.stderr.write(f"lew-worker: configuration error: {error}\n")
+        logger.error(str(error), extra={"reason": "configuration", "exit_code": EXIT_CONFIG})  # noqa: TRY400
         return EXIT_CONFIG
-    except Exception:  # noqa: BLE001 - the last line of defence: log the crash and exit non-zero
-        get_logger().exception("worker crashed")
-        return EXIT_CRASH
+    except Exception as error:  # the last line of defence: one line for the foreseeable, else a crash
+        fault = _fault(error, settings, environ)
+        if fault is None:
+            logger.exception("worker crashed")
+            return EXIT_CRASH
+        logger.error(fault.message, extra={"reason": fault.reason, "exit_code": EXIT_ENVIRONMENT})  # noqa: TRY400
+        return EXIT_ENVIRONMENT
     finally:
         shutdown.cancel_timer()
-    get_logger().info("worker finished", extra=summary.to_dict())
+    logger.info("worker finished", extra=summary.to_dict())
     return EXIT_OK
+
+
+def _fault(error: Exception, settings: Settings | None, environ: Mapping[str, str]) -> Fault | None:
+    if settings is None:  # failed before any AWS call: not a fault of the surroundings
+        return None
+    return describe_fault(error, queue_url=settings.queue_url, region=settings.region, environ=environ)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -72,6 +73,16 @@ def test_worker_exits_0_with_a_summary_after_idle_polls(worker_env: dict[str, st
     assert summary["duration"] >= 2
 
 
+def one_error_line(stdout_lines: list[dict[str, Any]], stderr: str) -> dict[str, Any]:
+    """The worker's only output: one ERROR log line, and no traceback anywhere."""
+    assert stderr == ""
+    [line] = stdout_lines
+    assert line["level"] == "ERROR"
+    assert line["service"] == "lew-worker"
+    assert "exception" not in line
+    return line
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [("VISIBILITY_TIMEOUT", "abc"), ("RECEIVE_BATCH_SIZE", "11"), ("STOP_GRACE_SECONDS", "150"), ("QUEUE_URL", "")],
@@ -79,16 +90,32 @@ def test_worker_exits_0_with_a_summary_after_idle_polls(worker_env: dict[str, st
 def test_worker_exits_2_with_one_clear_line_on_a_bad_variable(
     worker_env: dict[str, str], variable: str, value: str
 ) -> None:
+    # GIVEN one bad variable
     worker_env[variable] = value
 
+    # WHEN the worker starts
     returncode, lines, stderr = finish(start_worker(worker_env))
 
+    # THEN it exits 2 with one structured line naming it, and no traceback
     assert returncode == 2
-    assert lines == []
-    assert "Traceback" not in stderr
-    assert len(stderr.strip().splitlines()) == 1
-    assert variable in stderr
-    assert stderr.startswith("lew-worker: configuration error:")
+    line = one_error_line(lines, stderr)
+    assert line["message"].startswith(f"invalid worker configuration: {variable} ")
+    assert (line["reason"], line["exit_code"]) == ("configuration", 2)
+
+
+def test_worker_exits_2_naming_every_bad_variable_at_once(worker_env: dict[str, str]) -> None:
+    # GIVEN three bad variables
+    worker_env |= {"WAIT_TIME_SECONDS": "99", "RECEIVE_BATCH_SIZE": "0", "VISIBILITY_TIMEOUT": "abc"}
+
+    # WHEN the worker starts
+    returncode, lines, stderr = finish(start_worker(worker_env))
+
+    # THEN one line names all three
+    assert returncode == 2
+    assert one_error_line(lines, stderr)["message"] == (
+        "invalid worker configuration: WAIT_TIME_SECONDS must be between 0 and 20, got '99'; "
+        "RECEIVE_BATCH_SIZE must be between 1 and 10, got '0'; VISIBILITY_TIMEOUT must be a whole number, got 'abc'"
+    )
 
 
 def test_worker_heartbeat_keeps_a_slow_job_invisible(
@@ -186,13 +213,121 @@ def test_worker_sigterm_lets_a_job_finish_within_the_grace(
     assert lines[-1]["stopped_by"] == "signal SIGTERM"
 
 
-def test_worker_exits_1_and_logs_the_crash_when_the_queue_does_not_exist(worker_env: dict[str, str]) -> None:
-    worker_env["QUEUE_URL"] = worker_env["QUEUE_URL"] + "-missing"
+def no_credentials(env: dict[str, str], tmp_path: Path) -> str:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        env.pop(name)
+    # No shared files and no instance metadata either: nothing to find anywhere.
+    env |= {
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "absent-credentials"),
+        "AWS_CONFIG_FILE": str(tmp_path / "absent-config"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    return (
+        "no AWS credentials found: on ECS the task role provides them (the task definition's taskRoleArn); "
+        "elsewhere set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones), "
+        "or AWS_PROFILE"
+    )
 
+
+def partial_credentials(env: dict[str, str], tmp_path: Path) -> str:
+    env.pop("AWS_SECRET_ACCESS_KEY")
+    return "incomplete AWS credentials in env: AWS_SECRET_ACCESS_KEY is missing; set it"
+
+
+def closed_port(env: dict[str, str], tmp_path: Path) -> str:
+    with socket.socket() as sock:  # a port that was free a moment ago, and that nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    env |= {"AWS_ENDPOINT_URL": endpoint, "QUEUE_URL": f"{endpoint}/123456789012/lew-work", "DLQ_URL": ""}
+    return (
+        f"cannot reach {endpoint}/ (EndpointConnectionError): is the server at AWS_ENDPOINT_URL={endpoint} running? "
+        "(unset it to use AWS)"
+    )
+
+
+def missing_queue(env: dict[str, str], tmp_path: Path) -> str:
+    env["QUEUE_URL"] += "-missing"
+    return (
+        f"the queue {env['QUEUE_URL']} does not exist in us-east-1 (AWS.SimpleQueueService.NonExistentQueue): "
+        "set QUEUE_URL to the work queue's URL (the stack's QueueUrl output) and AWS_REGION to its region"
+    )
+
+
+def wrong_region(env: dict[str, str], tmp_path: Path) -> str:
+    env["AWS_REGION"] = "eu-west-1"
+    return (
+        f"the queue {env['QUEUE_URL']} does not exist in eu-west-1 (AWS.SimpleQueueService.NonExistentQueue): "
+        "set QUEUE_URL to the work queue's URL (the stack's QueueUrl output) and AWS_REGION to its region"
+    )
+
+
+@pytest.mark.parametrize(
+    ("break_environment", "reason"),
+    [
+        (no_credentials, "no-credentials"),
+        (partial_credentials, "partial-credentials"),
+        (closed_port, "unreachable"),
+        (missing_queue, "queue-not-found"),
+        (wrong_region, "queue-not-found"),
+    ],
+)
+def test_worker_exits_3_with_one_line_when_aws_cannot_be_used(
+    worker_env: dict[str, str],
+    tmp_path: Path,
+    break_environment: Callable[[dict[str, str], Path], str],
+    reason: str,
+) -> None:
+    # GIVEN valid settings in surroundings where the queue cannot be used
+    expected = break_environment(worker_env, tmp_path)
+
+    # WHEN the worker starts (its first call is the start-up check of the queue)
+    returncode, lines, stderr = finish(start_worker(worker_env), timeout=120)
+
+    # THEN it exits 3 with one line that says what is wrong and what to set: no crash, no traceback
+    assert returncode == 3
+    line = one_error_line(lines, stderr)
+    assert line["message"] == expected
+    assert (line["reason"], line["exit_code"]) == (reason, 3)
+
+
+def test_worker_exits_3_when_its_queue_is_deleted_while_it_polls(
+    server_stack: Stack, worker_env: dict[str, str]
+) -> None:
+    # GIVEN a worker that started and polls an empty queue for a long time
+    worker_env |= {"IDLE_POLLS": "1000", "WAIT_TIME_SECONDS": "1"}
+    worker = start_worker(worker_env)
+    assert worker.stdout is not None
+    started = json.loads(worker.stdout.readline())
+    assert started["message"] == "worker started"
+
+    # WHEN its queue is deleted
+    server_stack.sqs.delete_queue(QueueUrl=server_stack.queue_url)
+    returncode, lines, stderr = finish(worker)
+
+    # THEN its next receive ends it with the same one line as at start-up
+    assert returncode == 3
+    line = one_error_line(lines, stderr)
+    assert line["reason"] == "queue-not-found"
+    assert line["message"].startswith(f"the queue {server_stack.queue_url} does not exist in us-east-1")
+
+
+def test_worker_exits_1_and_logs_the_crash_of_a_bug(worker_env: dict[str, str], tmp_path: Path) -> None:
+    # GIVEN a bug in the loop (planted at interpreter start-up): no fault of the surroundings
+    worker_env["PYTHONPATH"] = str(tmp_path)
+    (tmp_path / "sitecustomize.py").write_text(
+        "import worker.drain\n"
+        "def receive(sqs, settings):\n"
+        "    raise RuntimeError('a bug in the loop')\n"
+        "worker.drain.receive = receive\n"
+    )
+
+    # WHEN the worker runs
     returncode, lines, _ = finish(start_worker(worker_env))
 
+    # THEN it is a crash: exit 1 and the traceback, because nobody could have foreseen it
     assert returncode == 1
     crash = lines[-1]
     assert crash["message"] == "worker crashed"
     assert crash["level"] == "ERROR"
-    assert "QueueDoesNotExist" in crash["exception"] or "NonExistentQueue" in crash["exception"]
+    assert "RuntimeError: a bug in the loop" in crash["exception"]
