@@ -9,6 +9,8 @@ STAMP := $(VENV)/.installed
 EVENT ?= events/s3-put.json
 ENV_VARS ?= events/env.json
 STACK ?= lew
+# Empty: the region samconfig.toml deploys STACK to (as `sam deploy` and `lew --stack` use).
+REGION ?=
 IMAGE ?= lew-worker
 TAG ?= latest
 
@@ -75,13 +77,16 @@ deploy-prod: build ## sam deploy with samconfig.toml's prod environment
 image: ## docker build the worker image (needs Docker)
 	docker build --platform linux/amd64 --tag $(IMAGE):$(TAG) worker
 
-push: image $(STAMP) ## Tag and push the worker image to the stack's ECR repository (STACK=lew)
-	@uri=$$(aws cloudformation describe-stacks --stack-name $(STACK) \
-		--query "Stacks[0].Outputs[?OutputKey=='RepositoryUri'].OutputValue" --output text) && \
-	test -n "$$uri" && test "$$uri" != None || { echo "stack $(STACK) has no RepositoryUri output"; exit 1; }; \
-	registry=$${uri%%/*}; \
-	aws ecr get-login-password | docker login --username AWS --password-stdin $$registry && \
-	docker tag $(IMAGE):$(TAG) $$uri:$(TAG) && docker push $$uri:$(TAG)
+# The stack's repository is looked up first (in samconfig.toml's region for STACK, or REGION=...), so that a
+# missing credential, an unreachable AWS or a missing stack is one line before a long docker build. The ECR
+# login uses the repository's own region, read from its URI (<account>.dkr.ecr.<region>.amazonaws.com/<name>).
+push: $(STAMP) ## Build the worker image and push it to the stack's ECR repository (STACK=lew, REGION=samconfig's)
+	@uri=$$($(BIN)/python -m lew.stack_output $(STACK) RepositoryUri $(if $(REGION),--region $(REGION))) || exit 1; \
+	registry=$${uri%%/*}; region=$$(echo "$$registry" | cut -d. -f4); \
+	echo "pushing $(IMAGE):$(TAG) to $$uri:$(TAG) ($$region)"; \
+	$(MAKE) --no-print-directory image && \
+	aws ecr get-login-password --region "$$region" | docker login --username AWS --password-stdin "$$registry" && \
+	docker tag $(IMAGE):$(TAG) "$$uri:$(TAG)" && docker push "$$uri:$(TAG)"
 
 demo: $(STAMP) ## Run the whole pipeline locally on the bundled samples (lew demo)
 	$(BIN)/lew demo

@@ -17,15 +17,10 @@ from pathlib import Path
 from types import FrameType
 from typing import TypeAlias
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    NoRegionError,
-)
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
 from lew import cost, ops
+from lew.aws_failures import describe_aws_failure
 from lew.demo import DemoOptions, run_demo
 from lew.errors import LewError
 from lew.local.output import prefixed_stream_sink
@@ -339,16 +334,15 @@ def _fail(message: str) -> int:
 
 
 FIXED_MESSAGES: dict[type[Exception], str] = {
-    NoCredentialsError: "no AWS credentials found: run `aws configure` or set AWS_PROFILE "
-    "(or use the local stack: --endpoint URL, or `lew local up`)",
     NoRegionError: "no AWS region: pass --region or set AWS_REGION",
 }
 
 
 def describe_failure(error: Exception) -> str | None:
     """The one line to print for an expected failure; None for a bug (which deserves its traceback)."""
-    if isinstance(error, EndpointConnectionError):
-        return f"cannot reach {error.kwargs.get('endpoint_url', 'the endpoint')}: is `lew local up` running?"
+    aws = describe_aws_failure(error)  # unreachable (local stack or AWS), credentials, access
+    if aws is not None:
+        return aws
     if isinstance(error, ClientError):
         details = error.response.get("Error", {})
         return f"AWS said {details.get('Code', 'error')}: {details.get('Message', str(error))}"

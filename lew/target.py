@@ -21,6 +21,8 @@ from lew.local.settings import (
     ResourceNames,
     template_parameters,
 )
+from lew.samconfig import find_samconfig
+from lew.samconfig import stack_region as samconfig_region
 from lew.state import LocalState, read_state, state_path
 from lew.template import DEFAULT_TEMPLATE, load_template
 
@@ -123,27 +125,68 @@ def from_local_endpoint(endpoint: str) -> Target:
     return Target(**{**partial.__dict__, "queue_url": queue_url, "dlq_url": dlq_url})
 
 
-def from_cloudformation(stack: str, region: str | None) -> Target:
-    """A deployed stack, from its CloudFormation outputs (and parameters, for the prefixes)."""
+@dataclass(frozen=True)
+class StackDescription:
+    """A deployed stack's outputs and parameters, and the region it was found in."""
+
+    name: str
+    region: str
+    outputs: dict[str, str]
+    parameters: dict[str, str]
+
+
+def stack_region(stack: str, region: str | None, samconfig: Path | None = None) -> tuple[str | None, str]:
+    """The region to look for `stack` in, and where that came from: --region, samconfig.toml, or AWS's default."""
+    if region:
+        return region, "--region"
+    configured = samconfig_region(stack, samconfig or find_samconfig())
+    if configured:
+        return configured, "samconfig.toml"
+    return None, "your AWS configuration"
+
+
+def describe_stack(stack: str, region: str | None, samconfig: Path | None = None) -> StackDescription:
+    """DescribeStacks in the stack's region (see `stack_region`); LewError when the stack does not exist there."""
+    region, source = stack_region(stack, region, samconfig)
     cloudformation = boto3.session.Session(region_name=region).client("cloudformation")
     try:
         described = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
     except ClientError as error:
         if _error_code(error) == "ValidationError":
-            where = f" in {cloudformation.meta.region_name}"
-            raise LewError(f"stack {stack!r} does not exist{where}") from None
+            where = cloudformation.meta.region_name
+            hint = "" if source == "--region" else f" (the region of {source}; pass --region to look elsewhere)"
+            raise LewError(f"stack {stack!r} does not exist in {where}{hint}") from None
         raise
-    outputs = {item["OutputKey"]: item.get("OutputValue", "") for item in described.get("Outputs", [])}
-    parameters = {item["ParameterKey"]: item.get("ParameterValue", "") for item in described.get("Parameters", [])}
+    return StackDescription(
+        name=stack,
+        region=cloudformation.meta.region_name,
+        outputs={item["OutputKey"]: item.get("OutputValue", "") for item in described.get("Outputs", [])},
+        parameters={item["ParameterKey"]: item.get("ParameterValue", "") for item in described.get("Parameters", [])},
+    )
+
+
+def stack_output(description: StackDescription, name: str) -> str:
+    """One output (or parameter) of a lew stack; LewError when the stack has none of that name."""
+    value = description.outputs.get(name) or description.parameters.get(name) or ""
+    if not value:
+        raise LewError(
+            f"stack {description.name!r} ({description.region}) has no {name} output; "
+            "is it a lew stack, deployed from template.yaml?"
+        )
+    return value
+
+
+def from_cloudformation(stack: str, region: str | None) -> Target:
+    """A deployed stack, from its CloudFormation outputs (and parameters, for the prefixes)."""
+    described = describe_stack(stack, region)
 
     def output(name: str, *, required: bool = True) -> str:
-        value = outputs.get(name) or parameters.get(name) or ""
-        if required and not value:
-            raise LewError(f"stack {stack!r} has no {name} output; is it a lew stack, deployed from template.yaml?")
-        return value
+        if required:
+            return stack_output(described, name)
+        return described.outputs.get(name) or described.parameters.get(name) or ""
 
     return Target(
-        description=f"stack {stack} ({cloudformation.meta.region_name})",
+        description=f"stack {stack} ({described.region})",
         bucket=output("BucketName"),
         queue_url=output("QueueUrl"),
         dlq_url=output("DlqUrl", required=False),
@@ -152,7 +195,7 @@ def from_cloudformation(stack: str, region: str | None) -> Target:
         input_prefix=output("InputPrefix", required=False) or template_defaults()["InputPrefix"],
         result_prefix=output("ResultPrefix", required=False) or template_defaults()["ResultPrefix"],
         suffixes=parse_suffixes(output("Suffixes", required=False) or template_defaults()["Suffixes"]),
-        region=cloudformation.meta.region_name,
+        region=described.region,
     )
 
 
