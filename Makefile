@@ -59,7 +59,7 @@ validate: $(STAMP) ## sam validate --lint (cfn-lint) and checkov on template.yam
 	$(BIN)/sam validate --lint --template template.yaml
 	$(BIN)/checkov --quiet --compact --skip-download --framework cloudformation --file template.yaml
 
-build: $(STAMP) ## sam build (needs a python3.12, found on PATH or in pyenv)
+build: $(STAMP) ## sam build only: the launcher's bundle in .aws-sam/ (needs a python3.12, on PATH or in pyenv)
 	@test -n "$(PY312_DIR)" || { scripts/find-python312 --dir; exit 1; }
 	PATH="$(PY312_DIR):$$PATH" $(BIN)/sam build --template template.yaml
 
@@ -68,10 +68,12 @@ test: lint typecheck pytest validate build ## Everything CI runs: lint, types, t
 invoke: build ## sam local invoke the launcher with EVENT (default events/s3-put.json); needs Docker
 	$(BIN)/sam local invoke LauncherFunction --event $(EVENT) --env-vars $(ENV_VARS)
 
-deploy: build ## sam deploy with samconfig.toml's default environment
+# A deploy checks the template first (cfn-lint and checkov), so that a broken or insecure change never reaches
+# CloudFormation; then it builds, and `sam deploy` shows the change set and waits for a yes.
+deploy: validate build ## validate, build, sam deploy with samconfig.toml's default environment (stack lew)
 	$(BIN)/sam deploy --config-env default
 
-deploy-prod: build ## sam deploy with samconfig.toml's prod environment
+deploy-prod: validate build ## validate, build, sam deploy with samconfig.toml's prod environment (stack lew-prod)
 	$(BIN)/sam deploy --config-env prod
 
 image: ## docker build the worker image (needs Docker)

@@ -51,7 +51,7 @@ def _target_options() -> argparse.ArgumentParser:
     exclusive = where.add_mutually_exclusive_group()
     exclusive.add_argument("--endpoint", metavar="URL", help="a local stack's endpoint, e.g. http://127.0.0.1:5000")
     exclusive.add_argument("--stack", metavar="NAME", help="a deployed stack's name (reads its CloudFormation outputs)")
-    where.add_argument("--region", help="the deployed stack's region (default: your AWS configuration's)")
+    where.add_argument("--region", help="the stack's region (default: samconfig.toml's, else your AWS configuration's)")
     return parent
 
 
