@@ -22,19 +22,10 @@ from botocore.exceptions import (
     TokenRetrievalError,
 )
 
+from worker.faults import BAD_CREDENTIAL_CODES, DENIED_CODES, EXPIRED_CREDENTIAL_CODES  # one list of AWS's codes
+
 CONFIGURE_HINT = "run `aws configure` (or `aws sso login`) or set AWS_PROFILE"
 LOCAL_HINT = "the local stack, `lew local up`, needs none"
-BAD_CREDENTIAL_CODES = frozenset(
-    {
-        "InvalidClientTokenId",
-        "UnrecognizedClientException",
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "InvalidSignatureException",
-    }
-)
-EXPIRED_CREDENTIAL_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "TokenRefreshRequired"})
-DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException"})
 
 
 def describe_aws_failure(error: BaseException) -> str | None:
