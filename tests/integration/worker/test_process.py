@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -288,6 +291,75 @@ def test_worker_exits_3_with_one_line_when_aws_cannot_be_used(
     assert returncode == 3
     line = one_error_line(lines, stderr)
     assert line["message"] == expected
+    assert (line["reason"], line["exit_code"]) == (reason, 3)
+
+
+@contextlib.contextmanager
+def sqs_answering(status: int, query_error: str, error_type: str, message: str) -> Iterator[str]:
+    """An endpoint that answers every SQS call as SQS's JSON protocol answers an error; yields its URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            body = json.dumps({"__type": error_type, "message": message}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/x-amz-json-1.0")
+            self.send_header("x-amzn-query-error", query_error)  # SQS's query-compatible error code
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet: the test reads the worker, not this
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("query_error", "error_type", "reason", "start"),
+    [
+        (
+            "AccessDenied;Sender",
+            "com.amazon.coral.service#AccessDeniedException",
+            "access-denied",
+            "AWS denied GetQueueAttributes on {queue} (AccessDenied: Access to the resource is denied)",
+        ),
+        (
+            "InvalidClientTokenId;Sender",
+            "com.amazon.coral.service#UnrecognizedClientException",
+            "invalid-credentials",
+            "AWS does not accept the credentials (InvalidClientTokenId: Access to the resource is denied)",
+        ),
+        (
+            "ExpiredToken;Sender",
+            "com.amazon.coral.service#ExpiredTokenException",
+            "expired-credentials",
+            "the AWS credentials have expired (ExpiredToken)",
+        ),
+    ],
+)
+def test_worker_exits_3_with_one_line_when_aws_refuses_it(
+    worker_env: dict[str, str], query_error: str, error_type: str, reason: str, start: str
+) -> None:
+    # GIVEN an SQS endpoint that refuses the worker's credentials or permissions
+    with sqs_answering(400, query_error, error_type, "Access to the resource is denied.") as endpoint:
+        queue = f"{endpoint}/123456789012/lew-work"
+        worker_env |= {"AWS_ENDPOINT_URL": endpoint, "QUEUE_URL": queue, "DLQ_URL": ""}
+
+        # WHEN the worker starts
+        returncode, lines, stderr = finish(start_worker(worker_env))
+
+    # THEN it exits 3 with one line naming the refusal, and no traceback
+    assert returncode == 3
+    line = one_error_line(lines, stderr)
+    assert line["message"].startswith(start.format(queue=queue))
     assert (line["reason"], line["exit_code"]) == (reason, 3)
 
 
