@@ -92,19 +92,23 @@ def main(environ: Mapping[str, str] | None = None) -> int:
         shutdown.grace_seconds = settings.stop_grace_seconds
         summary = run(settings, environ, shutdown)
     except ConfigurationError as error:
-        logger.error(str(error), extra={"reason": "configuration", "exit_code": EXIT_CONFIG})  # noqa: TRY400
-        return EXIT_CONFIG
+        return _stop(str(error), "configuration", EXIT_CONFIG)
     except Exception as error:  # the last line of defence: one line for the foreseeable, else a crash
         fault = _fault(error, settings, environ)
         if fault is None:
             logger.exception("worker crashed")
             return EXIT_CRASH
-        logger.error(fault.message, extra={"reason": fault.reason, "exit_code": EXIT_ENVIRONMENT})  # noqa: TRY400
-        return EXIT_ENVIRONMENT
+        return _stop(fault.message, fault.reason, EXIT_ENVIRONMENT)
     finally:
         shutdown.cancel_timer()
     logger.info("worker finished", extra=summary.to_dict())
     return EXIT_OK
+
+
+def _stop(message: str, reason: str, exit_code: int) -> int:
+    """One ERROR line for a foreseeable failure, without a traceback: the sentence says what to set."""
+    get_logger().error(message, extra={"reason": reason, "exit_code": exit_code})
+    return exit_code
 
 
 def _fault(error: Exception, settings: Settings | None, environ: Mapping[str, str]) -> Fault | None:
