@@ -1,5 +1,5 @@
-"""The launcher's Lambda bundle holds exactly launcher/requirements.txt, which pins every run-time dependency
-at the dev lock's version (what the tests ran)."""
+"""The launcher's Lambda bundle holds exactly launcher/requirements.txt; it and worker/requirements.txt (the
+container's) pin every run-time dependency at the dev lock's version, so that both ship what the tests ran."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from packaging.utils import canonicalize_name
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 LAUNCHER_LOCK = REPO_ROOT / "launcher" / "requirements.txt"
+WORKER_LOCK = REPO_ROOT / "worker" / "requirements.txt"
 DEV_LOCK = REPO_ROOT / "requirements" / "dev.txt"
 # The launcher's runtime (template.yaml: python3.12 on Linux): markers are evaluated for it, not for this machine.
 LAMBDA_MARKERS = {"python_version": "3.12", "python_full_version": "3.12.0", "sys_platform": "linux"}
@@ -51,14 +52,15 @@ def closure(roots: dict[str, frozenset[str]]) -> set[str]:
     return needed
 
 
-def test_launcher_lock_pins_every_dependency_at_the_dev_lock_version() -> None:
-    # GIVEN the launcher's pins and the dev lock the tests run with
-    launcher, dev = pins(LAUNCHER_LOCK), pins(DEV_LOCK)
+@pytest.mark.parametrize("lock", [LAUNCHER_LOCK, WORKER_LOCK], ids=["launcher", "worker"])
+def test_runtime_lock_pins_every_dependency_at_the_dev_lock_version(lock: Path) -> None:
+    # GIVEN a run-time lock (the Lambda's or the container's; both run python3.12 on Linux) and the dev lock
+    runtime, dev = pins(lock), pins(DEV_LOCK)
 
     # THEN every pin is the dev lock's version
-    assert {name: version for name, (version, _) in launcher.items()} == {name: dev[name][0] for name in launcher}
+    assert {name: version for name, (version, _) in runtime.items()} == {name: dev[name][0] for name in runtime}
     # AND the pins are closed: every run-time dependency of a pinned package is pinned too
-    assert closure({name: extras for name, (_, extras) in launcher.items()}) == set(launcher)
+    assert closure({name: extras for name, (_, extras) in runtime.items()}) == set(runtime)
 
 
 @pytest.mark.slow
