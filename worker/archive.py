@@ -3,7 +3,8 @@
 Every member is checked before a byte of it is written, and written through file descriptors that never
 follow a link, so that a hostile archive cannot write outside the folder, overwrite a file, create a link
 or a device, or fill the disk. Member data is streamed in chunks and counted while it is written: the
-headers' sizes are used only to fail fast, never trusted.
+headers' sizes are used only to fail fast, never trusted. Operating-system metadata (worker.archive_metadata)
+passes every check a file does, then is left out and listed in `Unpacked.ignored`.
 """
 
 from __future__ import annotations
@@ -17,12 +18,23 @@ import stat
 import struct
 import tarfile
 import unicodedata
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
+
+from worker.archive_metadata import (
+    HEAD_BYTES,
+    ICON_FILE,
+    MetadataRule,
+    is_icon_file,
+    needs_content,
+    rule_by_content,
+    rule_by_name,
+)
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")  # longest first, as keys are matched in this order
 
@@ -47,6 +59,7 @@ _ZIP_METHODS = {
 _ZIP_FLAG_ENCRYPTED = 0x1
 _ZIP_FLAG_STRONG_ENCRYPTION = 0x40
 _ZIP_FLAG_UTF8 = 0x800
+_ZIP_UNICODE_PATH = 0x7075  # Info-ZIP Unicode Path extra field: version (1), CRC-32 of the stored name, UTF-8 name
 _ZIP_EOCD = b"PK\x05\x06"
 _ZIP_EOCD_SIZE = 22
 _ZIP64_EOCD = b"PK\x06\x06"
@@ -110,17 +123,38 @@ class UnpackedMember:
     size: int  # bytes actually written
 
 
+@dataclass(frozen=True)
+class IgnoredMember:
+    """A file `unpack` left out by a documented metadata rule (docs/worker-archives.md)."""
+
+    name: str  # as stored in the archive (after name decoding)
+    rule: MetadataRule
+
+    def to_dict(self) -> dict[str, str]:
+        """The manifest's record of it: {"name": ..., "rule": ...}."""
+        return {"name": self.name, "rule": self.rule.value}
+
+
+@dataclass(frozen=True)
+class Unpacked:
+    """What `unpack` wrote, and what it left out."""
+
+    members: list[UnpackedMember]  # regular files written, in archive order
+    ignored: list[IgnoredMember]  # files left out as operating-system metadata, sorted by name
+
+
 def archive_suffix(key: str) -> str | None:
     """The archive suffix `key` ends with (lower case), or None if it is not an archive we unpack."""
     lowered = key.lower()
     return next((suffix for suffix in ARCHIVE_SUFFIXES if lowered.endswith(suffix)), None)
 
 
-def unpack(archive: Path, into: Path, limits: UnpackLimits, *, suffix: str | None = None) -> list[UnpackedMember]:
-    """Unpack `archive` into the folder `into` and return the files written, or raise ArchiveError.
+def unpack(archive: Path, into: Path, limits: UnpackLimits, *, suffix: str | None = None) -> Unpacked:
+    """Unpack `archive` into the folder `into`: the files written and those left out, or raise ArchiveError.
 
     The format comes from `suffix` (the S3 key's, one of ARCHIVE_SUFFIXES) or else from the archive's own
-    name, and is verified against the content. Nested archives are left as files.
+    name, and is verified against the content. Nested archives are left as files. macOS metadata is left
+    out by the rules of worker.archive_metadata, after the same checks as any other member.
     """
     chosen = _choose_suffix(archive, suffix)
     archive_bytes = archive.stat().st_size
@@ -132,9 +166,16 @@ def unpack(archive: Path, into: Path, limits: UnpackLimits, *, suffix: str | Non
             _unpack_zip(archive, destination)
         else:
             _unpack_tar(archive, destination, gzipped=chosen != ".tar")
+    ignored = sorted(destination.ignored, key=lambda member: member.name)
     if not destination.written:
+        if ignored:
+            names = ", ".join(repr(member.name) for member in ignored[:3])
+            more = f" and {len(ignored) - 3} more" if len(ignored) > 3 else ""
+            raise ArchiveError(
+                f"the archive holds no files other than macOS metadata, which is left out ({names}{more})"
+            )
         raise ArchiveError("the archive holds no files")
-    return destination.written
+    return Unpacked(destination.written, ignored)
 
 
 def _choose_suffix(archive: Path, suffix: str | None) -> str:
@@ -172,7 +213,9 @@ def _safe_parts(name: str) -> tuple[str, ...]:
     """The path components of a member name, or raise if the name could escape the folder or is not clean."""
     if any(0xDC80 <= ord(char) <= 0xDCFF for char in name):
         raise ArchiveError(f"member name {_raw_repr(name)} is not valid UTF-8; re-create the archive with UTF-8 names")
-    if any(unicodedata.category(char) in {"Cc", "Cs"} for char in name):
+    # `Icon\r` is Finder's; it may pass here and is then dropped by its metadata rule, or refused by `admit`.
+    checked = name[:-1] if is_icon_file(name) else name
+    if any(unicodedata.category(char) in {"Cc", "Cs"} for char in checked):
         raise UnsafeArchive(f"member name {name!r} contains control characters")
     if "\\" in name:
         raise UnsafeArchive(f"member {name!r} contains a backslash; only '/' may separate folders")
@@ -214,6 +257,7 @@ class _Destination:
     limits: UnpackLimits
     archive_bytes: int
     written: list[UnpackedMember] = field(default_factory=list)
+    ignored: list[IgnoredMember] = field(default_factory=list)
     members: int = 0
     declared_bytes: int = 0
     unpacked_bytes: int = 0
@@ -247,9 +291,29 @@ class _Destination:
         self.declared_bytes += size
         self._check_total(self.declared_bytes)
 
-    def claim(self, name: str, *, is_dir: bool) -> tuple[str, ...]:
-        """Check a member's name and that it neither repeats nor collides with another member."""
+    def admit(self, name: str, *, is_dir: bool, size: int, compressed_size: int | None) -> tuple[str, ...] | None:
+        """Check a member like any other; its path parts, or None when a metadata rule drops it (then recorded).
+
+        A dropped member's name and declared size are checked all the same: a hostile name is refused
+        whatever it is called, and a bomb's header counts against the limits.
+        """
         parts = _safe_parts(name)
+        rule = rule_by_name(parts, is_dir=is_dir, size=size)
+        if rule is not None:
+            if not is_dir:
+                self.declare(name, size, compressed_size)
+                self.ignored.append(IgnoredMember(name, rule))
+            return None
+        if (parts and parts[-1] == ICON_FILE) or (is_dir and is_icon_file(name)):
+            # Not the empty file Finder writes: an ordinary control character. (._Icon\r is judged by its content.)
+            raise UnsafeArchive(f"member name {name!r} contains control characters")
+        parts = self._claim(name, parts, is_dir=is_dir)
+        if not is_dir:
+            self.declare(name, size, compressed_size)
+        return parts
+
+    def _claim(self, name: str, parts: tuple[str, ...], *, is_dir: bool) -> tuple[str, ...]:
+        """Check that a member neither repeats nor collides with another member."""
         if not parts:
             if is_dir:
                 return parts
@@ -297,6 +361,21 @@ class _Destination:
     def make_dir(self, parts: tuple[str, ...]) -> None:
         """Create the folder `parts` (and its parents) inside the job folder."""
         os.close(self._open_dir(parts, parts))
+
+    def write_unless_metadata(
+        self, name: str, parts: tuple[str, ...], source: _Readable, compressed_size: int | None
+    ) -> None:
+        """Write a file, unless its first bytes show it to be metadata (then it is recorded as ignored)."""
+        if needs_content(parts):
+            head = _read_head(source, name)
+            rule = rule_by_content(parts, head)
+            if rule is not None:
+                self.ignored.append(IgnoredMember(name, rule))
+                return
+            if is_icon_file(name):  # a ._Icon\r that is not AppleDouble: an ordinary control character
+                raise UnsafeArchive(f"member name {name!r} contains control characters")
+            source = _Replay(head, source)
+        self.write_file(name, parts, source, compressed_size)
 
     def write_file(
         self, name: str, parts: tuple[str, ...], source: _Readable, compressed_size: int | None
@@ -365,6 +444,34 @@ def _read_chunk(source: _Readable, name: str) -> bytes:
         raise ArchiveError(f"member {name!r} is corrupt or truncated: {_reason(error)}") from error
 
 
+def _read_head(source: _Readable, name: str) -> bytes:
+    """Up to HEAD_BYTES from the start of a member (fewer only at its end)."""
+    head = b""
+    while len(head) < HEAD_BYTES:
+        try:
+            chunk = source.read(HEAD_BYTES - len(head))
+        except _CORRUPT_ERRORS as error:
+            raise ArchiveError(f"member {name!r} is corrupt or truncated: {_reason(error)}") from error
+        if not chunk:
+            break
+        head += chunk
+    return head
+
+
+class _Replay:
+    """A member's stream with the bytes already read from its start put back in front."""
+
+    def __init__(self, head: bytes, rest: _Readable) -> None:
+        self._head = head
+        self._rest = rest
+
+    def read(self, size: int, /) -> bytes:
+        if self._head:
+            chunk, self._head = self._head[:size], self._head[size:]
+            return chunk
+        return self._rest.read(size)
+
+
 def _reason(error: BaseException) -> str:
     text = str(error).strip()
     return text or type(error).__name__
@@ -395,7 +502,10 @@ def _unpack_zip(archive: Path, destination: _Destination) -> None:
         # Count the central directory's entries before zipfile reads it all into memory.
         destination.count_member(_count_zip_entries(handle, destination.limits.max_members))
     try:
-        zip_file = zipfile.ZipFile(archive)
+        with warnings.catch_warnings():
+            # Python 3.12+ warns about an empty Unicode Path field; _zip_member_name ignores one, as unzip does.
+            warnings.filterwarnings("ignore", "Empty unicode path extra field", UserWarning)
+            zip_file = zipfile.ZipFile(archive)
     except UnicodeDecodeError as error:
         raise ArchiveError(
             f"member name {error.object!r} is marked as UTF-8 but is not valid UTF-8; "
@@ -409,6 +519,8 @@ def _unpack_zip(archive: Path, destination: _Destination) -> None:
         # The central directory shows every member up front: refuse a bad one before writing anything.
         planned = [(info, _check_zip_entry(info, destination)) for info in infos]
         for info, (name, parts, is_dir) in planned:
+            if parts is None:  # metadata, recorded as ignored
+                continue
             if is_dir:
                 if parts:
                     destination.make_dir(parts)
@@ -420,7 +532,7 @@ def _unpack_zip(archive: Path, destination: _Destination) -> None:
             except _CORRUPT_ERRORS as error:
                 raise ArchiveError(f"member {name!r} is corrupt: {_reason(error)}") from error
             with source:
-                destination.write_file(name, parts, source, info.compress_size)
+                destination.write_unless_metadata(name, parts, source, info.compress_size)
 
 
 def _count_zip_entries(handle: _SeekableReadable, max_members: int) -> int:
@@ -441,7 +553,11 @@ def _count_zip_entries(handle: _SeekableReadable, max_members: int) -> int:
         name_length, extra_length, comment_length = struct.unpack("<3H", header[28:34])
         if name_length > MAX_NAME_BYTES or extra_length + comment_length > MAX_ZIP_ENTRY_EXTRA_BYTES:
             raise ArchiveError(f"zip entry {count + 1} has an implausibly large header; the archive is corrupt")
-        handle.seek(name_length + extra_length + comment_length, os.SEEK_CUR)
+        raw_name = handle.read(name_length)
+        # Python 3.12+ reads the Unicode Path field itself and fails the whole directory on a corrupt one,
+        # naming no member: checked here first, so that every Python names the member and refuses alike.
+        _unicode_path(raw_name, handle.read(extra_length))
+        handle.seek(comment_length, os.SEEK_CUR)
         consumed += _ZIP_CD_ENTRY_SIZE + name_length + extra_length + comment_length
         count += 1
     return count
@@ -476,24 +592,70 @@ def _zip_central_directory(handle: _SeekableReadable) -> tuple[int, int] | None:
 
 
 def _zip_member_name(info: zipfile.ZipInfo) -> str:
-    """The member's name as UTF-8, whether or not the archiver set the UTF-8 flag.
+    """The member's name, whether or not the archiver set the UTF-8 flag.
 
-    Without the flag zipfile decodes names as cp437. Many archivers (Info-ZIP on Linux among them) write
-    UTF-8 without setting it, so the raw bytes are re-read as UTF-8; names that are not valid UTF-8 are
-    refused rather than guessed at, since a wrong guess silently renames the user's files.
+    Without the flag, the name is the Unicode Path extra field's when its CRC matches the stored name (as
+    `unzip` does: WinRAR, 7-Zip and others store a legacy code-page name there), else the stored bytes read
+    as UTF-8 (Info-ZIP on Linux and macOS tools write UTF-8 without the flag). A legacy name with no valid
+    Unicode name is refused rather than guessed at: a wrong code page silently renames the user's files.
     """
     name = info.orig_filename  # zipfile cuts `filename` at a NUL byte, hiding it from the checks
     if info.flag_bits & _ZIP_FLAG_UTF8:
         return name
-    raw = name.encode("cp437")
+    raw = name.encode("cp437")  # zipfile decoded the stored bytes as cp437, which maps every byte: undone exactly
+    unicode_name = _unicode_path(raw, info.extra)
+    if isinstance(unicode_name, str):
+        return unicode_name
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise ArchiveError(f"member name {raw!r} is not valid UTF-8; re-create the archive with UTF-8 names") from None
+        pass
+    if unicode_name is _STALE:
+        why = "its Unicode name (zip extra field 0x7075) is for another name (CRC mismatch)"
+    else:
+        why = "the archive gives no Unicode name for it (zip extra field 0x7075)"
+    raise ArchiveError(f"member name {raw!r} is not UTF-8 and {why}; re-create the archive with UTF-8 names")
 
 
-def _check_zip_entry(info: zipfile.ZipInfo, destination: _Destination) -> tuple[str, tuple[str, ...], bool]:
-    """Refuse what the central directory shows to be unsafe; return the member's name, path and folder-ness."""
+_STALE = object()  # a Unicode Path field was there, but for another name
+
+
+def _unicode_path(raw_name: bytes, extra: bytes) -> str | object | None:
+    """The UTF-8 name of the Info-ZIP Unicode Path extra field when it is for `raw_name`; _STALE or None if not.
+
+    A field for another name (CRC mismatch: the name was changed by a tool that kept the field), of another
+    version, or empty is ignored, as `unzip` ignores it. One too short to hold its header, or whose name
+    is for this member but not UTF-8, is corrupt: ArchiveError.
+    """
+    found: str | object | None = None
+    while len(extra) >= 4:
+        kind, length = struct.unpack("<2H", extra[:4])
+        data, extra = extra[4 : 4 + length], extra[4 + length :]
+        if kind != _ZIP_UNICODE_PATH:
+            continue
+        if len(data) < 5:
+            raise ArchiveError(
+                f"member name {raw_name!r} has a corrupt Unicode Path extra field (0x7075): "
+                f"{len(data)} bytes, too short for its header; the archive is corrupt"
+            )
+        version, crc = struct.unpack("<BL", data[:5])
+        if version != 1 or not data[5:]:
+            continue
+        if crc != zlib.crc32(raw_name):
+            found = _STALE
+            continue
+        try:
+            return data[5:].decode("utf-8")
+        except UnicodeDecodeError:
+            raise ArchiveError(
+                f"member name {raw_name!r} has a Unicode Path extra field (0x7075) whose name {data[5:]!r} "
+                "is not valid UTF-8; the archive is corrupt"
+            ) from None
+    return found
+
+
+def _check_zip_entry(info: zipfile.ZipInfo, destination: _Destination) -> tuple[str, tuple[str, ...] | None, bool]:
+    """Refuse what the central directory shows to be unsafe; the member's name, path (None: dropped) and folder-ness."""
     name = info.orig_filename
     if info.flag_bits & (_ZIP_FLAG_ENCRYPTED | _ZIP_FLAG_STRONG_ENCRYPTION):
         raise ArchiveError(f"member {name!r} is encrypted; encrypted archives are not supported")
@@ -509,9 +671,7 @@ def _check_zip_entry(info: zipfile.ZipInfo, destination: _Destination) -> tuple[
         raise UnsafeArchive(f"member {name!r} is a {_file_type_name(file_type)}; only files and folders are unpacked")
     name = _zip_member_name(info)
     is_dir = _zip_is_dir(info)
-    parts = destination.claim(name, is_dir=is_dir)
-    if not is_dir:
-        destination.declare(name, info.file_size, info.compress_size)
+    parts = destination.admit(name, is_dir=is_dir, size=info.file_size, compressed_size=info.compress_size)
     return name, parts, is_dir
 
 
@@ -609,17 +769,20 @@ def _unpack_tar_members(tar: tarfile.TarFile, destination: _Destination) -> None
         name = info.name
         last = f"member {name!r}"
         _check_tar_entry(info)
-        parts = destination.claim(name, is_dir=info.isdir())
+        # Extended attributes (pax SCHILY.xattr.*, LIBARCHIVE.xattr.*: macOS tar's quarantine, Finder info...)
+        # are in info.pax_headers, and are not restored, like owners and timestamps.
+        parts = destination.admit(name, is_dir=info.isdir(), size=info.size, compressed_size=None)
+        if parts is None:  # metadata, recorded as ignored; tarfile skips its data
+            continue
         if info.isdir():
             if parts:
                 destination.make_dir(parts)
             continue
-        destination.declare(name, info.size, None)
         source = tar.extractfile(info)
         if source is None:  # pragma: no cover - _check_tar_entry lets only regular files reach here
             raise ArchiveError(f"member {name!r} has no data")
         with source:
-            destination.write_file(name, parts, source, None)
+            destination.write_unless_metadata(name, parts, source, None)
 
 
 def _check_tar_entry(info: tarfile.TarInfo) -> None:

@@ -225,9 +225,9 @@ def _process(
     _check_abort(runtime, claim)
     with _timed(timings, "unpack"):
         limits = UnpackLimits(max_members=settings.max_members, max_unpacked_bytes=settings.max_unpacked_bytes)
-        members = unpack(archive, input_dir, limits, suffix=suffix)
+        unpacked = unpack(archive, input_dir, limits, suffix=suffix)
         archive.unlink()  # the disk is shared by the archive and what it unpacks to: free it early
-    get_logger().info("unpacked", extra={"members": len(members)})
+    get_logger().info("unpacked", extra={"members": len(unpacked.members), "ignored": len(unpacked.ignored)})
     _check_abort(runtime, claim)
     context = ProcessorContext(
         job=job,

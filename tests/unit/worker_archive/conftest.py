@@ -7,6 +7,7 @@ import io
 import struct
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +141,57 @@ class Build:
             )
         path.write_bytes(local.getvalue() + directory + end)
         return path
+
+    @staticmethod
+    def raw_zip(path: Path, entries: Iterable[tuple[bytes, bytes, int, bytes]]) -> Path:
+        """A stored zip packed by hand from (raw name bytes, data, general-purpose flags, central extra field)."""
+        local = io.BytesIO()
+        central = io.BytesIO()
+        count = 0
+        for name, data, flags, extra in entries:
+            crc = zlib.crc32(data)
+            offset = local.tell()
+            local.write(
+                struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, flags, 0, 0, 0x21, crc, len(data), len(data), len(name), 0)
+                + name
+                + data
+            )
+            central.write(
+                struct.pack(
+                    "<4s6H3L5H2L",
+                    b"PK\x01\x02",
+                    (0 << 8) | 20,  # made by MS-DOS (FAT), as WinRAR and 7-Zip on Windows write
+                    20,
+                    flags,
+                    0,
+                    0,
+                    0x21,
+                    crc,
+                    len(data),
+                    len(data),
+                    len(name),
+                    len(extra),
+                    0,
+                    0,
+                    0,
+                    0x20,  # the MS-DOS archive attribute
+                    offset,
+                )
+                + name
+                + extra
+            )
+            count += 1
+        directory = central.getvalue()
+        end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, count, count, len(directory), local.tell(), 0)
+        path.write_bytes(local.getvalue() + directory + end)
+        return path
+
+    @staticmethod
+    def unicode_path(name: bytes | str, stored: bytes, *, crc: int | None = None, version: int = 1) -> bytes:
+        """An Info-ZIP Unicode Path extra field (0x7075): version, CRC-32 of the stored name, the UTF-8 name."""
+        utf8 = name.encode() if isinstance(name, str) else name
+        body = struct.pack("<BL", version, zlib.crc32(stored) if crc is None else crc) + utf8
+        return struct.pack("<2H", 0x7075, len(body)) + body
 
     # --------------------------------------------------------------------------------------------- tar
 

@@ -494,7 +494,10 @@ def test_unpack_refuses_zip_names_that_are_not_utf8(workspace, build):
 
     message = workspace.rejected(archive, ArchiveError)
 
-    assert message == "member name b'caf\\xe9.pov' is not valid UTF-8; re-create the archive with UTF-8 names"
+    assert message == (
+        "member name b'caf\\xe9.pov' is not UTF-8 and the archive gives no Unicode name for it "
+        "(zip extra field 0x7075); re-create the archive with UTF-8 names"
+    )
 
 
 def test_unpack_refuses_zip_names_flagged_utf8_that_are_not(workspace, build):

@@ -44,7 +44,7 @@ def test_unpack_writes_every_file_of_each_format(workspace, build, suffix):
     archive = build_archive(build, workspace, suffix, FILES)
 
     # WHEN it is unpacked
-    members = unpack(archive, workspace.into, LIMITS)
+    members = unpack(archive, workspace.into, LIMITS).members
 
     # THEN every file is there with its content, and the result lists each one
     assert sorted(member.name for member in members) == sorted(FILES)
@@ -93,7 +93,7 @@ def test_unpack_leaves_nested_archives_as_files(workspace, build):
     )
 
     # WHEN it is unpacked
-    members = unpack(archive, workspace.into, LIMITS)
+    members = unpack(archive, workspace.into, LIMITS).members
 
     # THEN the inner archives are plain files, byte for byte, and nothing of theirs was unpacked
     assert [(member.name, member.path.read_bytes()) for member in members] == [
@@ -115,7 +115,7 @@ def test_unpack_creates_empty_folders_and_accepts_repeated_folder_entries(worksp
         mode="w",
     )
 
-    members = unpack(archive, workspace.into, LIMITS)
+    members = unpack(archive, workspace.into, LIMITS).members
 
     assert [member.name for member in members] == ["scene.pov"]
     assert (workspace.into / "out").is_dir()
@@ -137,7 +137,7 @@ def test_unpack_accepts_utf8_zip_names_written_without_the_utf8_flag(workspace, 
     assert not zipfile.ZipFile(archive).infolist()[0].flag_bits & 0x800
 
     # WHEN it is unpacked
-    members = unpack(archive, workspace.into, LIMITS)
+    members = unpack(archive, workspace.into, LIMITS).members
 
     # THEN the name is read as UTF-8, not as cp437 mojibake
     assert [member.name for member in members] == ["café.pov"]
@@ -147,7 +147,7 @@ def test_unpack_takes_the_format_from_the_suffix_argument(workspace, build):
     # GIVEN a zip downloaded to a file without a suffix (the S3 key had it)
     archive = build.make_zip(workspace.archive("download.part"), [("a.txt", b"a")])
 
-    members = unpack(archive, workspace.into, LIMITS, suffix=".ZIP")
+    members = unpack(archive, workspace.into, LIMITS, suffix=".ZIP").members
 
     assert [member.name for member in members] == ["a.txt"]
 
@@ -156,7 +156,7 @@ def test_unpack_creates_the_target_folder(workspace, build):
     archive = build.make_zip(workspace.archive("a.zip"), [("a.txt", b"a")])
     target = workspace.into / "deeper" / "still"
 
-    members = unpack(archive, target, LIMITS)
+    members = unpack(archive, target, LIMITS).members
 
     assert members == [UnpackedMember(path=target.resolve() / "a.txt", name="a.txt", size=1)]
 
@@ -207,7 +207,7 @@ def test_unpack_streams_a_large_member_in_flat_memory(workspace, build, suffix):
     # WHEN it is unpacked under tracemalloc
     tracemalloc.start()
     try:
-        members = unpack(archive, workspace.into, limits)
+        members = unpack(archive, workspace.into, limits).members
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
