@@ -41,7 +41,7 @@ from worker.manifest import (
 from worker.messages import Job
 from worker.metadata import TaskIdentity
 from worker.paths import MANIFEST_NAME, stem_for
-from worker.processors import Processor, ProcessorContext
+from worker.processors import Processor, ProcessorContext, prepare_output_dir, run_processor
 from worker.publish import open_source, save_body, upload_outputs
 from worker.settings import Settings
 
@@ -133,6 +133,7 @@ def _run_claimed(job: Job, attempt: int, runtime: JobRuntime, claim: Claim, stem
     manifest_key = _manifest_key(settings, stem)
     started_at = utcnow()
     timings: dict[str, float] = {}
+    ignored: list[dict[str, str]] = []  # members unpack left out: in the failure manifest too, if a later phase fails
     source = Source(job.bucket, job.key, job.etag, job.version_id, job.size)
     try:
         # Read under the claim: a duplicate whose job finished a moment ago is seen here, not processed again.
@@ -157,7 +158,15 @@ def _run_claimed(job: Job, attempt: int, runtime: JobRuntime, claim: Claim, stem
                 _check_size(source, settings)  # before a byte of the body is read
                 save_body(opened, archive)
             manifest = _process(
-                job, attempt, runtime, claim, source=source, archive=archive, folder_key=folder_key, timings=timings
+                job,
+                attempt,
+                runtime,
+                claim,
+                source=source,
+                archive=archive,
+                folder_key=folder_key,
+                timings=timings,
+                ignored=ignored,
             )
         manifest.started_at, manifest.finished_at = started_at, utcnow()
         manifest.timings["total"] = (manifest.finished_at - started_at).total_seconds()
@@ -180,6 +189,7 @@ def _run_claimed(job: Job, attempt: int, runtime: JobRuntime, claim: Claim, stem
             manifest_key=manifest_key,
             started_at=started_at,
             timings=timings,
+            ignored=ignored,
             error=error,
         )
 
@@ -213,21 +223,22 @@ def _process(
     archive: Path,
     folder_key: str,
     timings: dict[str, float],
+    ignored: list[dict[str, str]],
 ) -> Manifest:
     """Unpack the downloaded archive, run the processor, upload its outputs; the manifest to write."""
     settings = runtime.settings
     job_dir = archive.parent
     suffix = archive.name.removeprefix(ARCHIVE_STEM)
     input_dir = job_dir / "input"
-    output_dir = job_dir / settings.output_dir
     input_dir.mkdir()
-    output_dir.mkdir(parents=True)
     _check_abort(runtime, claim)
     with _timed(timings, "unpack"):
         limits = UnpackLimits(max_members=settings.max_members, max_unpacked_bytes=settings.max_unpacked_bytes)
         unpacked = unpack(archive, input_dir, limits, suffix=suffix)
         archive.unlink()  # the disk is shared by the archive and what it unpacks to: free it early
-    get_logger().info("unpacked", extra={"members": len(unpacked.members), "ignored": len(unpacked.ignored)})
+    ignored.extend(member.to_dict() for member in unpacked.ignored)
+    get_logger().info("unpacked", extra={"members": len(unpacked.members), "ignored": len(ignored)})
+    output_dir = prepare_output_dir(input_dir, settings.output_dir)  # after unpack: the archive may hold it
     _check_abort(runtime, claim)
     context = ProcessorContext(
         job=job,
@@ -239,7 +250,7 @@ def _process(
         cancel=runtime.abort,
     )
     with _timed(timings, "process"):
-        result = runtime.processor(context)
+        result = run_processor(runtime.processor, context)
     _check_abort(runtime, claim)
     with _timed(timings, "upload"):
         bases = (output_dir, input_dir, job_dir)
@@ -257,6 +268,8 @@ def _process(
         task_arn=runtime.identity.task_arn,
         log_stream=runtime.identity.log_stream,
         processor_log=result.log,
+        ignored=ignored,
+        warnings=list(result.warnings),
     )
 
 
@@ -270,6 +283,7 @@ def _settle_failure(
     manifest_key: str,
     started_at: datetime,
     timings: dict[str, float],
+    ignored: list[dict[str, str]],
     error: Exception,
 ) -> JobResult:
     logger = get_logger()
@@ -293,6 +307,7 @@ def _settle_failure(
         log_stream=runtime.identity.log_stream,
         processor_log=error.processor_log if isinstance(error, JobError) else None,
         error=error_record(error, permanent=True),
+        ignored=ignored,
     )
     try:
         # Another delivery of the same upload may have succeeded meanwhile: never hide its results.

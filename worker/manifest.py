@@ -56,6 +56,8 @@ class Manifest:
     processor_log: str | None = None
     error: dict[str, Any] | None = None
     claim: str | None = None  # the nonce of the claim this job ran under (docs/worker.md, "Concurrent duplicates")
+    ignored: list[dict[str, str]] = field(default_factory=list)  # archive members left out: {"name", "rule"}
+    warnings: list[str] = field(default_factory=list)  # what the uploader should know about a success
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest as a JSON-ready dict, fields in the documented order."""
@@ -79,6 +81,8 @@ class Manifest:
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at),
             "claim": self.claim,
+            "ignored": self.ignored,
+            "warnings": self.warnings,
         }
 
     def to_json(self) -> bytes:

@@ -12,13 +12,15 @@ import importlib
 import json
 import mimetypes
 import shlex
+import signal
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from worker.commands import processor_environment, run_command
+from worker import povray_log
+from worker.commands import LOG_TAIL_BYTES, CommandResult, processor_environment, read_tail, run_command
 from worker.errors import ProcessorRejected, ProcessorRetry
 from worker.messages import Job
 from worker.settings import ConfigurationError, Settings
@@ -38,6 +40,8 @@ MAGIC_SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\x7fELF", "application/x-executable"),
 )
 POVRAY_DEFAULT_OPTIONS = ("-D", "+FN", "+W640", "+H480")  # no display window, PNG, a modest size
+# How much of POV-Ray's log is read for its error and its cleaned tail: the banner alone is about 3 KiB.
+POVRAY_LOG_READ_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -46,33 +50,43 @@ class ProcessorContext:
 
     job: Job
     archive_name: str  # the archive's base name without suffix: `scene` for `incoming/a/scene.zip`
-    input_dir: Path  # the unpacked archive
-    output_dir: Path  # empty at the start; outputs written here are uploaded relative to it
+    input_dir: Path  # the unpacked archive, where commands run
+    output_dir: Path  # <input_dir>/<OUTPUT_DIR>; outputs written here are uploaded relative to it
     job_dir: Path  # the job's private folder: HOME and TMPDIR of every command
     timeout: float
     cancel: threading.Event = field(default_factory=threading.Event)
 
+    @property
+    def log_path(self) -> Path:
+        """Where the commands of `run` and `execute` write their combined stdout and stderr."""
+        return self.job_dir / "processor.log"
+
     def run(self, argv: Sequence[str], *, cwd: Path | None = None) -> tuple[int, str]:
         """Run a command under the job's time limit, in its own process group; return (exit code, output tail)."""
-        result = run_command(
+        result = self.execute(argv, cwd=cwd)
+        return result.returncode, result.log_tail
+
+    def execute(self, argv: Sequence[str], *, cwd: Path | None = None) -> CommandResult:
+        """Like `run`, with the whole CommandResult: exit code, output tail, and stderr's tail for error messages."""
+        return run_command(
             argv,
             cwd=cwd or self.input_dir,
             env=processor_environment(
                 self.job_dir, {"LEW_INPUT_DIR": str(self.input_dir), "LEW_OUTPUT_DIR": str(self.output_dir)}
             ),
-            log_path=self.job_dir / "processor.log",
+            log_path=self.log_path,
             timeout=self.timeout,
             cancel=self.cancel,
         )
-        return result.returncode, result.log_tail
 
 
 @dataclass(frozen=True)
 class ProcessResult:
-    """The files to upload and the tail of the processor's output (for the manifest)."""
+    """The files to upload, the tail of the processor's output, and warnings (both for the manifest)."""
 
     outputs: tuple[Path, ...]
     log: str = ""
+    warnings: tuple[str, ...] = ()
 
 
 class Processor(Protocol):
@@ -86,6 +100,48 @@ class Processor(Protocol):
     def __call__(self, context: ProcessorContext) -> ProcessResult:
         """Process `context.input_dir`; return the files to upload (written under `context.output_dir`)."""
         ...
+
+
+# A processor (or a user's function) may declare `empty_output_ok = True`: then finishing with no output is a
+# success with a manifest warning, instead of a failure. Read with getattr: the attribute is optional.
+EMPTY_OUTPUT_OK = "empty_output_ok"
+
+
+def run_processor(processor: Processor, context: ProcessorContext) -> ProcessResult:
+    """Run a processor, and never let it succeed silently with nothing to upload.
+
+    No outputs is ProcessorRejected, naming the processor, unless it declares `empty_output_ok`: then the
+    result carries a warning for the manifest.
+    """
+    result = processor(context)
+    if result.outputs:
+        return result
+    if getattr(processor, EMPTY_OUTPUT_OK, False):
+        warning = f"{processor.name} produced no output (it declares that this is fine)"
+        return ProcessResult(result.outputs, result.log, (*result.warnings, warning))
+    raise ProcessorRejected(
+        f"{processor.name} finished but produced no output, so nothing is uploaded", processor_log=result.log
+    )
+
+
+def prepare_output_dir(input_dir: Path, output_dir: str) -> Path:
+    """Create the output folder OUTPUT_DIR inside the unpacked folder (it may already be there, from the archive).
+
+    Relative to the folder commands run in, so that `mkdir -p out && ... > out/r.txt` with OUTPUT_DIR=out
+    is uploaded. ProcessorRejected when the archive holds a file where the folder must be.
+    """
+    folder = input_dir / output_dir
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocking = next(
+            parent for parent in (folder, *folder.parents) if parent.is_relative_to(input_dir) and parent.is_file()
+        )
+        raise ProcessorRejected(
+            f"the archive holds a file {blocking.relative_to(input_dir).as_posix()!r} where OUTPUT_DIR={output_dir!r} "
+            "needs a folder; rename it in the archive or set OUTPUT_DIR to another folder"
+        ) from None
+    return folder
 
 
 UserFunction = Callable[[Path, Job], Iterable[Path]]
@@ -124,26 +180,65 @@ class CommandProcessor:
     """Runs PROCESS_COMMAND (split with shlex, no shell) in the unpacked folder; outputs come from OUTPUT_DIR.
 
     `{input_dir}` and `{output_dir}` in the command are replaced by the job's folders (also given to the
-    command as LEW_INPUT_DIR and LEW_OUTPUT_DIR). Exit 0 is success, 3 a rejection, anything else a retry.
+    command as LEW_INPUT_DIR and LEW_OUTPUT_DIR); a relative OUTPUT_DIR is inside the unpacked folder, where
+    the command runs. Exit 0 is success, 3 a rejection, anything else a retry; the error message quotes the
+    last lines of stderr. The outputs are the files the command created or changed under OUTPUT_DIR: none
+    is a failure, unless `empty_output_ok`.
     """
 
     argv: tuple[str, ...]
     name: str = "command"
+    empty_output_ok: bool = False
 
     def __call__(self, context: ProcessorContext) -> ProcessResult:
         argv = [
             arg.replace("{input_dir}", str(context.input_dir)).replace("{output_dir}", str(context.output_dir))
             for arg in self.argv
         ]
+        program = Path(argv[0]).name
+        before = _snapshot(context.output_dir)
         try:
-            returncode, log = context.run(argv)
+            result = context.execute(argv)
         except FileNotFoundError as error:
             raise ProcessorRetry(f"cannot run {argv[0]!r}: {error.strerror}") from error
-        if returncode == REJECT_EXIT_CODE:
-            raise ProcessorRejected(f"{argv[0]} rejected the input (exit code 3)", processor_log=log)
-        if returncode != 0:
-            raise ProcessorRetry(f"{argv[0]} failed with exit code {returncode}; it will be retried", processor_log=log)
-        return ProcessResult(files_under(context.output_dir), log)
+        if result.returncode != 0:
+            raise _command_failure(program, result)
+        outputs = tuple(
+            path for path, stamp in sorted(_snapshot(context.output_dir).items()) if before.get(path) != stamp
+        )
+        links = sorted(
+            p.relative_to(context.output_dir).as_posix() for p in context.output_dir.rglob("*") if p.is_symlink()
+        )
+        warnings = (f"links under OUTPUT_DIR are not uploaded: {', '.join(links[:5])}",) if links else ()
+        if not outputs and not self.empty_output_ok:
+            where = context.output_dir.relative_to(context.input_dir).as_posix()
+            skipped = f" (only links, which are not uploaded: {', '.join(links[:5])})" if links else ""
+            raise ProcessorRejected(
+                f"{program} exited 0 but wrote no file under OUTPUT_DIR ({where!r} in the folder it runs in){skipped}; "
+                "write outputs there, or to $LEW_OUTPUT_DIR or {output_dir}",
+                processor_log=result.log_tail,
+            )
+        return ProcessResult(outputs, result.log_tail, warnings)
+
+
+def _command_failure(program: str, result: CommandResult) -> Exception:
+    """The error for a command that did not exit 0, quoting the last lines of its stderr."""
+    cause = result.cause()
+    said = f": {cause}" if cause else " (nothing on stderr)"
+    if result.returncode == REJECT_EXIT_CODE:
+        return ProcessorRejected(f"{program} rejected the input (exit code 3){said}", processor_log=result.log_tail)
+    if result.returncode < 0:
+        how = f"was killed by signal {-result.returncode} ({_signal_name(-result.returncode)})"
+    else:
+        how = f"exited with code {result.returncode}"
+    return ProcessorRetry(f"{program} {how}, so the job will be retried{said}", processor_log=result.log_tail)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "unknown signal"
 
 
 @dataclass(frozen=True)
@@ -166,18 +261,30 @@ class PovrayProcessor:
             argv = [self.executable, *POVRAY_DEFAULT_OPTIONS, f"+I{scene.name}", f"+O{context.archive_name}.png"]
         before = _snapshot(context.input_dir)
         try:
-            returncode, log = context.run(argv, cwd=scene.parent)
+            returncode = context.execute(argv, cwd=scene.parent).returncode
         except FileNotFoundError as error:
             raise ProcessorRetry(f"cannot run {self.executable!r}: {error.strerror}") from error
+        # The banner and licence (about 3 KiB) would fill the manifest's tail of a failed parse: left out.
+        text = read_tail(context.log_path, POVRAY_LOG_READ_BYTES)
+        log = povray_log.clean(text, LOG_TAIL_BYTES)
         if returncode < 0:
-            raise ProcessorRetry(f"povray was killed by signal {-returncode}", processor_log=log)
+            raise ProcessorRetry(
+                f"povray was killed by signal {-returncode} ({_signal_name(-returncode)})", processor_log=log
+            )
         if returncode != 0:
-            raise ProcessorRejected(f"povray failed to render {scene.name} (exit code {returncode})", processor_log=log)
+            cause = povray_log.error_cause(text)
+            said = f": {cause}" if cause else ""
+            raise ProcessorRejected(
+                f"povray failed to render {scene.name} (exit code {returncode}){said}", processor_log=log
+            )
         created = tuple(path for path, stamp in _snapshot(context.input_dir).items() if before.get(path) != stamp)
         if not created:
             raise ProcessorRejected(f"povray rendered {scene.name} but wrote no file", processor_log=log)
         moved = []
         for path in sorted(created):
+            if path.is_relative_to(context.output_dir):  # the .ini wrote it into the output folder itself
+                moved.append(path)
+                continue
             target = context.output_dir / path.relative_to(context.input_dir)
             target.parent.mkdir(parents=True, exist_ok=True)
             moved.append(path.rename(target))
@@ -212,6 +319,11 @@ class FunctionProcessor:
 
     function: UserFunction
     name: str
+
+    @property
+    def empty_output_ok(self) -> bool:
+        """True when the function declares `empty_output_ok = True` (an attribute set on it)."""
+        return bool(getattr(self.function, EMPTY_OUTPUT_OK, False))
 
     def __call__(self, context: ProcessorContext) -> ProcessResult:
         outputs = tuple(Path(path) for path in self.function(context.input_dir, context.job))
@@ -283,5 +395,11 @@ def detect_type(path: Path) -> str:
     return guessed or "application/octet-stream"
 
 
-def _snapshot(folder: Path) -> dict[Path, tuple[int, int]]:
-    return {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in folder.rglob("*") if p.is_file()}
+def _snapshot(folder: Path) -> dict[Path, tuple[int, int, int, int]]:
+    """Each regular file below `folder` (links are skipped) with what changes when it is written or replaced."""
+    stamps = {}
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            stat = path.stat()
+            stamps[path] = (stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size)
+    return stamps

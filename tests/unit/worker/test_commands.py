@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from worker.commands import processor_environment, read_tail, run_command
+from worker.commands import MAX_CAUSE_CHARS, last_lines, processor_environment, read_tail, run_command
 from worker.errors import JobAborted, ProcessorTimeout
 
 SPAWN_GRANDCHILD = (
@@ -121,3 +121,51 @@ def test_run_command_gives_a_minimal_environment(tmp_path: Path, monkeypatch: py
 
 def test_read_tail_of_a_missing_file_is_empty(tmp_path: Path) -> None:
     assert read_tail(tmp_path / "nope") == ""
+
+
+def test_run_command_keeps_stderr_apart_for_error_messages(tmp_path: Path) -> None:
+    # GIVEN a command that talks on both streams
+    code = "import sys; print('progress'); print('error: disk quota', file=sys.stderr); print('done')"
+
+    # WHEN it runs
+    result = run_command(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=processor_environment(tmp_path),
+        log_path=tmp_path / "log",
+        timeout=30,
+        cancel=threading.Event(),
+    )
+
+    # THEN the log has both, and the stderr tail only stderr, which `cause` puts on one line
+    assert sorted(result.log_tail.split("\n")) == ["", "done", "error: disk quota", "progress"]
+    assert result.stderr_tail == "error: disk quota\n"
+    assert result.cause() == "error: disk quota"
+
+
+@pytest.mark.parametrize(
+    ("stderr", "expected"),
+    [
+        ("", ""),
+        ("\n\n", ""),
+        ("one\n\ntwo\nthree\n\n", "two / three"),
+        (
+            "Traceback (most recent call last):\n  File 'x', line 1\nValueError: boom\n",
+            "File 'x', line 1 / ValueError: boom",
+        ),
+        ("10%\r50%\r100%\nfailed\n", "100% / failed"),  # progress redrawn with \r counts as its last state
+        ("\x1b[31mred error\x1b[0m\n", "[31mred error [0m"),  # control characters become spaces, one line
+    ],
+)
+def test_last_lines_puts_the_end_of_stderr_on_one_line(stderr: str, expected: str) -> None:
+    assert last_lines(stderr) == expected
+
+
+def test_last_lines_cuts_the_start_so_that_the_last_line_survives() -> None:
+    text = "x" * 1000 + "\nthe real error\n"
+
+    line = last_lines(text)
+
+    assert len(line) == MAX_CAUSE_CHARS
+    assert line.startswith("…")
+    assert line.endswith(" / the real error")

@@ -50,6 +50,8 @@ def test_manifest_to_json_has_every_documented_field() -> None:
         processor_log="tail",
         error=error_record(SourceGone("gone"), permanent=True),
         claim="nonce-1",
+        ignored=[{"name": "__MACOSX/._a.pov", "rule": "macos-__MACOSX"}],
+        warnings=["command produced no output (it declares that this is fine)"],
     )
 
     document = json.loads(manifest.to_json())
@@ -68,8 +70,12 @@ def test_manifest_to_json_has_every_documented_field() -> None:
         "started_at",
         "finished_at",
         "claim",
+        "ignored",
+        "warnings",
     ]
     assert document["claim"] == "nonce-1"
+    assert document["ignored"] == [{"name": "__MACOSX/._a.pov", "rule": "macos-__MACOSX"}]
+    assert document["warnings"] == ["command produced no output (it declares that this is fine)"]
     assert document["source"] == {"bucket": "b", "key": "incoming/a.zip", "etag": "e", "version_id": None, "size": 12}
     assert document["timings"] == {"download": 0.123}
     assert document["error"] == {"type": "SourceGone", "message": "gone", "permanent": True}

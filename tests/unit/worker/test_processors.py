@@ -21,6 +21,8 @@ from worker.processors import (
     ProcessorContext,
     detect_type,
     load_processor,
+    prepare_output_dir,
+    run_processor,
 )
 from worker.settings import ConfigurationError, Settings
 
@@ -39,13 +41,13 @@ def make_context(
     tmp_path: Path, files: dict[str, bytes], *, archive_name: str = "scene", timeout: float = 30
 ) -> ProcessorContext:
     job_dir = tmp_path / "job"
-    input_dir, output_dir = job_dir / "input", job_dir / "out"
+    input_dir = job_dir / "input"
     for name, data in files.items():
         path = input_dir / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     input_dir.mkdir(parents=True, exist_ok=True)
-    output_dir.mkdir(parents=True)
+    output_dir = prepare_output_dir(input_dir, "out")  # as the job does, after unpacking
     return ProcessorContext(
         job=Job("bucket", f"incoming/{archive_name}.zip"),
         archive_name=archive_name,
@@ -168,7 +170,7 @@ def test_user_function_processor_is_loaded_and_run(tmp_path: Path, monkeypatch: 
 
             def count(folder: Path, job) -> list[Path]:
                 out = folder / "count.txt"
-                out.write_text(f"{job.key}: {len(list(folder.iterdir()))}")
+                out.write_text(f"{job.key}: {sum(p.is_file() for p in folder.iterdir())}")
                 return [out]
             """
         )
@@ -277,3 +279,219 @@ def test_povray_parse_error_is_a_rejection_with_the_output_tail(tmp_path: Path) 
 
 def test_python_argv_helper_is_shell_free() -> None:
     assert shlex.join(python_argv("print(1)")).startswith(sys.executable)
+
+
+# ---------------------------------------------------------------------- outputs where users put them
+
+
+def sh(script: str) -> tuple[str, ...]:
+    return ("sh", "-c", script)
+
+
+def test_command_processor_uploads_a_relative_output_dir_of_the_folder_it_runs_in(tmp_path: Path) -> None:
+    # GIVEN the issue's command: it makes `out` in the folder it runs in and writes there (OUTPUT_DIR=out)
+    context = make_context(tmp_path, {"in.txt": b"data"})
+
+    # WHEN it runs
+    result = CommandProcessor(sh("mkdir -p out && cat in.txt > out/r.txt"))(context)
+
+    # THEN its file is the output, and LEW_OUTPUT_DIR names that same folder
+    assert result.outputs == (context.input_dir / "out" / "r.txt",)
+    assert context.output_dir == context.input_dir / "out"
+    seen = CommandProcessor(sh('echo "$LEW_OUTPUT_DIR" > "$LEW_OUTPUT_DIR/where.txt"'))(context)
+    assert seen.outputs[0].read_text().strip() == str(context.input_dir / "out")
+
+
+def test_command_processor_exiting_0_without_output_is_a_rejection_naming_it(tmp_path: Path) -> None:
+    context = make_context(tmp_path, {"in.txt": b"data"})
+
+    with pytest.raises(ProcessorRejected) as raised:
+        CommandProcessor(sh("mkdir -p elsewhere && cat in.txt > elsewhere/r.txt"))(context)
+
+    assert str(raised.value) == (
+        "sh exited 0 but wrote no file under OUTPUT_DIR ('out' in the folder it runs in); "
+        "write outputs there, or to $LEW_OUTPUT_DIR or {output_dir}"
+    )
+
+
+def test_command_processor_uploads_only_what_it_created_or_changed_in_an_output_dir_from_the_archive(
+    tmp_path: Path,
+) -> None:
+    # GIVEN an archive that itself holds out/old.txt and out/edit.txt
+    context = make_context(tmp_path, {"out/old.txt": b"old", "out/edit.txt": b"v1"})
+
+    # WHEN the command rewrites one and creates another
+    result = CommandProcessor(sh("echo v2 > out/edit.txt && echo new > out/new.txt"))(context)
+
+    # THEN only those two are outputs: the archive's untouched file is an input, not a result
+    assert result.outputs == (context.output_dir / "edit.txt", context.output_dir / "new.txt")
+
+
+def test_command_processor_names_links_it_does_not_upload(tmp_path: Path) -> None:
+    context = make_context(tmp_path, {"in.txt": b"data"})
+
+    with pytest.raises(ProcessorRejected, match=r"only links, which are not uploaded: link.txt"):
+        CommandProcessor(sh("ln -s ../in.txt out/link.txt"))(context)
+
+    result = CommandProcessor(sh("echo x > out/real.txt"))(context)  # the link is still there
+    assert result.outputs == (context.output_dir / "real.txt",)
+    assert result.warnings == ("links under OUTPUT_DIR are not uploaded: link.txt",)
+
+
+def test_command_processor_that_declares_empty_output_fine_succeeds_with_a_warning(tmp_path: Path) -> None:
+    context = make_context(tmp_path, {})
+
+    result = run_processor(CommandProcessor(sh("true"), empty_output_ok=True), context)
+
+    assert result.outputs == ()
+    assert result.warnings == ("command produced no output (it declares that this is fine)",)
+
+
+def test_run_processor_refuses_a_silent_success_of_any_processor(tmp_path: Path) -> None:
+    context = make_context(tmp_path, {})
+    processor = FunctionProcessor(lambda folder, job: [], "mine:nothing")
+
+    with pytest.raises(ProcessorRejected) as raised:
+        run_processor(processor, context)
+
+    assert str(raised.value) == "mine:nothing finished but produced no output, so nothing is uploaded"
+
+
+def test_run_processor_lets_a_function_declare_empty_output_fine(tmp_path: Path) -> None:
+    def check_only(folder: Path, job: Job) -> list[Path]:
+        return []
+
+    check_only.empty_output_ok = True  # type: ignore[attr-defined]
+
+    result = run_processor(FunctionProcessor(check_only, "mine:check_only"), make_context(tmp_path, {}))
+
+    assert result.warnings == ("mine:check_only produced no output (it declares that this is fine)",)
+
+
+@pytest.mark.parametrize(
+    ("files", "output_dir", "blocking"),
+    [({"out": b"a file"}, "out", "out"), ({"renders": b"x"}, "renders/final", "renders")],
+)
+def test_prepare_output_dir_refuses_an_archive_file_where_the_folder_must_be(
+    tmp_path: Path, files: dict[str, bytes], output_dir: str, blocking: str
+) -> None:
+    input_dir = tmp_path / "input"
+    for name, data in files.items():
+        (input_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (input_dir / name).write_bytes(data)
+
+    with pytest.raises(ProcessorRejected) as raised:
+        prepare_output_dir(input_dir, output_dir)
+
+    assert str(raised.value) == (
+        f"the archive holds a file {blocking!r} where OUTPUT_DIR={output_dir!r} needs a folder; "
+        "rename it in the archive or set OUTPUT_DIR to another folder"
+    )
+
+
+# ------------------------------------------------------------------------- failures that name their cause
+
+
+@pytest.mark.parametrize(
+    ("script", "error", "message"),
+    [
+        (
+            "echo rendering frame 1; echo 'fatal: frame 2 is corrupt' >&2; echo cleanup; exit 1",
+            ProcessorRetry,
+            "sh exited with code 1, so the job will be retried: fatal: frame 2 is corrupt",
+        ),
+        (
+            "echo 'warning: odd header' >&2; echo 'bad input: no frames' >&2; exit 3",
+            ProcessorRejected,
+            "sh rejected the input (exit code 3): warning: odd header / bad input: no frames",
+        ),
+        (
+            "echo only stdout; exit 2",
+            ProcessorRetry,
+            "sh exited with code 2, so the job will be retried (nothing on stderr)",
+        ),
+        (
+            "kill -9 $$",
+            ProcessorRetry,
+            "sh was killed by signal 9 (SIGKILL), so the job will be retried (nothing on stderr)",
+        ),
+    ],
+)
+def test_command_processor_failure_quotes_the_last_lines_of_stderr(
+    tmp_path: Path, script: str, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error) as raised:
+        CommandProcessor(sh(script))(make_context(tmp_path, {}))
+
+    assert str(raised.value) == message
+
+
+def test_command_processor_log_keeps_both_stdout_and_stderr(tmp_path: Path) -> None:
+    # stderr passes through a pipe to be quoted in errors: it still reaches the log, each stream in its own order
+    context = make_context(tmp_path, {})
+
+    with pytest.raises(ProcessorRetry) as raised:
+        CommandProcessor(sh("echo out-1; echo err-1 >&2; echo out-2; echo err-2 >&2; exit 1"))(context)
+
+    words = getattr(raised.value, "processor_log", "").split()
+    assert sorted(words) == ["err-1", "err-2", "out-1", "out-2"]
+    assert words.index("out-1") < words.index("out-2")
+    assert words.index("err-1") < words.index("err-2")
+
+
+BROKEN_SCENES = {
+    "parse error": (
+        {
+            "scene.pov": b"#version 3.7;\ncamera { location <0,1,-3> look_at 0 }\n"
+            b"light_source { <2,4,-3> color rgb 1 }\nsphere { 0, 1 pigment { colr rgb 1 } }\n"
+        },
+        "povray failed to render scene.pov (exit code 1): File 'scene.pov' line 4: Parse Error: No matching } in "
+        "'pigment', undeclared identifier 'colr' found instead",
+    ),
+    "missing include": (
+        {"scene.pov": b'#version 3.7;\n#include "nosuch.inc"\n'},
+        "povray failed to render scene.pov (exit code 1): File 'scene.pov' line 2: Possible Parse Error: Cannot find "
+        "file 'nosuch.inc', even after trying to append file type extension; Parse Error: Cannot open include file "
+        "nosuch.inc",
+    ),
+    "missing texture": (
+        {"scene.pov": b'#version 3.7;\nplane { y, 0 pigment { image_map { png "missing.png" } } }\n'},
+        "povray failed to render scene.pov (exit code 1): File 'scene.pov' line 2: Possible Parse Error: Cannot find "
+        "file 'missing.png', even after trying to append file type extension; Possible Parse Error: Cannot find image "
+        "file; Fatal error in parser: Cannot open file",
+    ),
+    "error in an include": (
+        {
+            "scene.pov": b'#version 3.7;\n#include "parts.inc"\n',
+            "parts.inc": b"#declare X = sphere { 0, 1\n  bogus\n}\n",
+        },
+        "povray failed to render scene.pov (exit code 1): File 'parts.inc' line 2: Parse Error: No matching } in "
+        "'sphere', undeclared identifier 'bogus' found instead",
+    ),
+    "bad ini option": (
+        {"scene.ini": b"Input_File_Name=scene.pov\nNo_Such_Option=on\n", "scene.pov": SCENE_POV.encode()},
+        "povray failed to render scene.ini (exit code 1): Problem with option setting; Failed to parse command-line "
+        "option (an option in the .ini file or on the command line is unknown or has a bad value)",
+    ),
+}
+
+
+@needs_povray
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(BROKEN_SCENES))
+def test_povray_failure_names_its_cause_and_keeps_the_log_free_of_the_banner(tmp_path: Path, case: str) -> None:
+    # GIVEN a broken scene
+    files, message = BROKEN_SCENES[case]
+    context = make_context(tmp_path, files)
+
+    # WHEN POV-Ray fails to render it
+    with pytest.raises(ProcessorRejected) as raised:
+        PovrayProcessor()(context)
+
+    # THEN the error says where and why in POV-Ray's words, and the log tail is the useful end, not the banner
+    assert str(raised.value) == message
+    log = raised.value.processor_log or ""
+    assert "Persistence of Vision" not in log
+    assert "Primary POV-Ray 3.7 Architects" not in log
+    assert "user configuration file" not in log
+    assert "Render failed" in log or "Failed to parse command-line option" in log
