@@ -239,9 +239,10 @@ def _processor_problems(processor: str, process_command: str | None) -> list[str
 
 def _output_dir_problems(output_dir: str) -> list[str]:
     path = PurePosixPath(output_dir)
+    # "." would make the unpacked folder itself the output folder, mixing every input with the outputs.
     if path.is_absolute() or ".." in path.parts or str(path) in {".", "input"}:
         return [
-            f"OUTPUT_DIR must be a folder name relative to the job folder, like 'out' (not absolute, no '..', "
-            f"not 'input'), got {output_dir!r}"
+            "OUTPUT_DIR must be a folder name relative to the unpacked folder (where commands run), like 'out' "
+            f"(not absolute, no '..', not '.' or 'input'), got {output_dir!r}"
         ]
     return []

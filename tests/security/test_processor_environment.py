@@ -76,9 +76,9 @@ def test_processor_gets_only_the_documented_environment(moto_server: str) -> Non
     assert set(seen) - ADDED_BY_PYTHON == DOCUMENTED, sorted(seen)
     assert not any(name.startswith("AWS_") for name in seen)
     assert not set(json.dumps(seen).split('"')) & set(SECRETS.values())
-    # AND its HOME and TMPDIR are the job's own folder, which holds its input and output folders
+    # AND its HOME and TMPDIR are the job's own folder, which holds its input folder, which holds the output folder
     job_folder = Path(seen["HOME"])
     assert seen["TMPDIR"] == seen["HOME"]
     assert Path(seen["LEW_INPUT_DIR"]).parent == job_folder
-    assert Path(seen["LEW_OUTPUT_DIR"]).parent == job_folder
+    assert Path(seen["LEW_OUTPUT_DIR"]) == Path(seen["LEW_INPUT_DIR"], "out")
     assert not job_folder.exists()  # removed once the job was done

@@ -130,7 +130,9 @@ def test_worker_heartbeat_keeps_a_slow_job_invisible(
     worker_env |= {
         "VISIBILITY_TIMEOUT": "3",
         "PROCESSOR": "command",
-        "PROCESS_COMMAND": python_command("import time; time.sleep(5)"),
+        "PROCESS_COMMAND": python_command(
+            "import os, pathlib, time; time.sleep(5); pathlib.Path(os.environ['LEW_OUTPUT_DIR'], 'done').touch()"
+        ),
     }
 
     # WHEN the worker runs, and another receiver polls the queue meanwhile
@@ -197,7 +199,8 @@ def test_worker_sigterm_lets_a_job_finish_within_the_grace(
     worker_env |= {
         "PROCESSOR": "command",
         "PROCESS_COMMAND": python_command(
-            f"import pathlib, time; pathlib.Path({str(started)!r}).touch(); time.sleep(2)"
+            f"import os, pathlib, time; pathlib.Path({str(started)!r}).touch(); time.sleep(2); "
+            "pathlib.Path(os.environ['LEW_OUTPUT_DIR'], 'done').touch()"
         ),
         "STOP_GRACE_SECONDS": "20",
     }
