@@ -134,9 +134,8 @@ def prepare_output_dir(input_dir: Path, output_dir: str) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        blocking = next(
-            parent for parent in (folder, *folder.parents) if parent.is_relative_to(input_dir) and parent.is_file()
-        )
+        candidates = (folder, *folder.parents)
+        blocking = next((path for path in candidates if path.is_relative_to(input_dir) and path.is_file()), folder)
         raise ProcessorRejected(
             f"the archive holds a file {blocking.relative_to(input_dir).as_posix()!r} where OUTPUT_DIR={output_dir!r} "
             "needs a folder; rename it in the archive or set OUTPUT_DIR to another folder"
@@ -211,7 +210,8 @@ class CommandProcessor:
         )
         warnings = (f"links under OUTPUT_DIR are not uploaded: {', '.join(links[:5])}",) if links else ()
         if not outputs and not self.empty_output_ok:
-            where = context.output_dir.relative_to(context.input_dir).as_posix()
+            inside = context.output_dir.is_relative_to(context.input_dir)
+            where = context.output_dir.relative_to(context.input_dir).as_posix() if inside else str(context.output_dir)
             skipped = f" (only links, which are not uploaded: {', '.join(links[:5])})" if links else ""
             raise ProcessorRejected(
                 f"{program} exited 0 but wrote no file under OUTPUT_DIR ({where!r} in the folder it runs in){skipped}; "
