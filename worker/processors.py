@@ -319,11 +319,12 @@ class FunctionProcessor:
 
     function: UserFunction
     name: str
+    allow_empty_output: bool = False  # ALLOW_EMPTY_OUTPUT
 
     @property
     def empty_output_ok(self) -> bool:
-        """True when the function declares `empty_output_ok = True` (an attribute set on it)."""
-        return bool(getattr(self.function, EMPTY_OUTPUT_OK, False))
+        """True with ALLOW_EMPTY_OUTPUT, or when the function declares `empty_output_ok = True` (set on it)."""
+        return self.allow_empty_output or bool(getattr(self.function, EMPTY_OUTPUT_OK, False))
 
     def __call__(self, context: ProcessorContext) -> ProcessResult:
         outputs = tuple(Path(path) for path in self.function(context.input_dir, context.job))
@@ -347,9 +348,9 @@ def load_processor(settings: Settings) -> Processor:
             raise ConfigurationError(f"PROCESS_COMMAND cannot be split into arguments: {error}") from None
         if not argv:
             raise ConfigurationError("PROCESS_COMMAND is empty")
-        return CommandProcessor(argv)
+        return CommandProcessor(argv, empty_output_ok=settings.allow_empty_output)
     if ":" in name:
-        return FunctionProcessor(_import_function(name), name)
+        return FunctionProcessor(_import_function(name), name, allow_empty_output=settings.allow_empty_output)
     raise ConfigurationError(
         f"PROCESSOR={name!r} is unknown: use inventory, povray, command or package.module:function"
     )

@@ -49,6 +49,7 @@ class Settings:
     processor: str = "inventory"
     process_command: str | None = None
     output_dir: str = "out"
+    allow_empty_output: bool = False  # a command or function that uploads nothing: success with a warning
     wait_time_seconds: int = 20
     idle_polls: int = 2
     receive_batch_size: int = 1
@@ -89,6 +90,7 @@ class Settings:
             processor=processor,
             process_command=process_command,
             output_dir=output_dir,
+            allow_empty_output=read.flag("ALLOW_EMPTY_OUTPUT", defaults.allow_empty_output),
             wait_time_seconds=read.number("WAIT_TIME_SECONDS", int, defaults.wait_time_seconds, minimum=0, maximum=20),
             idle_polls=read.number("IDLE_POLLS", int, defaults.idle_polls, minimum=1),
             receive_batch_size=read.number(
@@ -129,6 +131,17 @@ class _Reader:
     def text(self, name: str) -> str | None:
         value = self.environ.get(name, "").strip()
         return value or None
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        if raw.lower() in {"true", "1", "yes"}:
+            return True
+        if raw.lower() in {"false", "0", "no"}:
+            return False
+        self.problems.append(f"{name} must be true or false, got {raw!r}")
+        return default
 
     def number(
         self,

@@ -58,7 +58,7 @@ def make_context(
     )
 
 
-def settings(**overrides: str | None) -> Settings:
+def settings(**overrides: str | bool | None) -> Settings:
     return Settings(queue_url="https://queue", region="us-east-1", **overrides)  # type: ignore[arg-type]
 
 
@@ -345,6 +345,16 @@ def test_command_processor_that_declares_empty_output_fine_succeeds_with_a_warni
 
     assert result.outputs == ()
     assert result.warnings == ("command produced no output (it declares that this is fine)",)
+
+
+def test_load_processor_passes_allow_empty_output_to_commands_and_functions() -> None:
+    command = load_processor(settings(processor="command", process_command="true", allow_empty_output=True))
+    function = load_processor(settings(processor="json:dumps", allow_empty_output=True))
+
+    assert getattr(command, "empty_output_ok", None) is True
+    assert getattr(function, "empty_output_ok", None) is True
+    default = load_processor(settings(processor="command", process_command="true"))
+    assert getattr(default, "empty_output_ok", None) is False
 
 
 def test_run_processor_refuses_a_silent_success_of_any_processor(tmp_path: Path) -> None:
