@@ -221,10 +221,13 @@ def _safe_parts(name: str) -> tuple[str, ...]:
         raise UnsafeArchive(f"member {name!r} contains a backslash; only '/' may separate folders")
     if name.startswith("/") or _DRIVE_LETTER.match(name):
         raise UnsafeArchive(f"member {name!r} has an absolute path, which would write outside the job folder")
-    parts = tuple(part for part in name.split("/") if part not in {"", "."})
+    # macOS tools store names decomposed (NFD: "e" + U+0301), which Linux, unlike macOS, treats as another name
+    # than the composed one a scene's #include, an .ini or the S3 key spells: written composed (NFC).
+    composed = unicodedata.normalize("NFC", name)
+    parts = tuple(part for part in composed.split("/") if part not in {"", "."})
     if ".." in parts:
         raise UnsafeArchive(f"member {name!r} has a '..' component, which would write outside the job folder")
-    if len(name.encode()) > MAX_NAME_BYTES or any(len(part.encode()) > MAX_COMPONENT_BYTES for part in parts):
+    if len(composed.encode()) > MAX_NAME_BYTES or any(len(part.encode()) > MAX_COMPONENT_BYTES for part in parts):
         raise ArchiveError(f"member name {name!r} is too long for the file system")
     return parts
 

@@ -14,6 +14,7 @@ import mimetypes
 import shlex
 import signal
 import threading
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -294,7 +295,9 @@ class PovrayProcessor:
     def choose_scene(folder: Path, archive_name: str) -> Path:
         """NAME.ini, else the only .ini, else the only .pov; a clear rejection otherwise."""
         files = sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: (len(p.parts), str(p)))
-        named = [p for p in files if p.name.lower() == f"{archive_name.lower()}.ini"]
+        # Compared composed (NFC), as unpack writes names: a key uploaded from macOS may be decomposed.
+        wanted = unicodedata.normalize("NFC", f"{archive_name}.ini").lower()
+        named = [p for p in files if unicodedata.normalize("NFC", p.name).lower() == wanted]
         if named:
             return named[0]
         for suffix in (".ini", ".pov"):

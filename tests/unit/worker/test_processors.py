@@ -7,6 +7,7 @@ import shlex
 import shutil
 import sys
 import textwrap
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -505,3 +506,12 @@ def test_povray_failure_names_its_cause_and_keeps_the_log_free_of_the_banner(tmp
     assert "Primary POV-Ray 3.7 Architects" not in log
     assert "user configuration file" not in log
     assert "Render failed" in log or "Failed to parse command-line option" in log
+
+
+def test_povray_finds_name_ini_whatever_the_unicode_normalisation_of_the_key(tmp_path: Path) -> None:
+    # GIVEN a key uploaded from macOS (decomposed) and the unpacked, composed café.ini among other .ini files
+    context = make_context(
+        tmp_path, {"café.ini": b"", "other.ini": b""}, archive_name=unicodedata.normalize("NFD", "café")
+    )
+
+    assert PovrayProcessor.choose_scene(context.input_dir, context.archive_name) == context.input_dir / "café.ini"

@@ -7,6 +7,8 @@ The zips are packed by hand, as WinRAR and 7-Zip write them: the code-page name 
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 
 from worker.archive import ArchiveError, UnpackLimits, UnsafeArchive, unpack
@@ -149,3 +151,32 @@ def test_unpack_ignores_the_unicode_field_when_the_utf8_flag_is_set(workspace, b
     members = unpack(archive, workspace.into, LIMITS).members
 
     assert [member.name for member in members] == ["été.pov"]
+
+
+@pytest.mark.parametrize("suffix", [".zip", ".tar"])
+def test_unpack_writes_decomposed_names_composed(workspace, build, suffix):
+    # GIVEN names as macOS stores them: decomposed (NFD), "e" followed by a combining acute accent
+    decomposed = unicodedata.normalize("NFD", "scènes/café.pov")
+    assert decomposed != "scènes/café.pov"
+    members = [(decomposed, b"sphere")]
+    if suffix == ".zip":
+        archive = build.make_zip(workspace.archive("nfd.zip"), members)
+    else:
+        archive = build.make_tar(workspace.archive("nfd.tar"), [build.tar_member(n, d) for n, d in members])
+
+    # WHEN unpacked
+    unpacked = unpack(archive, workspace.into, LIMITS)
+
+    # THEN they are written composed (NFC), as a scene's #include or an .ini spells them on Linux
+    assert [member.name for member in unpacked.members] == ["scènes/café.pov"]
+    assert (workspace.into / "scènes" / "café.pov").read_bytes() == b"sphere"
+
+
+def test_unpack_refuses_two_names_that_differ_only_in_unicode_normalisation(workspace, build):
+    archive = build.make_zip(
+        workspace.archive("twice.zip"), [("café.pov", b"1"), (unicodedata.normalize("NFD", "café.pov"), b"2")]
+    )
+
+    message = workspace.rejected(archive, UnsafeArchive)
+
+    assert "appears more than once in the archive" in message
