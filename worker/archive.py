@@ -59,6 +59,8 @@ _ZIP_METHODS = {
 _ZIP_FLAG_ENCRYPTED = 0x1
 _ZIP_FLAG_STRONG_ENCRYPTION = 0x40
 _ZIP_FLAG_UTF8 = 0x800
+# "Version made by" host 0 (MS-DOS, OS/2: FAT), which Windows tools write: its names cannot hold a backslash.
+_ZIP_HOST_MSDOS = 0
 _ZIP_UNICODE_PATH = 0x7075  # Info-ZIP Unicode Path extra field: version (1), CRC-32 of the stored name, UTF-8 name
 _ZIP_EOCD = b"PK\x05\x06"
 _ZIP_EOCD_SIZE = 22
@@ -673,7 +675,13 @@ def _check_zip_entry(info: zipfile.ZipInfo, destination: _Destination) -> tuple[
     if file_type not in {0, stat.S_IFREG, stat.S_IFDIR}:
         raise UnsafeArchive(f"member {name!r} is a {_file_type_name(file_type)}; only files and folders are unpacked")
     name = _zip_member_name(info)
-    is_dir = _zip_is_dir(info)
+    if info.create_system == _ZIP_HOST_MSDOS and "\\" in name:
+        # Some Windows tools (PowerShell 5's Compress-Archive, .NET Framework before 4.6.1) break APPNOTE's
+        # "forward slashes only" and separate folders with a backslash, which no FAT or NTFS name can hold:
+        # a separator, as Info-ZIP's unzip and libarchive read it for this host. The checks below see the
+        # result, so a slip written with backslashes is still refused.
+        name = name.replace("\\", "/")
+    is_dir = name.endswith("/") or _zip_is_dir(info)
     parts = destination.admit(name, is_dir=is_dir, size=info.file_size, compressed_size=info.compress_size)
     return name, parts, is_dir
 

@@ -126,7 +126,7 @@ def test_unpack_refuses_a_unicode_field_for_this_name_that_is_not_utf8(workspace
     [
         ("../escape.pov", "has a '..' component"),
         ("/etc/cron.d/x", "has an absolute path"),
-        ("a\\..\\b.pov", "contains a backslash"),
+        ("a\\..\\b.pov", "has a '..' component"),  # raw_zip writes host MS-DOS: backslashes separate
         ("line\nbreak.pov", "contains control characters"),
     ],
 )
@@ -180,3 +180,36 @@ def test_unpack_refuses_two_names_that_differ_only_in_unicode_normalisation(work
     message = workspace.rejected(archive, UnsafeArchive)
 
     assert "appears more than once in the archive" in message
+
+
+def test_unpack_reads_backslashes_of_an_msdos_made_zip_as_folder_separators(workspace, build):
+    # GIVEN a zip as PowerShell 5's Compress-Archive writes it: host MS-DOS, folders separated with '\'
+    archive = build.raw_zip(
+        workspace.archive("powershell.zip"),
+        [
+            (b"scene\\", b"", 0, b""),
+            (b"scene\\lighthouse.pov", b"sphere", 0, b""),
+            (b"scene\\maps\\sea.png", b"png", 0, b""),
+        ],
+    )
+
+    members = unpack(archive, workspace.into, LIMITS).members
+
+    assert [member.name for member in members] == ["scene/lighthouse.pov", "scene/maps/sea.png"]
+    assert (workspace.into / "scene" / "maps" / "sea.png").read_bytes() == b"png"
+
+
+@pytest.mark.parametrize(
+    ("stored", "reason"),
+    [
+        (b"..\\evil.pov", "has a '..' component"),
+        (b"scene\\..\\..\\evil.pov", "has a '..' component"),
+        (b"C:\\Windows\\evil.pov", "has an absolute path"),
+        (b"\\\\server\\share\\evil.pov", "has an absolute path"),
+        (b"\\evil.pov", "has an absolute path"),
+    ],
+)
+def test_unpack_still_refuses_slips_written_with_backslashes(workspace, build, stored, reason):
+    archive = build.raw_zip(workspace.archive("slip.zip"), [(b"ok.txt", b"ok", 0, b""), (stored, b"evil", 0, b"")])
+
+    assert reason in workspace.rejected(archive, UnsafeArchive)
