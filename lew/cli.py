@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from pathlib import Path
 from types import FrameType
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
 from lew import cost, ops
+from lew.argparsing import OneLineParser, one_line
 from lew.aws_failures import describe_aws_failure
 from lew.demo import DemoOptions, run_demo
 from lew.errors import LewError
@@ -39,18 +42,42 @@ from lew.ui import print_table
 
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a command whose reader went away
 STATE_HINT = ".lew/local.json"
 
 
 # -- shared options -----------------------------------------------------------------------------------------------
 
 
+class _OneStack(argparse.Action):
+    """`--endpoint` and `--stack` each name a stack: refuse both at once (help keeps them in their group).
+
+    A mutually exclusive group would do this, but argparse lists its options outside their argument group once the
+    group is inherited through `parents=` (every subcommand gets these options that way).
+    """
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        for other in ("endpoint", "stack"):
+            if other != self.dest and getattr(namespace, other, None) is not None:
+                parser.error(f"--{self.dest} and --{other} name two stacks: pass one of them")
+        setattr(namespace, self.dest, values)
+
+
 def _target_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
-    where = parent.add_argument_group("which stack (default: the one `lew local up` runs in this directory)")
-    exclusive = where.add_mutually_exclusive_group()
-    exclusive.add_argument("--endpoint", metavar="URL", help="a local stack's endpoint, e.g. http://127.0.0.1:5000")
-    exclusive.add_argument("--stack", metavar="NAME", help="a deployed stack's name (reads its CloudFormation outputs)")
+    where = parent.add_argument_group("which stack (default: the one `lew local up` runs in this folder or above)")
+    where.add_argument(
+        "--endpoint", action=_OneStack, metavar="URL", help="a local stack's endpoint, e.g. http://127.0.0.1:5000"
+    )
+    where.add_argument(
+        "--stack", action=_OneStack, metavar="NAME", help="a deployed stack's name (reads its CloudFormation outputs)"
+    )
     where.add_argument("--region", help="the stack's region (default: samconfig.toml's, else your AWS configuration's)")
     return parent
 
@@ -314,9 +341,10 @@ REGISTRARS: tuple[Callable[[Subcommands], None], ...] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="lew", description="Run heavy jobs on files landing in S3: locally on moto, or on a deployed stack."
     )
+    parser.add_argument("--version", action="version", version=f"lew {_version()}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for register in REGISTRARS:
@@ -324,12 +352,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    try:
+        return metadata.version("lew")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # SIGTERM stops `lew local up` and `lew demo` the same way Ctrl-C does
 
 
 def _fail(message: str) -> int:
-    sys.stderr.write(f"lew: error: {message}\n")
+    sys.stderr.write(f"lew: error: {one_line(message)}\n")
     return 1
 
 
@@ -349,22 +384,56 @@ def describe_failure(error: Exception) -> str | None:
     for kind, message in FIXED_MESSAGES.items():
         if isinstance(error, kind):
             return message
-    if isinstance(error, LewError | BotoCoreError | OSError):
+    if isinstance(error, OSError):
+        return describe_os_error(error)
+    if isinstance(error, LewError | BotoCoreError):
         return str(error)
     return None
 
 
+def describe_os_error(error: OSError) -> str:
+    """`path: not a directory` rather than `[Errno 20] Not a directory: 'path'`."""
+    reason = error.strerror or str(error) or type(error).__name__
+    reason = reason[:1].lower() + reason[1:]
+    if error.filename is None:
+        return reason
+    where = str(error.filename) if error.filename2 is None else f"{error.filename} -> {error.filename2}"
+    return f"{where}: {reason}"
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader of our output has gone (`lew status | head -1`): stop quietly, as `yes | head -1` does.
+
+    stdout is pointed at /dev/null first, so that Python's final flush of what is still buffered cannot fail
+    with a second BrokenPipeError (the recipe of Python's signal module documentation).
+    """
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_BROKEN_PIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, run one subcommand, and turn every expected failure into one line on stderr."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous_handler = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
     try:
         code: int = args.handler(args)
+        sys.stdout.flush()  # a reader that went away shows here, as BrokenPipeError, not at interpreter exit
     except KeyboardInterrupt:
         sys.stderr.write("lew: interrupted\n")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        raise
     except Exception as error:
         message = describe_failure(error)
         if message is None and args.debug:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import socket
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -112,13 +116,83 @@ def test_local_up_with_a_missing_template_is_one_line(capsys: pytest.CaptureFixt
 
 
 @pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["status", "--limit", "x"], "lew status: error: --limit: 'x' is not a whole number (see `lew status --help`)"),
+        (
+            ["status", "--endpoint", "http://x", "--stack", "y"],
+            "lew status: error: --stack and --endpoint name two stacks: pass one of them (see `lew status --help`)",
+        ),
+        (["local"], "lew local: error: the following arguments are required: ACTION (see `lew local --help`)"),
+        (
+            ["cost", "--archives-per-day", "1"],
+            "lew cost: error: the following arguments are required: --seconds-per-archive (see `lew cost --help`)",
+        ),
+        (
+            ["demo", "--timeout", "0"],
+            "lew demo: error: --timeout: '0' must be greater than zero (see `lew demo --help`)",
+        ),
+        (["status", "--bogus"], "lew: error: unrecognized arguments: --bogus (see `lew --help`)"),
+    ],
+)
+def test_a_malformed_command_line_is_one_line_naming_the_option_and_the_help(
+    capsys: pytest.CaptureFixture[str], argv: list[str], line: str
+) -> None:
+    # WHEN a command line is malformed
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+
+    # THEN one line names the problem and where the help is, exit 2 (not the whole usage)
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == line + "\n"
+
+
+def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--version"])
+
+    assert exited.value.code == 0
+    assert re.fullmatch(r"lew \d+\.\d+\.\d+\S*\n", capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("command", ["status", "results", "redrive", "submit"])
+def test_help_groups_the_options_that_pick_a_stack(capsys: pytest.CaptureFixture[str], command: str) -> None:
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+
+    # THEN --endpoint, --stack and --region are listed together, under the group's title
+    out = capsys.readouterr().out
+    group = out[out.index("which stack") :]
+    assert all(f"  {option} " in group for option in ("--endpoint", "--stack", "--region"))
+    assert "--endpoint" not in out[: out.index("which stack")].split("options:", 1)[1]
+
+
+@pytest.mark.parametrize("argv", [["cost", "--archives-per-day", "1", "--seconds-per-archive", "1"], ["--help"]])
+def test_output_into_a_closed_pipe_ends_quietly(argv: list[str]) -> None:
+    # GIVEN a stdout whose reader has gone (`lew ... | head -1` once head exits)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        # WHEN lew writes to it
+        finished = subprocess.run(
+            [sys.executable, "-m", "lew.cli", *argv], stdout=write_end, stderr=subprocess.PIPE, text=True, check=False
+        )
+    finally:
+        os.close(write_end)
+
+    # THEN nothing reaches stderr (no BrokenPipeError, no traceback), and the exit code is 141 or 0 (help)
+    assert finished.stderr == ""
+    assert finished.returncode in (cli.EXIT_BROKEN_PIPE, 0)
+    if argv[0] == "cost":
+        assert finished.returncode == cli.EXIT_BROKEN_PIPE
+
+
+@pytest.mark.parametrize(
     "argv",
     [
-        ["demo", "--timeout", "0"],
+        ["demo", "--timeout", "soon"],
         ["demo", "--timeout", "soon"],
         ["status", "--limit", "-1"],
-        ["status", "--endpoint", "http://x", "--stack", "y"],
-        ["local"],
         ["nonsense"],
     ],
 )
@@ -140,7 +214,7 @@ def test_invalid_arguments_exit_2_with_a_usage_line(capsys: pytest.CaptureFixtur
         (NoRegionError(), "--region"),
         (EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), "cannot reach http://127.0.0.1:1"),
         (ClientError({"Error": {"Code": "AccessDenied", "Message": "nope"}}, "GetObject"), "AccessDenied: nope"),
-        (FileNotFoundError(2, "No such file or directory", "x"), "No such file"),
+        (FileNotFoundError(2, "No such file or directory", "x"), "x: no such file or directory"),
     ],
 )
 def test_describe_failure_gives_one_line_for_expected_failures(error: Exception, fragment: str) -> None:
