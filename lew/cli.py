@@ -346,7 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"lew {_version()}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
-    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # Every subcommand parser is a OneLineParser too (argparse makes subparsers of the parent's class).
+    subcommands: Subcommands = parser.add_subparsers(  # type: ignore[assignment]  # a subclass: invariant generic
+        dest="command", metavar="COMMAND", required=True
+    )
     for register in REGISTRARS:
         register(subcommands)
     return parser

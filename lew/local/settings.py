@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lew import fargate
+from lew import parameter_rules as rules
 from lew import template as cfn
 from lew.errors import LewError
 
@@ -189,6 +191,39 @@ def template_parameters(template: dict[str, Any], template_path: Path) -> dict[s
     return dict(defaults)
 
 
+def check_parameters(
+    template: Mapping[str, Any], template_path: Path, given: Mapping[str, str], effective: Mapping[str, str]
+) -> None:
+    """Refuse, in one line naming the parameter, the value and the rule, a value the template does not allow.
+
+    `given` are the caller's values (`--param`), `effective` every value the stack will use. Checked: each given
+    value against its parameter's declaration, the template's Rules, and Fargate's CPU/memory pairs (the template
+    can only describe those in words; CloudFormation would fail on them at the task definition).
+    """
+    declared = template.get("Parameters") or {}
+    source = template_path.name
+    for name, value in given.items():
+        if name not in declared:
+            raise LewError(f"--param {name}: {source} has no parameter of that name")
+        problem = rules.parameter_problem(name, value, declared[name])
+        if problem is not None:
+            raise LewError(f"--param {name}={value!r}: {problem}; see {name} in {source}")
+    for broken in rules.broken_rules(template, effective):
+        involved = [f"--param {name}={given[name]!r}" for name in broken.parameters if name in given]
+        if involved:
+            raise LewError(f"{', '.join(involved)}: breaks the rule {broken.rule} of {source}: {broken.description}")
+    size_parameters = [name for name in ("WorkerCpu", "WorkerMemory") if name in given]
+    if size_parameters:
+        cpu, memory = effective.get("WorkerCpu", ""), effective.get("WorkerMemory", "")
+        if rules.NUMBER.fullmatch(cpu) and rules.NUMBER.fullmatch(memory):
+            problem = fargate.task_size_problem(
+                float(cpu) / fargate.CPU_UNITS_PER_VCPU, float(memory) / fargate.MIB_PER_GB
+            )
+            if problem is not None:
+                named = ", ".join(f"--param {name}={given[name]!r}" for name in size_parameters)
+                raise LewError(f"{named}: {problem}; WorkerCpu is {cpu} units, WorkerMemory {memory} MiB")
+
+
 def build_settings(
     template_path: Path = cfn.DEFAULT_TEMPLATE,
     *,
@@ -208,6 +243,7 @@ def build_settings(
     for name, value in (parameters or {}).items():
         overrides.append(Override(name, effective.get(name, ""), value, "set with --param"))
         effective[name] = value
+    check_parameters(template, template_path, parameters or {}, effective)
     chosen = validate_processor(processor) if processor else default_processor()
     if effective.get("Processor") != chosen:
         reason = "chosen with --processor" if processor else "POV-Ray is not installed"

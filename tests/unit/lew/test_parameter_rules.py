@@ -1,0 +1,122 @@
+"""`--param` values are checked against template.yaml's declarations before anything starts: one line, exit 1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lew import cli
+from lew.parameter_rules import broken_rules, parameter_problem
+
+
+@pytest.fixture(autouse=True)
+def in_empty_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+
+TEMPLATE = "template.yaml"
+
+
+@pytest.mark.parametrize("command", [["demo"], ["local", "up"]])
+@pytest.mark.parametrize(
+    ("param", "line"),
+    [
+        ("MaxWorkers=abc", "--param MaxWorkers='abc': not a number (Type Number); see MaxWorkers in template.yaml"),
+        ("MaxWorkers=", "--param MaxWorkers='': not a number (Type Number); see MaxWorkers in template.yaml"),
+        ("MaxWorkers=0", "--param MaxWorkers='0': below the MinValue 1; see MaxWorkers in template.yaml"),
+        (
+            "WaitTimeSeconds=99",
+            "--param WaitTimeSeconds='99': above the MaxValue 20; see WaitTimeSeconds in template.yaml",
+        ),
+        (
+            "CapacityProvider=BOGUS",
+            "--param CapacityProvider='BOGUS': not one of the AllowedValues FARGATE, FARGATE_SPOT;"
+            " see CapacityProvider in template.yaml",
+        ),
+        (
+            "Suffixes=.zip;.tar",
+            "--param Suffixes='.zip;.tar': does not match the AllowedPattern ^[A-Za-z0-9._,-]*$"
+            " (comma-separated suffixes like .zip,.tgz (empty accepts every key)); see Suffixes in template.yaml",
+        ),
+        (
+            "ResultPrefix=incoming/",
+            "--param ResultPrefix='incoming/': breaks the rule PrefixesDiffer of template.yaml:"
+            " InputPrefix and ResultPrefix must differ, or every result would be processed again.",
+        ),
+        (
+            "WorkerMemory=1024",
+            "--param WorkerMemory='1024': 1 GB is not a Fargate size for 1 vCPU (2-8 GB in 1 GB steps);"
+            " WorkerCpu is 1024 units, WorkerMemory 1024 MiB",
+        ),
+        ("MaxWrokers=2", "--param MaxWrokers: template.yaml has no parameter of that name"),
+        ("MaxWorkers", "--param 'MaxWorkers': expected NAME=VALUE, e.g. MaxWorkers=2"),
+    ],
+)
+def test_a_param_the_template_does_not_allow_is_refused_in_one_line(
+    capsys: pytest.CaptureFixture[str], command: list[str], param: str, line: str
+) -> None:
+    # WHEN lew demo or lew local up gets a --param that template.yaml does not allow
+    code = cli.main([*command, "--processor", "inventory", "--param", param])
+
+    # THEN it stops at once, before any stack starts, with one line naming the parameter, the value and the rule
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.err == f"lew: error: {line}\n"
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize(
+    ("spec", "value", "problem"),
+    [
+        ({"Type": "String", "MinLength": 3}, "ab", "shorter than the MinLength 3"),
+        ({"Type": "String", "MaxLength": 3}, "abcd", "longer than the MaxLength 3"),
+        ({"Type": "String", "AllowedPattern": "[a-z]+", "ConstraintDescription": "lower case"}, "A",
+         "does not match the AllowedPattern [a-z]+ (lower case)"),
+        ({"Type": "Number", "AllowedValues": [1, 3]}, "2", "not one of the AllowedValues 1, 3"),
+        ({"Type": "Number"}, "1e", "not a number (Type Number)"),
+        ({"Type": "Number"}, "nan", "not a number (Type Number)"),
+        ({"Type": "List<Number>"}, "1,x", "item 'x' is not a number (Type List<Number>)"),
+        ({"Type": "List<Number>", "MaxValue": 5}, "1,7", "item '7' above the MaxValue 5"),
+        ({"Type": "CommaDelimitedList", "AllowedValues": ["a", "b"]}, "a,c",
+         "item 'c' not one of the AllowedValues a, b"),
+        ({"Type": "AWS::EC2::Subnet::Id"}, "subnet-1",
+         "not a subnet ID like subnet-0123456789abcdef0 (Type AWS::EC2::Subnet::Id)"),
+        ({"Type": "List<AWS::EC2::SecurityGroup::Id>"}, "sg-0123456789abcdef0,sg-x",
+         "item 'sg-x' is not a security group ID like sg-0123456789abcdef0 (Type List<AWS::EC2::SecurityGroup::Id>)"),
+    ],
+)  # fmt: skip
+def test_parameter_problem_names_the_rule_each_kind_of_declaration_breaks(
+    spec: dict[str, Any], value: str, problem: str
+) -> None:
+    assert parameter_problem("P", value, spec) == problem
+
+
+@pytest.mark.parametrize(
+    ("spec", "value"),
+    [
+        ({"Type": "Number", "MinValue": 1, "MaxValue": 10}, "2.5"),
+        ({"Type": "Number", "AllowedValues": [30]}, "30.0"),
+        ({"Type": "String", "AllowedValues": ["a", ""]}, ""),
+        ({"Type": "CommaDelimitedList", "AllowedValues": ["a", "b"]}, "b,a"),
+        ({"Type": "List<AWS::EC2::Subnet::Id>"}, "subnet-0123456789abcdef0,subnet-01234567"),
+        ({"Type": "AWS::SSM::Parameter::Value<String>"}, "/lew/image"),
+    ],
+)
+def test_parameter_problem_accepts_what_the_declaration_allows(spec: dict[str, Any], value: str) -> None:
+    assert parameter_problem("P", value, spec) is None
+
+
+def test_broken_rules_skips_rules_that_need_aws() -> None:
+    template = {
+        "Rules": {
+            "Local": {"Assertions": [{"Assert": {"Fn::Equals": [{"Ref": "A"}, "x"]}, "AssertDescription": "A is x"}]},
+            "NeedsAws": {"Assertions": [{"Assert": {"Fn::Contains": [{"Fn::ValueOfAll": ["T", "VpcId"]}, "v"]}}]},
+            "PseudoParameter": {"Assertions": [{"Assert": {"Fn::Equals": [{"Ref": "AWS::Region"}, "x"]}}]},
+        }
+    }
+
+    broken = broken_rules(template, {"A": "y"})
+
+    assert [(rule.rule, rule.description, rule.parameters) for rule in broken] == [("Local", "A is x", ("A",))]
