@@ -193,7 +193,6 @@ def _local_up(args: argparse.Namespace) -> int:
     )
     out = sys.stdout
     path = state_path()
-    stopped = threading.Event()
     with LocalStack(settings, sink=prefixed_stream_sink(out)) as stack:
         state = stack.state()
         write_state(state, path)
@@ -207,12 +206,14 @@ def _local_up(args: argparse.Namespace) -> int:
             )
             out.flush()
             with contextlib.suppress(KeyboardInterrupt):
-                stopped.wait()  # until Ctrl-C or SIGTERM (see main): the normal way to stop
+                stack.failed.wait()  # until Ctrl-C or SIGTERM (see main), or a configuration error
         finally:
             out.write("[lew] stopping: workers get SIGTERM, then the server stops\n")
             out.flush()
             remove_state(path, state.pid)
     out.write("[lew] stopped\n")
+    if stack.configuration_error is not None:
+        raise LewError(f"{stack.configuration_error}; the local stack stopped")
     return 0
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from lew import ops
+from lew.errors import LewError
 from lew.local.output import FileSink
 from lew.local.settings import POVRAY_INSTALL_HINT, build_settings, default_processor, validate_processor
 from lew.local.stack import LocalStack
@@ -93,7 +94,7 @@ def run_demo(options: DemoOptions, *, stream: TextIO | None = None) -> int:
                 for override in settings.overrides:
                     stream.write(f"  local: {override.name} {override.template_value} -> {override.local_value}\n")
                 target = from_local_state(stack.state())
-                outcomes = push_and_wait(stack, target, inputs, options.timeout, stream)
+                outcomes = push_and_wait(stack, target, inputs, options.timeout, stream, sink.path)
                 for outcome in outcomes:
                     if outcome.manifest is not None:
                         outcome.downloaded = ops.download_results(stack.s3, target, outcome.manifest, options.out)
@@ -112,9 +113,12 @@ def run_demo(options: DemoOptions, *, stream: TextIO | None = None) -> int:
 
 
 def push_and_wait(
-    stack: LocalStack, target: Target, inputs: Sequence[DemoInput], timeout: float, stream: TextIO
+    stack: LocalStack, target: Target, inputs: Sequence[DemoInput], timeout: float, stream: TextIO, log_path: Path
 ) -> list[Outcome]:
-    """Upload every input, then poll their manifests, showing progress, until all exist or the timeout."""
+    """Upload every input, then poll their manifests, showing progress, until all exist or the timeout.
+
+    A configuration error of the launcher or a worker ends the wait at once, as a LewError naming it.
+    """
     s3 = stack.s3
     for item in inputs:
         s3.upload_file(str(item.path), target.bucket, f"{target.input_prefix}{item.path.name}")
@@ -139,4 +143,5 @@ def push_and_wait(
             )
             if len(done) == len(outcomes) or time.monotonic() >= deadline:
                 return list(outcomes.values())
-            time.sleep(POLL_SECONDS)
+            if stack.failed.wait(POLL_SECONDS):
+                raise LewError(f"{stack.configuration_error}; the demo stopped (logs in {log_path})")

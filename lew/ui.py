@@ -51,7 +51,15 @@ class ProgressDisplay:
 
     def __enter__(self) -> ProgressDisplay:
         if is_terminal(self._stream):
-            self._live = Live(Text(self._title), console=Console(file=self._stream), refresh_per_second=4)
+            # No redirection of sys.stdout/stderr: rich would print what other threads write (the in-process
+            # launcher's logs and metrics) above the display, around the local stack's routing to its log file.
+            self._live = Live(
+                Text(self._title),
+                console=Console(file=self._stream),
+                refresh_per_second=4,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
             self._live.__enter__()
         return self
 

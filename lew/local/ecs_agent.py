@@ -12,7 +12,8 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
 
 POLL_SECONDS = 0.5
+EXIT_CONFIGURATION = 2  # the worker's exit code for a configuration error (worker/__main__.py)
 
 
 @dataclass
@@ -37,6 +39,7 @@ class WorkerProcess:
     stopped_reason: str | None = None
     task_stopped: bool = False
     sigterm_sent: bool = False
+    last_line: str = ""  # what the worker said last: on a configuration error, the one line naming the problem
     readers: list[threading.Thread] = field(default_factory=list)
 
     @property
@@ -59,6 +62,7 @@ class LocalEcsAgent:
         platform_environment: Mapping[str, str],
         kill_grace_seconds: float = 10.0,
         poll_seconds: float = POLL_SECONDS,
+        on_configuration_error: Callable[[str], None] = lambda line: None,
     ) -> None:
         self._ecs = ecs
         self._cluster = cluster
@@ -69,6 +73,7 @@ class LocalEcsAgent:
         self._platform = dict(platform_environment)
         self._kill_grace_seconds = kill_grace_seconds
         self._poll_seconds = poll_seconds
+        self._on_configuration_error = on_configuration_error
         self._task_environments: dict[str, dict[str, dict[str, str]]] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -191,7 +196,7 @@ class LocalEcsAgent:
             self._settle(worker)
             return
         worker = WorkerProcess(task_arn=task_arn, label=label, process=process)
-        reader = threading.Thread(target=self._pump, args=(label, process.stdout), name=f"lew-{label}", daemon=True)
+        reader = threading.Thread(target=self._pump, args=(worker, process.stdout), name=f"lew-{label}", daemon=True)
         worker.readers.append(reader)
         with self._lock:
             self.workers[task_arn] = worker
@@ -215,12 +220,15 @@ class LocalEcsAgent:
                 environment.update({item["name"]: item["value"] for item in override.get("environment", [])})
         return environment
 
-    def _pump(self, label: str, stream: IO[bytes] | None) -> None:
+    def _pump(self, worker: WorkerProcess, stream: IO[bytes] | None) -> None:
         if stream is None:
             return
         with stream:
             for raw in iter(stream.readline, b""):
-                self._sink(label, raw.decode("utf-8", errors="replace").rstrip("\n"))
+                line = raw.decode("utf-8", errors="replace").rstrip("\n")
+                if line.strip():
+                    worker.last_line = line
+                self._sink(worker.label, line)
 
     def _settle(self, worker: WorkerProcess, *, quiet_errors: bool = False) -> None:
         """Record the exit code and stop the task, once."""
@@ -237,3 +245,20 @@ class LocalEcsAgent:
         worker.task_stopped = True
         seconds = time.monotonic() - worker.started_at
         self._log(f"{worker.label}: exited with code {worker.exit_code} after {seconds:.1f} s; task stopped")
+        if worker.exit_code == EXIT_CONFIGURATION and not self._stopping.is_set():
+            for reader in worker.readers:
+                reader.join(5)  # its last words are still in the pipe
+            said = said_last(worker.last_line) or "(it printed nothing)"
+            self._on_configuration_error(f"{worker.label} stopped on a configuration error: {said}")
+
+
+def said_last(line: str) -> str:
+    """A worker's last line, as a reader wants it: a structured (JSON) log line's message and error, else the line."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return line.strip()
+    if not isinstance(record, dict) or "message" not in record:
+        return line.strip()
+    details = [str(record[key]) for key in ("error", "reason", "hint") if record.get(key)]
+    return "; ".join([str(record["message"]), *details])

@@ -107,6 +107,7 @@ class LocalLambdaRuntime:
         reconcile_seconds: float,
         retry_delays: tuple[float, ...],
         on_thread_start: Callable[[], None] = lambda: None,
+        on_configuration_error: Callable[[str], None] = lambda line: None,
     ) -> None:
         self._sqs = sqs
         self._inbox_url = inbox_url
@@ -119,6 +120,7 @@ class LocalLambdaRuntime:
         self._reconcile_seconds = reconcile_seconds
         self._retry_delays = retry_delays
         self._on_thread_start = on_thread_start
+        self._on_configuration_error = on_configuration_error
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lew-lambda-runtime", daemon=True)
         self.stats = RuntimeStats()
@@ -192,6 +194,8 @@ class LocalLambdaRuntime:
                 self._emit_invocation_lines(keep=True)
                 self.stats.errors += 1
                 self._log(f"{source} event failed (attempt {attempt}/{attempts}): {type(error).__name__}: {error}")
+                if is_configuration_error(error):  # every event will fail alike: say so now, not after a timeout
+                    self._on_configuration_error(f"the launcher failed on its configuration: {error}")
                 if attempt == attempts:
                     self._record_failure(event, error, attempts=attempts)
                     return True
@@ -226,6 +230,15 @@ class LocalLambdaRuntime:
             },
         }
         self._sqs.send_message(QueueUrl=self._failure_url, MessageBody=json.dumps(record, default=str))
+
+
+def is_configuration_error(error: BaseException) -> bool:
+    """Whether the launcher refused its environment (its `ConfigurationError`, however its modules are laid out).
+
+    Matched by class name along the MRO rather than imported: Lambda loads the launcher as a top-level module,
+    and the local stack must not depend on where inside it the class lives.
+    """
+    return any(kind.__name__ == "ConfigurationError" for kind in type(error).__mro__)
 
 
 def parse_event(body: str) -> dict[str, Any] | ValueError:

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import urllib.request
 from collections.abc import Iterator
 from types import TracebackType
@@ -38,13 +39,16 @@ class LocalStack(ServiceClients):
         self._handler = handler
         self._server: ThreadedMotoServer | None = None
         self._saved_environment: dict[str, str] | None = None
-        self._saved_stdout: TextIO | None = None
-        self._router: ThreadRoutedStdout | None = None
+        self._saved_streams: tuple[TextIO, TextIO] | None = None
+        self._routers: tuple[ThreadRoutedStdout, ThreadRoutedStdout] | None = None
         self.endpoint = ""
         self._clients: dict[str, Any] = {}
         self.resources: LocalResources | None = None
         self.runtime: LocalLambdaRuntime | None = None
         self.agent: LocalEcsAgent | None = None
+        # The first configuration error of the launcher or a worker: nothing will work until the settings change.
+        self.configuration_error: str | None = None
+        self.failed = threading.Event()
 
     # -- clients ------------------------------------------------------------------------------------------------
 
@@ -126,6 +130,7 @@ class LocalStack(ServiceClients):
                 "PYTHONUNBUFFERED": "1",  # lines reach `lew local up` as they are written
             },
             kill_grace_seconds=self.settings.worker_kill_grace_seconds,
+            on_configuration_error=self._configuration_failed,
         )
         self.runtime = LocalLambdaRuntime(
             sqs=self.sqs,
@@ -139,6 +144,7 @@ class LocalStack(ServiceClients):
             reconcile_seconds=self.settings.reconcile_seconds,
             retry_delays=self.settings.lambda_retry_delays,
             on_thread_start=self._route_this_thread,
+            on_configuration_error=self._configuration_failed,
         )
         self.agent.start()
         self.runtime.start()
@@ -160,15 +166,24 @@ class LocalStack(ServiceClients):
                 inner.server_close()  # shutdown() alone leaves the listening socket bound
             self._server = None
             self._clients.clear()
-        if self._saved_stdout is not None:
-            if sys.stdout is self._router:
-                sys.stdout = self._saved_stdout
-            self._saved_stdout = None
+        if self._saved_streams is not None and self._routers is not None:
+            if sys.stdout is self._routers[0]:
+                sys.stdout = self._saved_streams[0]
+            if sys.stderr is self._routers[1]:
+                sys.stderr = self._saved_streams[1]
+            self._saved_streams = self._routers = None
         if self._saved_environment is not None:
             self._replace_environment(self._saved_environment)
             self._saved_environment = None
 
     # -- helpers ------------------------------------------------------------------------------------------------
+
+    def _configuration_failed(self, line: str) -> None:
+        """Keep the first configuration error and raise `failed`, so that whoever runs the stack stops at once."""
+        if self.configuration_error is None:
+            self.configuration_error = line
+            self._sink("lew", line)
+        self.failed.set()
 
     def _moto_api(self, path: str, body: dict[str, Any] | None) -> None:
         """Call moto's own control API on our server (plain http on 127.0.0.1)."""
@@ -197,13 +212,19 @@ class LocalStack(ServiceClients):
         os.environ.update(environment)
 
     def _route_launcher_output(self) -> None:
-        self._saved_stdout = sys.stdout
-        self._router = ThreadRoutedStdout(sys.stdout)
-        sys.stdout = self._router  # a TextIOBase that routes by thread
+        """Send what the in-process launcher prints to the stack's log, not to the terminal.
+
+        stdout carries its JSON logs and EMF metrics; stderr the warnings of the libraries it uses (Powertools'
+        "No application metrics to publish"). On Lambda both go to CloudWatch Logs; here, to the log sink.
+        """
+        self._saved_streams = (sys.stdout, sys.stderr)
+        self._routers = (ThreadRoutedStdout(sys.stdout), ThreadRoutedStdout(sys.stderr))
+        sys.stdout, sys.stderr = self._routers  # TextIOBases that route by thread
 
     def _route_this_thread(self) -> None:
-        if self._router is not None and self.runtime is not None:
-            self._router.route_current_thread(self.runtime.capture_line)
+        if self._routers is not None and self.runtime is not None:
+            for router in self._routers:
+                router.route_current_thread(self.runtime.capture_line)
 
     # -- observations -------------------------------------------------------------------------------------------
 

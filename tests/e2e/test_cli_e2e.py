@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pty
 import re
 import signal
 import subprocess
@@ -111,3 +113,56 @@ def test_local_up_serves_submit_status_results_and_redrive_then_stops_cleanly_on
     worker_pids = [int(match) for match in re.findall(r"\(pid (\d+)\)", output)]
     assert worker_pids
     assert not [pid for pid in worker_pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+
+
+@pytest.mark.parametrize(
+    ("param", "start", "names"),
+    [
+        ("MaxWorkers=2.5", "lew: error: the launcher failed on its configuration: ", "MAX_WORKERS"),
+        ("IdlePolls=1.5", "lew: error: worker-1 stopped on a configuration error: ", "IDLE_POLLS"),
+    ],
+)
+def test_demo_stops_at_once_when_the_launcher_or_a_worker_refuses_its_configuration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], param: str, start: str, names: str
+) -> None:
+    # GIVEN a value template.yaml allows (a Number) that the launcher or the worker refuses (not a whole number)
+    out = tmp_path / "results"
+
+    # WHEN the demo runs with it
+    code = cli.main(["demo", *FAST, "--param", param, "--out", str(out), "--timeout", "600"])
+
+    # THEN it stops with one line naming the problem, exit 1, instead of waiting for its 600 s timeout
+    err = capsys.readouterr().err
+    assert code == 1
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(start), err
+    assert names in lines[0]
+    assert lines[0].endswith(f"; the demo stopped (logs in {out / 'lew-demo.log'})")
+
+
+def test_demo_on_a_terminal_shows_only_lews_own_output(tmp_path: Path) -> None:
+    # GIVEN a terminal (the live progress display is drawn only on one)
+    main_fd, terminal_fd = pty.openpty()
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "lew.cli", "demo", *FAST, "--timeout", "120"],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=terminal_fd,
+        stderr=terminal_fd,
+    )
+    os.close(terminal_fd)
+    shown = bytearray()
+    with contextlib.suppress(OSError):  # EIO once the demo has exited and closed the terminal
+        while chunk := os.read(main_fd, 65536):
+            shown += chunk
+    os.close(main_fd)
+
+    # THEN the launcher's EMF metrics and Powertools' warnings stay in the log file, off the screen
+    assert demo.wait(timeout=60) == 0, shown.decode(errors="replace")
+    text = shown.decode(errors="replace")
+    assert "all 3 archives ended as expected" in text
+    for noise in ('"_aws"', "No application metrics", "Warning", "[launcher]", "[worker-"):
+        assert noise not in text
+    log = (tmp_path / "results" / "lew-demo.log").read_text()
+    assert '"_aws"' in log
