@@ -94,7 +94,7 @@ def run_demo(options: DemoOptions, *, stream: TextIO | None = None) -> int:
                 for override in settings.overrides:
                     stream.write(f"  local: {override.name} {override.template_value} -> {override.local_value}\n")
                 target = from_local_state(stack.state())
-                outcomes = push_and_wait(stack, target, inputs, options.timeout, stream, sink.path)
+                outcomes = push_and_wait(stack, target, inputs, options.timeout, stream, log_path=sink.path)
                 for outcome in outcomes:
                     if outcome.manifest is not None:
                         outcome.downloaded = ops.download_results(stack.s3, target, outcome.manifest, options.out)
@@ -113,7 +113,7 @@ def run_demo(options: DemoOptions, *, stream: TextIO | None = None) -> int:
 
 
 def push_and_wait(
-    stack: LocalStack, target: Target, inputs: Sequence[DemoInput], timeout: float, stream: TextIO, log_path: Path
+    stack: LocalStack, target: Target, inputs: Sequence[DemoInput], timeout: float, stream: TextIO, *, log_path: Path
 ) -> list[Outcome]:
     """Upload every input, then poll their manifests, showing progress, until all exist or the timeout.
 

@@ -7,12 +7,12 @@ it forward on every DescribeTasks). A task stopped from outside (StopTask) gets 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import threading
 import time
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
