@@ -9,11 +9,18 @@ us-east-1 (see PRICES_AS_OF); check the pricing pages before relying on a figure
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import Literal
+from typing import Any, Literal
+
+from lew import fargate
+from lew.argparsing import OneLineParser, fail_usage
+from lew.errors import LewError
+from lew.parameter_rules import parameter_problem
+from lew.template import DEFAULT_TEMPLATE, load_template
 
 PRICES_AS_OF = "2025-01"
 PRICES_NOTE = (
@@ -30,7 +37,8 @@ GLUE_MINIMUM_SECONDS = 60.0  # Glue 2.0+ jobs bill per second with a one-minute 
 LAMBDA_MAX_SECONDS = 900.0  # the 15-minute limit of one Lambda invocation
 LAMBDA_MAX_MEMORY_MB = 10_240
 LAMBDA_MB_PER_VCPU = 1_769  # Lambda gives one full vCPU at 1,769 MB, proportionally below and above
-FARGATE_VCPU_CHOICES = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+LAMBDA_MIN_MEMORY_MB = 128
+GLUE_MIN_DPUS = 0.0625  # a Python shell job's smallest size (1/16 DPU)
 
 Architecture = Literal["x86", "arm"]
 Capacity = Literal["on-demand", "spot"]
@@ -58,6 +66,7 @@ class Prices:
     s3_put_request: float = 0.005 / 1_000  # PUT, COPY, POST, LIST
     s3_get_request: float = 0.0004 / 1_000  # GET, HEAD and the rest
     glue_dpu_hour: float = 0.44
+    cloudwatch_alarm_month: float = 0.10  # a standard-resolution alarm on one metric
 
     def fargate_vcpu_hour(self, architecture: Architecture, capacity: Capacity) -> float:
         """The vCPU-hour price for an architecture and a capacity provider."""
@@ -113,14 +122,16 @@ class Design:
     launcher_sqs_requests_per_upload: int = 2  # SendMessage + GetQueueAttributes (the depth it sizes from)
     reconcile_ticks_per_month: float = 43_800.0  # rate(1 minute) = 60 x 730
     reconcile_sqs_requests_per_tick: int = 1  # GetQueueAttributes
-    s3_gets_per_archive: int = 2  # the manifest lookup (a 404 is billed as a GET) + the archive
+    s3_gets_per_archive: int = 2  # the manifest lookup under the claim (a 404 is billed as a GET) + the archive
+    # The claim (a conditional PUT before the job) and the manifest (after it); outputs and refreshes are added.
+    s3_puts_per_archive: int = 2
+    alarms: int = 3  # the template's CloudWatch alarms: DLQ, oldest message, launcher failures
 
     def __post_init__(self) -> None:
         problems = []
-        if self.task_vcpu not in FARGATE_VCPU_CHOICES:
-            problems.append(f"task vCPU {self.task_vcpu} is not one of Fargate's sizes {FARGATE_VCPU_CHOICES}")
-        if self.task_memory_gb <= 0:
-            problems.append(f"task memory must be positive, got {self.task_memory_gb} GB")
+        size_problem = fargate.task_size_problem(self.task_vcpu, self.task_memory_gb)
+        if size_problem is not None:
+            problems.append(f"task size: {size_problem}")
         if not FARGATE_FREE_STORAGE_GB <= self.task_storage_gb <= 200:
             problems.append(f"task ephemeral storage must be 20-200 GB, got {self.task_storage_gb}")
         if self.archives_per_task < 1:
@@ -210,20 +221,35 @@ def heartbeats_per_archive(workload: Workload, design: Design) -> int:
     return math.floor(workload.seconds_per_archive / (design.visibility_timeout / 3))
 
 
-def s3_request_lines(workload: Workload, design: Design, prices: Prices) -> list[Line]:
-    """The worker's S3 requests: the manifest lookup and the download (GET), one PUT per output and the manifest."""
+def s3_puts_per_archive(workload: Workload, design: Design) -> float:
+    """PUTs one job makes: the claim, one per output, the manifest, and a claim refresh at every heartbeat."""
+    return design.s3_puts_per_archive + workload.outputs_per_archive + heartbeats_per_archive(workload, design)
+
+
+def s3_request_lines(workload: Workload, design: Design, prices: Prices, *, claims: bool = True) -> list[Line]:
+    """The worker's S3 requests (worker/job.py, claims.py, publish.py): GETs of the manifest and the archive; PUTs
+    of the claim, the outputs, the manifest and the claim's refreshes (deleting a claim is a free DELETE).
+
+    `claims=False` leaves out the claim and its refreshes, for alternatives that run each job exactly once.
+    """
     gets = workload.archives_per_month * design.s3_gets_per_archive
-    puts = workload.archives_per_month * (workload.outputs_per_archive + 1)
+    if claims:
+        puts = workload.archives_per_month * s3_puts_per_archive(workload, design)
+        what = "claim, outputs, manifest, claim refreshes"
+    else:
+        puts = workload.archives_per_month * (workload.outputs_per_archive + 1)
+        what = "outputs, manifest"
     return [
         Line("S3 GET requests (manifest lookup, download)", gets, "requests", gets * prices.s3_get_request),
-        Line("S3 PUT requests (outputs, manifest)", puts, "requests", puts * prices.s3_put_request),
+        Line(f"S3 PUT requests ({what})", puts, "requests", puts * prices.s3_put_request),
     ]
 
 
 def worker_sqs_requests_per_archive(workload: Workload, design: Design) -> float:
-    """SQS requests one archive costs in a worker: its share of a receive and a delete, and its heartbeats."""
-    batched = 2 / design.receive_batch_size  # ReceiveMessage and DeleteMessageBatch, shared by the batch
-    return batched + heartbeats_per_archive(workload, design)
+    """SQS requests one archive costs in a worker: its share of a receive, its delete, and its heartbeats."""
+    received = 1 / design.receive_batch_size  # one ReceiveMessage brings up to RECEIVE_BATCH_SIZE messages
+    deleted = 1  # DeleteMessage, one per message as its job settles (worker/drain.py)
+    return received + deleted + heartbeats_per_archive(workload, design)
 
 
 def design_cost(workload: Workload, design: Design, prices: Prices) -> Estimate:
@@ -254,6 +280,7 @@ def design_cost(workload: Workload, design: Design, prices: Prices) -> Estimate:
         Line("SQS: reconcile depth checks", reconcile_requests, "requests", reconcile_requests * prices.sqs_request),
     ]  # fmt: skip
     lines += s3_request_lines(workload, design, prices)
+    lines.append(Line("CloudWatch alarms", design.alarms, "alarms", design.alarms * prices.cloudwatch_alarm_month))
     notes = (
         f"{tasks:,.0f} task launches a month, {design.archives_per_task:g} archive(s) each, "
         f"{fargate_billed_seconds_per_task(workload, design):,.0f} s billed per task",
@@ -285,7 +312,7 @@ def glue_cost(workload: Workload, prices: Prices, dpus: float = 4.0) -> Estimate
     billed_seconds = max(GLUE_MINIMUM_SECONDS, math.ceil(workload.seconds_per_archive))
     dpu_hours = workload.archives_per_month * dpus * billed_seconds / 3600
     lines = [Line(f"Glue: {dpus:g} DPU per run", dpu_hours, "DPU-h", dpu_hours * prices.glue_dpu_hour)]
-    lines += s3_request_lines(workload, Design(), prices)
+    lines += s3_request_lines(workload, Design(), prices, claims=False)
     notes = (f"{billed_seconds:,.0f} s billed per run",)
     return Estimate("AWS Glue job per archive", tuple(lines), notes=notes)
 
@@ -312,9 +339,14 @@ def lambda_only_cost(workload: Workload, design: Design, prices: Prices) -> Esti
         Line(f"Lambda: duration at {memory_mb} MB", gb_seconds, "GB-s",
              gb_seconds * prices.lambda_gb_second(design.architecture)),
     ]  # fmt: skip
-    lines += s3_request_lines(workload, design, prices)
+    lines += s3_request_lines(workload, design, prices, claims=False)
     notes = ("POV-Ray would have to ship in a container image; /tmp is at most 10 GB",)
     return Estimate(name, tuple(lines), notes=notes)
+
+
+def at_rest(design: Design | None = None, prices: Prices | None = None) -> Estimate:
+    """The deployed stack's bill in a month without uploads: the reconcile schedule and the alarms."""
+    return design_cost(Workload(archives_per_day=0, seconds_per_archive=0), design or Design(), prices or Prices())
 
 
 def compare(workload: Workload, design: Design, prices: Prices, glue_dpus: float = 4.0) -> list[Estimate]:
@@ -331,14 +363,78 @@ def compare(workload: Workload, design: Design, prices: Prices, glue_dpus: float
 # The `cost` subcommand
 
 
-def _positive(text: str) -> float:
+def _number(text: str, *, integer: bool = False) -> float:
     try:
-        value = float(text)
+        value = float(int(text)) if integer else float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a {'whole ' if integer else ''}number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value
+
+
+def at_least(low: float, *, integer: bool = False, why: str = "") -> Callable[[str], float]:
+    """An argparse type: a number >= low (`why` says whose rule it is)."""
+
+    def parse(text: str) -> float:
+        value = _number(text, integer=integer)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{text} is below the minimum {low:g}{why}")
+        return value
+
+    return parse
+
+
+def between(
+    low: float, high: float, *, above_low: bool = False, integer: bool = False, why: str = ""
+) -> Callable[[str], float]:
+    """An argparse type: a number in [low, high] (or (low, high] with `above_low`)."""
+
+    def parse(text: str) -> float:
+        value = _number(text, integer=integer)
+        if value < low or (above_low and value == low) or value > high:
+            bounds = f"more than {low:g} and at most {high:g}" if above_low else f"from {low:g} to {high:g}"
+            raise argparse.ArgumentTypeError(f"{text} is not {bounds}{why}")
+        return value
+
+    return parse
+
+
+def vcpu_size(text: str) -> float:
+    """An argparse type: a vCPU count Fargate offers."""
+    value = _number(text)
+    if value not in fargate.VCPU_CHOICES:
+        choices = ", ".join(f"{choice:g}" for choice in fargate.VCPU_CHOICES)
+        raise argparse.ArgumentTypeError(f"{text} vCPU is not a Fargate size (choose {choices})")
+    return value
+
+
+def as_template_parameter(parameter: str, *, integer: bool = False, scale: float = 1) -> Callable[[str], float]:
+    """An argparse type checked against what template.yaml declares for `parameter` (value x `scale` in its units).
+
+    The deployed stack can only run what the template allows, so the cost of anything else is not worth a figure.
+    """
+
+    def parse(text: str) -> float:
+        value = _number(text, integer=integer)
+        in_template_units = value * scale
+        spec = _template_parameters().get(parameter, {})
+        as_text = f"{in_template_units:g}" if not integer else str(int(in_template_units))
+        problem = parameter_problem(parameter, as_text, spec)
+        if problem is not None:
+            unit_note = f" ({as_text} in its units)" if scale != 1 else ""
+            raise argparse.ArgumentTypeError(f"{text} is {problem} of {parameter}{unit_note} in template.yaml")
+        return value
+
+    return parse
+
+
+@functools.cache
+def _template_parameters() -> dict[str, Any]:
+    try:
+        return dict(load_template(DEFAULT_TEMPLATE).get("Parameters") or {})
+    except LewError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -352,52 +448,64 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
+LAMBDA_LIMIT = " (Lambda's limit)"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The `cost` options: the workload, the design's parameters and every price."""
+    """The `cost` options: the workload, the design's parameters and every price, each checked as it is parsed."""
     defaults = Design()
+    non_negative = at_least(0)
     work = parser.add_argument_group("workload")
-    work.add_argument("--archives-per-day", type=_positive, required=True, help="uploads a day")
-    work.add_argument("--seconds-per-archive", type=_positive, required=True,
+    work.add_argument("--archives-per-day", type=non_negative, required=True, help="uploads a day")
+    work.add_argument("--seconds-per-archive", type=non_negative, required=True,
                       help="task-seconds one archive takes a worker (see BENCHMARKS.md)")  # fmt: skip
-    work.add_argument("--outputs-per-archive", type=int, default=1, help="files each job uploads (default 1)")
-    design = parser.add_argument_group("design")
-    design.add_argument("--vcpu", type=float, default=defaults.task_vcpu, help="task vCPU (default 1)")
-    design.add_argument("--memory-gb", type=float, default=defaults.task_memory_gb, help="task memory (default 2)")
-    design.add_argument("--storage-gb", type=float, default=defaults.task_storage_gb,
+    work.add_argument("--outputs-per-archive", type=at_least(0, integer=True), default=1,
+                      help="files each job uploads (default 1)")  # fmt: skip
+    design = parser.add_argument_group("design (checked against template.yaml and Fargate's task sizes)")
+    design.add_argument("--vcpu", type=vcpu_size, default=defaults.task_vcpu, help="task vCPU (default 1)")
+    design.add_argument("--memory-gb", type=non_negative, default=defaults.task_memory_gb,
+                        help="task memory, a Fargate size for --vcpu (default 2)")  # fmt: skip
+    design.add_argument("--storage-gb", type=as_template_parameter("WorkerEphemeralStorage"),
+                        default=defaults.task_storage_gb,
                         help="task ephemeral storage (default 21; beyond 20 is billed)")  # fmt: skip
     design.add_argument("--arm", action="store_true", help="Graviton (ARM64) worker tasks (and all-in-Lambda)")
     design.add_argument("--spot", action="store_true", help="FARGATE_SPOT capacity")
-    design.add_argument("--archives-per-task", type=float, default=defaults.archives_per_task,
+    design.add_argument("--archives-per-task", type=at_least(1), default=defaults.archives_per_task,
                         help="archives one task drains before it exits (default 1: sparse uploads)")  # fmt: skip
-    design.add_argument("--task-startup-seconds", type=float, default=defaults.task_startup_seconds,
+    design.add_argument("--task-startup-seconds", type=non_negative, default=defaults.task_startup_seconds,
                         help="billed image pull and start per task (default 30)")  # fmt: skip
-    design.add_argument("--idle-polls", type=int, default=defaults.idle_polls, help="IDLE_POLLS (default 2)")
-    design.add_argument("--wait-time-seconds", type=float, default=defaults.wait_time_seconds,
-                        help="WAIT_TIME_SECONDS (default 20)")  # fmt: skip
-    design.add_argument("--visibility-timeout", type=float, default=defaults.visibility_timeout,
-                        help="VISIBILITY_TIMEOUT (default 300)")  # fmt: skip
-    design.add_argument("--receive-batch-size", type=int, default=defaults.receive_batch_size,
-                        help="RECEIVE_BATCH_SIZE (default 1)")  # fmt: skip
-    design.add_argument("--launcher-seconds", type=float, default=defaults.launcher_seconds,
+    design.add_argument("--idle-polls", type=as_template_parameter("IdlePolls", integer=True),
+                        default=defaults.idle_polls, help="IDLE_POLLS (default 2)")  # fmt: skip
+    design.add_argument("--wait-time-seconds", type=as_template_parameter("WaitTimeSeconds"),
+                        default=defaults.wait_time_seconds, help="WAIT_TIME_SECONDS (default 20)")  # fmt: skip
+    design.add_argument("--visibility-timeout", type=as_template_parameter("VisibilityTimeout"),
+                        default=defaults.visibility_timeout, help="VISIBILITY_TIMEOUT (default 300)")  # fmt: skip
+    design.add_argument("--receive-batch-size", type=as_template_parameter("ReceiveBatchSize", integer=True),
+                        default=defaults.receive_batch_size, help="RECEIVE_BATCH_SIZE (default 1)")  # fmt: skip
+    design.add_argument("--launcher-seconds", type=between(0, LAMBDA_MAX_SECONDS, above_low=True, why=LAMBDA_LIMIT),
+                        default=defaults.launcher_seconds,
                         help="duration of one launcher invocation (default 0.2)")  # fmt: skip
-    design.add_argument("--launcher-memory-mb", type=int, default=defaults.launcher_memory_mb,
-                        help="launcher memory (default 256)")  # fmt: skip
+    lambda_memory = between(LAMBDA_MIN_MEMORY_MB, LAMBDA_MAX_MEMORY_MB, integer=True, why=LAMBDA_LIMIT)
+    design.add_argument("--launcher-memory-mb", type=lambda_memory,
+                        default=defaults.launcher_memory_mb, help="launcher memory (default 256)")  # fmt: skip
     design.add_argument("--launcher-arch", choices=("arm", "x86"), default=defaults.launcher_architecture,
                         help="launcher architecture (default arm, as in the template)")  # fmt: skip
-    design.add_argument("--reconcile-ticks-per-month", type=float, default=defaults.reconcile_ticks_per_month,
+    design.add_argument("--reconcile-ticks-per-month", type=non_negative, default=defaults.reconcile_ticks_per_month,
                         help="reconcile schedule runs a month (default 43,800: once a minute)")  # fmt: skip
-    design.add_argument("--glue-dpus", type=float, default=4.0, help="DPUs per Glue run (default 4)")
+    design.add_argument("--glue-dpus", type=at_least(GLUE_MIN_DPUS, why=" (Glue's smallest job)"), default=4.0,
+                        help="DPUs per Glue run (default 4)")  # fmt: skip
     price = parser.add_argument_group("prices (USD)", PRICES_NOTE)
     for item in fields(Prices):
-        price.add_argument(f"--price-{item.name.replace('_', '-')}", type=_positive, default=item.default,
+        price.add_argument(f"--price-{item.name.replace('_', '-')}", type=non_negative, default=item.default,
                            dest=f"price_{item.name}", metavar="USD", help=f"default {item.default:.10g}")  # fmt: skip
 
 
 def from_args(args: argparse.Namespace) -> tuple[Workload, Design, Prices]:
-    """The workload, design and prices the parsed options describe (ValueError names a bad value)."""
-    if args.outputs_per_archive < 0:
-        raise ValueError(f"outputs per archive must be >= 0, got {args.outputs_per_archive}")
-    workload = Workload(args.archives_per_day, args.seconds_per_archive, args.outputs_per_archive)
+    """The workload, design and prices the parsed options describe (ValueError names a bad value and its option)."""
+    size_problem = fargate.task_size_problem(args.vcpu, args.memory_gb)
+    if size_problem is not None:
+        raise ValueError(f"--memory-gb: {size_problem}")
+    workload = Workload(args.archives_per_day, args.seconds_per_archive, int(args.outputs_per_archive))
     design = Design(
         task_vcpu=args.vcpu,
         task_memory_gb=args.memory_gb,
@@ -406,12 +514,12 @@ def from_args(args: argparse.Namespace) -> tuple[Workload, Design, Prices]:
         capacity="spot" if args.spot else "on-demand",
         archives_per_task=args.archives_per_task,
         task_startup_seconds=args.task_startup_seconds,
-        idle_polls=args.idle_polls,
+        idle_polls=int(args.idle_polls),
         wait_time_seconds=args.wait_time_seconds,
         visibility_timeout=args.visibility_timeout,
-        receive_batch_size=args.receive_batch_size,
+        receive_batch_size=int(args.receive_batch_size),
         launcher_seconds=args.launcher_seconds,
-        launcher_memory_mb=args.launcher_memory_mb,
+        launcher_memory_mb=int(args.launcher_memory_mb),
         launcher_architecture=args.launcher_arch,
         reconcile_ticks_per_month=args.reconcile_ticks_per_month,
     )
@@ -444,19 +552,18 @@ def render(workload: Workload, estimates: Sequence[Estimate]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the estimate for parsed `cost` options; 2 with a message on a bad value."""
+    """Print the estimate for parsed `cost` options; 2 with one line on a bad value (as for a malformed option)."""
     try:
         workload, design, prices = from_args(args)
     except ValueError as error:
-        print(f"lew cost: {error}", file=sys.stderr)
-        return 2
+        return fail_usage("lew cost", str(error))
     print(render(workload, compare(workload, design, prices, args.glue_dpus)))
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m lew.cost ...`: the `cost` subcommand on its own."""
-    parser = argparse.ArgumentParser(prog="lew cost", description=f"Monthly cost estimate. Prices: {PRICES_NOTE}.")
+    parser = OneLineParser(prog="lew cost", description=f"Monthly cost estimate. Prices: {PRICES_NOTE}.")
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -7,8 +7,9 @@ import re
 
 import pytest
 
-from lew import cost
+from lew import cli, cost, fargate
 from lew.cost import Design, Prices, Workload
+from lew.template import DEFAULT_TEMPLATE, REPO_ROOT, load_template, parameter_defaults, rate_seconds, resources_of_type
 
 # 24 archives a day is exactly 730 a month (730 hours a month / 24).
 MONTHLY_730 = 24.0
@@ -70,7 +71,9 @@ def test_design_cost_matches_the_hand_computed_bill() -> None:
     assert line_usd(estimate, "SQS: empty long polls") == pytest.approx(730 * 2 * 0.4e-6)
     assert line_usd(estimate, "SQS: reconcile") == pytest.approx(43_800 * 0.4e-6)
     assert line_usd(estimate, "S3 GET") == pytest.approx(1_460 * 0.0004e-3)
-    assert line_usd(estimate, "S3 PUT") == pytest.approx(1_460 * 0.005e-3)
+    # per archive: the claim, 1 output, the manifest, 1 claim refresh at the heartbeat = 4 PUTs
+    assert line_usd(estimate, "S3 PUT") == pytest.approx(2_920 * 0.005e-3)
+    assert line_usd(estimate, "CloudWatch alarms") == pytest.approx(3 * 0.10)
     expected_total = (
         36.5 * 0.04048
         + 73 * 0.004445
@@ -79,7 +82,8 @@ def test_design_cost_matches_the_hand_computed_bill() -> None:
         + 44_530 * 0.05 * 0.0000133334
         + (3_650 + 1_460 + 43_800) * 0.4e-6
         + 1_460 * 0.0004e-3
-        + 1_460 * 0.005e-3
+        + 2_920 * 0.005e-3
+        + 3 * 0.10
     )
     assert estimate.total == pytest.approx(expected_total)
 
@@ -103,9 +107,9 @@ def test_launcher_architecture_picks_its_lambda_price() -> None:
     assert line_usd(estimate, "Lambda launcher: duration") == pytest.approx(44_530 * 0.05 * 0.0000166667)
 
 
-def test_batched_receives_share_the_receive_and_delete() -> None:
+def test_batched_receives_share_the_receive_but_each_message_is_deleted() -> None:
     workload = Workload(MONTHLY_730, 10)
-    assert cost.worker_sqs_requests_per_archive(workload, Design(receive_batch_size=10)) == pytest.approx(0.2)
+    assert cost.worker_sqs_requests_per_archive(workload, Design(receive_batch_size=10)) == pytest.approx(1.1)
 
 
 def test_always_on_bills_one_task_for_the_whole_month() -> None:
@@ -137,8 +141,10 @@ def test_lambda_only_prices_duration_at_the_memory_that_buys_the_task_cpu() -> N
     assert line_usd(estimate, "Lambda: requests") == pytest.approx(730 * 0.2e-6)
 
 
-def test_lambda_memory_follows_vcpu_when_cpu_needs_more() -> None:
-    assert cost.lambda_memory_mb(Design(task_vcpu=4, task_memory_gb=4)) == 4 * 1_769
+def test_lambda_memory_is_the_task_memory_which_always_buys_the_task_cpu() -> None:
+    # Fargate gives at least 2 GB per vCPU, more than Lambda's 1,769 MB per vCPU: memory decides
+    assert cost.lambda_memory_mb(Design(task_vcpu=4, task_memory_gb=8)) == 8 * 1024
+    assert cost.lambda_memory_mb(Design(task_vcpu=0.25, task_memory_gb=0.5)) == 512
 
 
 def test_lambda_only_is_not_possible_over_fifteen_minutes() -> None:
@@ -160,9 +166,11 @@ def test_compare_lists_the_design_then_three_alternatives() -> None:
     assert names[1:] == ["Always-on ECS service", "AWS Glue job per archive", "All in Lambda"]
 
 
-def test_design_rejects_a_cpu_size_fargate_does_not_offer() -> None:
-    with pytest.raises(ValueError, match=r"task vCPU 3"):
+def test_design_rejects_a_task_size_fargate_does_not_offer() -> None:
+    with pytest.raises(ValueError, match=r"task size: 3 vCPU is not a Fargate size"):
         Design(task_vcpu=3)
+    with pytest.raises(ValueError, match=r"task size: 9 GB is not a Fargate size for 1 vCPU"):
+        Design(task_vcpu=1, task_memory_gb=9)
 
 
 def test_cli_prints_the_bill_and_the_comparison(capsys: pytest.CaptureFixture[str]) -> None:
@@ -185,16 +193,104 @@ def test_cli_says_lambda_is_not_possible_for_long_jobs(capsys: pytest.CaptureFix
     assert "not possible: a job takes 3,600 s" in capsys.readouterr().out
 
 
-def test_cli_rejects_a_bad_number_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        cost.main(["--archives-per-day", "many", "--seconds-per-archive", "1"])
-    assert exit_info.value.code == 2
-    assert "expected a number, got 'many'" in capsys.readouterr().err
+WORKLOAD = ["--archives-per-day", "1", "--seconds-per-archive", "1"]
 
 
-def test_cli_rejects_an_impossible_design_without_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cost.main(["--archives-per-day", "1", "--seconds-per-archive", "1", "--vcpu", "3"]) == 2
-    assert "lew cost: task vCPU 3.0 is not one of Fargate's sizes" in capsys.readouterr().err
+def exit_code(argv: list[str]) -> object:
+    """lew's exit code, whether argparse refused the value (SystemExit) or the model did (returned)."""
+    try:
+        return cli.main(argv)
+    except SystemExit as exited:
+        return exited.code
+
+
+@pytest.mark.parametrize(
+    ("option", "line"),
+    [
+        (["--archives-per-day", "many"], "--archives-per-day: expected a number, got 'many'"),
+        (["--seconds-per-archive", "inf"], "--seconds-per-archive: expected a finite number, got 'inf'"),
+        (["--outputs-per-archive", "-1"], "--outputs-per-archive: -1 is below the minimum 0"),
+        (["--outputs-per-archive", "1.5"], "--outputs-per-archive: expected a whole number, got '1.5'"),
+        (["--vcpu", "3"], "--vcpu: 3 vCPU is not a Fargate size (choose 0.25, 0.5, 1, 2, 4, 8, 16)"),
+        (["--memory-gb", "0.1"], "--memory-gb: 0.1 GB is not a Fargate size for 1 vCPU (2-8 GB in 1 GB steps)"),
+        (["--vcpu", "0.25", "--memory-gb", "4"],
+         "--memory-gb: 4 GB is not a Fargate size for 0.25 vCPU (0.5, 1 or 2 GB)"),
+        (["--vcpu", "8", "--memory-gb", "18"],
+         "--memory-gb: 18 GB is not a Fargate size for 8 vCPU (16-60 GB in 4 GB steps)"),
+        (["--storage-gb", "10"],
+         "--storage-gb: 10 is below the MinValue 21 of WorkerEphemeralStorage in template.yaml"),
+        (["--archives-per-task", "0.5"], "--archives-per-task: 0.5 is below the minimum 1"),
+        (["--task-startup-seconds", "-3"], "--task-startup-seconds: -3 is below the minimum 0"),
+        (["--idle-polls", "0"], "--idle-polls: 0 is below the MinValue 1 of IdlePolls in template.yaml"),
+        (["--wait-time-seconds", "99"],
+         "--wait-time-seconds: 99 is above the MaxValue 20 of WaitTimeSeconds in template.yaml"),
+        (["--visibility-timeout", "10"],
+         "--visibility-timeout: 10 is below the MinValue 30 of VisibilityTimeout in template.yaml"),
+        (["--receive-batch-size", "11"],
+         "--receive-batch-size: 11 is above the MaxValue 10 of ReceiveBatchSize in template.yaml"),
+        (["--launcher-seconds", "0"], "--launcher-seconds: 0 is not more than 0 and at most 900 (Lambda's limit)"),
+        (["--launcher-memory-mb", "64"], "--launcher-memory-mb: 64 is not from 128 to 10240 (Lambda's limit)"),
+        (["--launcher-arch", "sparc"], "--launcher-arch: invalid choice: 'sparc' (choose from 'arm', 'x86')"),
+        (["--reconcile-ticks-per-month", "-1"], "--reconcile-ticks-per-month: -1 is below the minimum 0"),
+        (["--glue-dpus", "0"], "--glue-dpus: 0 is below the minimum 0.0625 (Glue's smallest job)"),
+        (["--price-sqs-request", "-1"], "--price-sqs-request: -1 is below the minimum 0"),
+    ],
+)  # fmt: skip
+def test_cli_refuses_every_bad_input_in_one_line(
+    capsys: pytest.CaptureFixture[str], option: list[str], line: str
+) -> None:
+    # WHEN one option has a value the deployed design cannot have
+    code = exit_code(["cost", *WORKLOAD, *option])
+
+    # THEN one line names the option, the value and the rule, exit 2, and no usage block
+    assert code == 2
+    assert capsys.readouterr().err == f"lew cost: error: {line} (see `lew cost --help`)\n"
+
+
+def test_python_m_lew_cost_refuses_in_the_same_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cost.main([*WORKLOAD, "--memory-gb", "9"]) == 2
+    expected = "--memory-gb: 9 GB is not a Fargate size for 1 vCPU (2-8 GB in 1 GB steps)"
+    assert capsys.readouterr().err == f"lew cost: error: {expected} (see `lew cost --help`)\n"
+
+
+def test_every_fargate_task_size_is_accepted(capsys: pytest.CaptureFixture[str]) -> None:
+    for vcpu in fargate.VCPU_CHOICES:
+        for memory in fargate.memory_choices_gb(vcpu):
+            assert cost.main([*WORKLOAD, "--vcpu", f"{vcpu:g}", "--memory-gb", f"{memory:g}"]) == 0
+    capsys.readouterr()
+    assert len(fargate.memory_choices_gb(4)) == 23  # 8-30 GB in 1 GB steps
+    assert fargate.memory_choices_gb(16) == tuple(range(32, 121, 8))
+
+
+def test_the_design_defaults_are_the_templates() -> None:
+    # GIVEN template.yaml, the one source of the deployed values
+    template = load_template(DEFAULT_TEMPLATE)
+    defaults = parameter_defaults(template)
+    design = Design()
+
+    # THEN the cost model prices what the template deploys
+    assert design.task_vcpu * 1024 == float(defaults["WorkerCpu"])
+    assert design.task_memory_gb * 1024 == float(defaults["WorkerMemory"])
+    assert design.task_storage_gb == float(defaults["WorkerEphemeralStorage"])
+    assert design.idle_polls == int(defaults["IdlePolls"])
+    assert design.wait_time_seconds == float(defaults["WaitTimeSeconds"])
+    assert design.visibility_timeout == float(defaults["VisibilityTimeout"])
+    assert design.receive_batch_size == int(defaults["ReceiveBatchSize"])
+    assert design.reconcile_ticks_per_month == cost.SECONDS_PER_MONTH / rate_seconds(defaults["ReconcileSchedule"])
+    assert design.launcher_memory_mb == template["Globals"]["Function"]["MemorySize"]
+    assert template["Globals"]["Function"]["Architectures"] == ["arm64"]
+    assert design.alarms == len(resources_of_type(template, "AWS::CloudWatch::Alarm"))
+
+
+def test_the_readmes_figure_at_rest_is_the_models() -> None:
+    # GIVEN what README.md tells a reader the stack costs while no upload arrives
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    stated = re.search(r"At rest it\s+costs\s+about\s+\$(\d+\.\d\d)\s+a\s+month", readme)
+    assert stated is not None, "README.md no longer states the cost at rest"
+
+    # THEN it is the model's figure, to the cent
+    assert float(stated[1]) == round(cost.at_rest().total, 2)
+    assert float(stated[1]) == pytest.approx(0.36)
 
 
 def test_register_adds_the_cost_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
