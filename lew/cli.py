@@ -26,6 +26,7 @@ from lew.argparsing import OneLineParser, one_line
 from lew.aws_failures import describe_aws_failure
 from lew.demo import DemoOptions, run_demo
 from lew.errors import LewError
+from lew.files import check_writable_folder
 from lew.local.output import prefixed_stream_sink
 from lew.local.settings import (
     DEFAULT_RECONCILE_SECONDS,
@@ -288,6 +289,8 @@ def register_results(subcommands: Subcommands) -> None:
 
 
 def _results(args: argparse.Namespace) -> int:
+    if args.download:
+        check_writable_folder(args.download, label="--download")  # before any call: a typo costs nothing
     target = _target(args)
     manifests = ops.list_manifests(target.s3, target, limit=args.limit)
     _manifest_table(f"results in s3://{target.bucket}/{target.result_prefix}", manifests)

@@ -12,6 +12,7 @@ from typing import TextIO
 
 from lew import ops
 from lew.errors import LewError
+from lew.files import check_writable_folder
 from lew.local.output import FileSink
 from lew.local.settings import POVRAY_INSTALL_HINT, build_settings, default_processor, validate_processor
 from lew.local.stack import LocalStack
@@ -75,6 +76,7 @@ def run_demo(options: DemoOptions, *, stream: TextIO | None = None) -> int:
         stream.write(f"POV-Ray is not installed, so the demo uses the inventory processor; {POVRAY_INSTALL_HINT}\n")
     user_archives = [Path(path) for path in options.archives]
     ops.check_uploadable(user_archives, ())
+    check_writable_folder(options.out, label="--out")
     settings = build_settings(
         options.template,
         processor=processor,

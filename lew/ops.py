@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from lew.errors import LewError
+from lew.files import check_readable_file
 from lew.queues import queue_arn, queue_depths
 from lew.samples import archive_stem
 
@@ -33,10 +34,8 @@ def check_uploadable(files: Sequence[Path], suffixes: Sequence[str]) -> None:
     """Refuse, before uploading anything, files that are missing or that the launcher would skip."""
     seen: dict[str, Path] = {}
     for path in files:
-        if not path.exists():
-            raise LewError(f"{path}: no such file")
-        if not path.is_file():
-            raise LewError(f"{path}: not a regular file")
+        # An empty object would only come back as a failed job (no archive is 0 bytes): refuse it now.
+        check_readable_file(path, need_content=True)
         if suffixes and not any(path.name.lower().endswith(suffix) for suffix in suffixes):
             raise LewError(f"{path}: the stack only processes {', '.join(suffixes)} files")
         if path.name in seen:

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from lew.errors import LewError
+from lew.files import check_readable_file
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TEMPLATE = REPO_ROOT / "template.yaml"
@@ -48,12 +49,14 @@ CloudFormationLoader.add_multi_constructor("!", _construct_short_tag)
 
 def load_template(path: Path = DEFAULT_TEMPLATE) -> dict[str, Any]:
     """Parse a CloudFormation/SAM template into plain dicts, short tags in their long form."""
+    if not path.exists() and not path.is_symlink():
+        raise LewError(f"template not found: {path} (run lew from the repository, or pass --template)")
+    check_readable_file(path, label="template")
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LewError(f"template not found: {path} (run lew from the repository, or pass --template)") from None
-    except OSError as error:
-        raise LewError(f"cannot read template {path}: {error.strerror}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise LewError(f"cannot read template {path}: {reason[:1].lower()}{reason[1:]}") from None
     try:
         document = yaml.load(text, Loader=CloudFormationLoader)  # noqa: S506  # a SafeLoader subclass
     except yaml.YAMLError as error:

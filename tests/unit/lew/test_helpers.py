@@ -81,7 +81,7 @@ def test_check_uploadable_refuses_files_the_stack_would_skip(tmp_path: Path) -> 
     ops.check_uploadable([tmp_path / "a.zip"], (".zip",))
     with pytest.raises(LewError, match=r"only processes \.zip"):
         ops.check_uploadable([tmp_path / "notes.txt"], (".zip",))
-    with pytest.raises(LewError, match="not a regular file"):
+    with pytest.raises(LewError, match="is a folder, not a file"):
         ops.check_uploadable([tmp_path / "sub"], ())
     with pytest.raises(LewError, match="same key"):
         ops.check_uploadable([tmp_path / "a.zip", tmp_path / "sub" / "a.zip"], ())
