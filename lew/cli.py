@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 from types import FrameType
@@ -27,16 +28,17 @@ from lew.aws_failures import describe_aws_failure
 from lew.demo import DemoOptions, run_demo
 from lew.errors import LewError
 from lew.files import check_writable_folder
-from lew.local.output import prefixed_stream_sink
+from lew.local.output import LogSink, prefixed_stream_sink
 from lew.local.settings import (
     DEFAULT_RECONCILE_SECONDS,
     FAKE_ACCESS_KEY,
     FAKE_SECRET_KEY,
+    LocalSettings,
     build_settings,
     parse_assignments,
 )
-from lew.local.stack import LocalStack
-from lew.state import LocalState, remove_state, state_path, write_state
+from lew.local.stack import LocalStack, PortInUseError
+from lew.state import LocalState, StackLock, remember_port, remembered_port, remove_state, state_path, write_state
 from lew.target import Target, resolve_target
 from lew.template import DEFAULT_TEMPLATE, load_template, parameter_defaults
 from lew.ui import print_table
@@ -45,6 +47,7 @@ Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a command whose reader went away
 STATE_HINT = ".lew/local.json"
+MAX_PORT = 65535
 
 
 # -- shared options -----------------------------------------------------------------------------------------------
@@ -183,9 +186,26 @@ def register_local(subcommands: Subcommands) -> None:
         "up",
         parents=[_local_options()],
         help="start the local stack in the foreground; Ctrl-C stops it",
-        description="Start the local stack and keep it running; stream launcher and worker logs until Ctrl-C.",
+        description="Start the local stack and keep it running; stream launcher and worker logs until Ctrl-C. "
+        "One stack per folder; the other lew commands find it from this folder and every folder below it.",
+    )
+    up.add_argument(
+        "--port",
+        type=_port,
+        help="the endpoint's port on 127.0.0.1; 0 for any free port "
+        "(default: the port of the last stack started in this folder when it is free, else any free port)",
     )
     up.set_defaults(handler=_local_up)
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= MAX_PORT:
+        raise argparse.ArgumentTypeError(f"{text} is not a port number (0-{MAX_PORT})")
+    return value
 
 
 def _local_up(args: argparse.Namespace) -> int:
@@ -193,48 +213,84 @@ def _local_up(args: argparse.Namespace) -> int:
         args.template, processor=args.processor, parameters=_parameters(args), reconcile_seconds=args.reconcile_seconds
     )
     out = sys.stdout
-    path = state_path()
-    with LocalStack(settings, sink=prefixed_stream_sink(out)) as stack:
-        state = stack.state()
-        write_state(state, path)
+    with StackLock():  # a second `lew local up` in this folder stops here, before it starts anything
+        stack, note = _start_stack(settings, args.port, prefixed_stream_sink(out))
         try:
-            out.write(
-                _banner(
-                    state,
-                    settings.processor,
-                    [f"{o.name} {o.template_value} -> {o.local_value} ({o.reason})" for o in settings.overrides],
-                )
-            )
-            out.flush()
-            with contextlib.suppress(KeyboardInterrupt):
-                stack.failed.wait()  # until Ctrl-C or SIGTERM (see main), or a configuration error
+            state = stack.state()
+            remember_port(stack.port)
+            write_state(state, state_path())
+            try:
+                out.write(_banner(state, settings.processor, _override_lines(settings), note))
+                out.flush()
+                with contextlib.suppress(KeyboardInterrupt):
+                    stack.failed.wait()  # until Ctrl-C or SIGTERM (see main), or a configuration error
+            finally:
+                out.write("[lew] stopping: workers get SIGTERM, then the server stops\n")
+                out.flush()
+                remove_state(state_path(), state.pid)
         finally:
-            out.write("[lew] stopping: workers get SIGTERM, then the server stops\n")
-            out.flush()
-            remove_state(path, state.pid)
+            stack.stop()
     out.write("[lew] stopped\n")
     if stack.configuration_error is not None:
         raise LewError(f"{stack.configuration_error}; the local stack stopped")
     return 0
 
 
-def _banner(state: LocalState, processor: str, overrides: Sequence[str]) -> str:
+def _start_stack(settings: LocalSettings, port: int | None, sink: LogSink) -> tuple[LocalStack, str]:
+    """Start on `--port`, else on this folder's last port when it is free, else on any free port."""
+    preferred = remembered_port() if port is None else port
+    try:
+        return LocalStack(replace(settings, port=preferred), sink=sink).start(), ""
+    except PortInUseError:
+        if port is not None:
+            raise
+    note = f"port {preferred}, this folder's last, is taken by another program; "
+    return LocalStack(replace(settings, port=0), sink=sink).start(), note
+
+
+def _override_lines(settings: LocalSettings) -> list[str]:
+    return [f"{o.name} {o.template_value} -> {o.local_value} ({o.reason})" for o in settings.overrides]
+
+
+def lew_command(argv0: str | None = None, cwd: Path | None = None) -> str:
+    """How to run lew again from the folder it was started in: how it was invoked, not a bare `lew` that may not
+    be on PATH (a fresh clone has `.venv/bin/lew`)."""
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    if not argv0 or argv0.endswith(".py") or argv0 == "-m":  # python -m lew.cli
+        return f"{_shown_path(Path(sys.executable), cwd)} -m lew.cli"
+    if os.sep not in argv0:
+        return argv0  # found on PATH, so it works as typed
+    return _shown_path(Path(argv0), cwd)
+
+
+def _shown_path(path: Path, cwd: Path | None) -> str:
+    if not path.is_absolute():
+        return str(path)
+    try:
+        return str(path.relative_to((cwd or Path.cwd()).resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _banner(state: LocalState, processor: str, overrides: Sequence[str], note: str = "") -> str:
     endpoint, bucket, prefix = state.endpoint, state.bucket, state.input_prefix
+    lew = lew_command()
     lines = [
         f"lew local stack running at {endpoint}  (state in {STATE_HINT}; Ctrl-C stops it)",
+        *([f"  ({note}--port N picks one)"] if note else []),
         f"  bucket      {bucket}   (uploads under {prefix}, results under {state.result_prefix})",
         f"  work queue  {state.queue_url}",
         f"  DLQ         {state.dlq_url}",
         f"  cluster     {state.cluster}   processor {processor}",
         *(f"  local       {line}" for line in overrides),
         "",
-        "Try, in another terminal (the AWS CLI needs some credentials; these fake ones only work here):",
+        "Try, in another terminal in this folder (the AWS CLI needs some credentials; these fake ones only work here):",
         f"  export AWS_ACCESS_KEY_ID={FAKE_ACCESS_KEY} AWS_SECRET_ACCESS_KEY={FAKE_SECRET_KEY}",
         f"  export AWS_DEFAULT_REGION={state.region}",
         f"  aws --endpoint-url {endpoint} s3 cp scene.zip s3://{bucket}/{prefix}",
         f"  aws --endpoint-url {endpoint} s3 ls s3://{bucket}/{state.result_prefix} --recursive",
         f"  aws --endpoint-url {endpoint} sqs get-queue-attributes --attribute-names All --queue-url {state.queue_url}",
-        "  lew submit scene.zip   lew status   lew results --download results/   lew redrive",
+        f"  {lew} submit scene.zip   {lew} status   {lew} results --download results/   {lew} redrive",
         "(AWS CLI v1 ignores AWS_ENDPOINT_URL for SQS in most regions: pass --endpoint-url explicitly.)",
         "",
     ]

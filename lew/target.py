@@ -23,7 +23,7 @@ from lew.local.settings import (
 )
 from lew.samconfig import find_samconfig
 from lew.samconfig import stack_region as samconfig_region
-from lew.state import LocalState, read_state, state_path
+from lew.state import LocalState, find_state, read_state
 from lew.template import DEFAULT_TEMPLATE, load_template
 
 
@@ -76,7 +76,7 @@ def resolve_target(
     """Pick the stack: `--stack`, else `--endpoint`, else the running `lew local up` (its state file)."""
     if stack:
         return from_cloudformation(stack, region)
-    state = read_state(state_file or state_path())
+    state = read_state(state_file) if state_file else find_state()  # this folder's stack, or the nearest parent's
     if endpoint:
         endpoint = _valid_endpoint(endpoint)
         if state is not None and state.endpoint.rstrip("/") == endpoint:
@@ -86,7 +86,7 @@ def resolve_target(
         return from_local_state(state)
     raise LewError(
         "no stack to talk to: pass --stack NAME for a deployed stack or --endpoint URL for a local one, "
-        "or start one with `lew local up` in another terminal (in this directory)"
+        "or start one with `lew local up` in another terminal (in this folder or one above it)"
     )
 
 

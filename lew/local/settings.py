@@ -103,6 +103,7 @@ class LocalSettings:
     worker_command: tuple[str, ...] = (sys.executable, "-m", "worker")
     worker_cwd: Path = cfn.REPO_ROOT
     worker_kill_grace_seconds: float = 10.0
+    port: int = 0  # the moto server's port on 127.0.0.1; 0 takes any free one
 
     @property
     def names(self) -> ResourceNames:

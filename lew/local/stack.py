@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
+import socket
 import sys
 import threading
 import urllib.request
@@ -14,7 +16,9 @@ from types import TracebackType
 from typing import Any, TextIO
 
 import boto3
-from moto.server import ThreadedMotoServer
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import make_server
 
 from lew.clients import ServiceClients
 from lew.errors import LewError
@@ -42,6 +46,7 @@ class LocalStack(ServiceClients):
         self._saved_streams: tuple[TextIO, TextIO] | None = None
         self._routers: tuple[ThreadRoutedStdout, ThreadRoutedStdout] | None = None
         self.endpoint = ""
+        self.port = 0
         self._clients: dict[str, Any] = {}
         self.resources: LocalResources | None = None
         self.runtime: LocalLambdaRuntime | None = None
@@ -84,10 +89,10 @@ class LocalStack(ServiceClients):
 
     def _start(self) -> None:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request would drown the real logs
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server = _BoundMotoServer(ip_address="127.0.0.1", port=self.settings.port, verbose=False)
         self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.endpoint = f"http://{host}:{port}"
+        host, self.port = self._server.get_host_and_port()
+        self.endpoint = f"http://{host}:{self.port}"
         # moto's state is process-wide: start from nothing, whatever ran in this process before.
         self._moto_api("reset", None)
         # moto moves a task's lastStatus forward on every DescribeTasks, so a task would look STOPPED to the
@@ -251,6 +256,47 @@ class LocalStack(ServiceClients):
         assert self.resources is not None, "start() first"  # noqa: S101  # a programming error, not user input
         queued, in_flight = queue_depths(self.sqs, self.resources.queue_url)
         return {"queued": queued, "in_flight": in_flight, "dead": queue_depths(self.sqs, self.resources.dlq_url)[0]}
+
+
+class _BoundMotoServer(ThreadedMotoServer):
+    """moto's threaded server, but bound in the caller's thread, so that a port in use is an error, not a hang.
+
+    moto binds inside its server thread and waits for a ready event that a failed bind never sets; werkzeug, asked
+    to bind, prints its own message and exits the process. So the socket is bound here and handed over.
+    """
+
+    def start(self) -> None:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            # A restart on the same port must not wait for the last stack's connections to leave TIME_WAIT.
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((self._ip_address, self._port))
+            listener.listen(128)
+            self._server = make_server(
+                self._ip_address,
+                self._port,
+                DomainDispatcherApplication(create_backend_app),
+                threaded=True,
+                request_handler=MotoRequestHandler,
+                fd=listener.fileno(),  # werkzeug duplicates it
+            )
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise PortInUseError(self._port) from None
+            raise LewError(f"cannot listen on {self._ip_address}:{self._port}: {error.strerror or error}") from None
+        finally:
+            listener.close()
+        self._server_ready_event.set()
+        self._thread = threading.Thread(target=self._server.serve_forever, name="lew-moto-server", daemon=True)
+        self._thread.start()
+
+
+class PortInUseError(LewError):
+    """The port asked for is taken by another program."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(f"port {port} is in use by another program: choose another --port, or 0 for any free port")
+        self.port = port
 
 
 def _import_launcher() -> Handler:

@@ -8,6 +8,7 @@ import os
 import pty
 import re
 import signal
+import socket
 import subprocess
 import sys
 import zipfile
@@ -60,20 +61,32 @@ def lew(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_local_up_serves_submit_status_results_and_redrive_then_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_local_up(cwd: Path, *argv: str) -> subprocess.Popen[str]:
     environment = {key: value for key, value in os.environ.items() if not key.startswith("AWS_ENDPOINT_URL")}
-    up = subprocess.Popen(
-        [sys.executable, "-m", "lew.cli", "local", "up", *FAST],
-        cwd=tmp_path,
+    return subprocess.Popen(
+        [sys.executable, "-m", "lew.cli", "local", "up", *FAST, *argv],
+        cwd=cwd,
         env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def test_local_up_serves_submit_status_results_and_redrive_then_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    up = start_local_up(tmp_path, "--port", str(port))
     try:
         state_file = state_path(tmp_path)
         wait_for(state_file.exists, timeout=60, what="lew local up to write its state file")
         state = json.loads(state_file.read_text())
+        assert state["endpoint"] == f"http://127.0.0.1:{port}"
         archive = make_zip(tmp_path / "scene one.zip", {"scene.pov": "sphere {}"})
 
         submitted = lew(tmp_path, "submit", str(archive))
@@ -95,6 +108,36 @@ def test_local_up_serves_submit_status_results_and_redrive_then_stops_cleanly_on
         assert "moved 0 message(s)" in redriven.stdout
         with zipfile.ZipFile(archive) as bundle:
             assert bundle.namelist() == ["scene.pov"]
+
+        # AND the stack is found from any folder below, as git finds its repository
+        deeper = tmp_path / "sub" / "deeper"
+        deeper.mkdir(parents=True)
+        from_below = lew(deeper, "status")
+        assert from_below.returncode == 0, from_below.stderr
+        assert from_below.stdout.startswith(f"local stack at http://127.0.0.1:{port}\n")
+
+        # AND `lew status | head -1` ends quietly once its reader has gone
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        piped = subprocess.run(
+            [sys.executable, "-m", "lew.cli", "status"], cwd=tmp_path, stdout=write_end, stderr=subprocess.PIPE,
+            text=True, timeout=60, check=False,
+        )  # fmt: skip
+        os.close(write_end)
+        assert (piped.returncode, piped.stderr) == (cli.EXIT_BROKEN_PIPE, "")
+
+        # AND a second `lew local up` in the same folder is refused at once, leaving the first one alone
+        second = subprocess.run(
+            [sys.executable, "-m", "lew.cli", "local", "up", *FAST], cwd=tmp_path, capture_output=True, text=True,
+            timeout=60, check=False,
+        )  # fmt: skip
+        assert second.returncode == 1
+        assert second.stderr == (
+            f"lew: error: a local stack already runs in this folder (pid {state['pid']}, http://127.0.0.1:{port}): "
+            "use it, stop it first (Ctrl-C in its terminal), or start another in a different folder\n"
+        )
+        assert json.loads(state_file.read_text()) == state
+        assert lew(tmp_path, "status").returncode == 0
     finally:
         # WHEN it gets SIGTERM
         up.send_signal(signal.SIGTERM)
@@ -106,13 +149,49 @@ def test_local_up_serves_submit_status_results_and_redrive_then_stops_cleanly_on
     assert "[lew] stopped" in output
     assert "[launcher] " in output
     assert "[worker-1] " in output
+    assert f"  {Path(sys.executable)} -m lew.cli submit scene.zip" in output  # the hint works as printed
     assert not state_path(tmp_path).exists()
-    port = int(state["endpoint"].rsplit(":", 1)[1])
     listening = {conn.laddr.port for conn in psutil.net_connections(kind="tcp") if conn.status == "LISTEN"}
     assert port not in listening
     worker_pids = [int(match) for match in re.findall(r"\(pid (\d+)\)", output)]
     assert worker_pids
     assert not [pid for pid in worker_pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+
+
+def test_local_up_keeps_its_port_across_restarts_and_refuses_a_port_in_use(tmp_path: Path) -> None:
+    # GIVEN a stack that ran once in this folder on some port
+    first = start_local_up(tmp_path, "--port", "0")
+    try:
+        wait_for(state_path(tmp_path).exists, timeout=60, what="the first stack's state file")
+        endpoint = json.loads(state_path(tmp_path).read_text())["endpoint"]
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=60)
+
+    # WHEN it starts again without --port
+    again = start_local_up(tmp_path)
+    try:
+        wait_for(state_path(tmp_path).exists, timeout=60, what="the second stack's state file")
+
+        # THEN it has the same endpoint, so commands and scripts written against it keep working
+        assert json.loads(state_path(tmp_path).read_text())["endpoint"] == endpoint
+
+        # AND a --port that another program holds is refused in one line (another folder: no lock in the way)
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        taken = endpoint.rsplit(":", 1)[1]
+        busy = subprocess.run(
+            [sys.executable, "-m", "lew.cli", "local", "up", *FAST, "--port", taken], cwd=elsewhere,
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert busy.returncode == 1
+        assert busy.stderr == (
+            f"lew: error: port {taken} is in use by another program: choose another --port, or 0 for any free port\n"
+        )
+    finally:
+        again.send_signal(signal.SIGTERM)
+        output, _ = again.communicate(timeout=60)
+    assert again.returncode == 0, output
 
 
 @pytest.mark.parametrize(

@@ -133,6 +133,14 @@ def test_local_up_with_a_missing_template_is_one_line(capsys: pytest.CaptureFixt
             "lew demo: error: --timeout: '0' must be greater than zero (see `lew demo --help`)",
         ),
         (["status", "--bogus"], "lew: error: unrecognized arguments: --bogus (see `lew --help`)"),
+        (
+            ["local", "up", "--port", "70000"],
+            "lew local up: error: --port: 70000 is not a port number (0-65535) (see `lew local up --help`)",
+        ),
+        (
+            ["local", "up", "--port", "http"],
+            "lew local up: error: --port: 'http' is not a port number (see `lew local up --help`)",
+        ),
     ],
 )
 def test_a_malformed_command_line_is_one_line_naming_the_option_and_the_help(
@@ -240,3 +248,17 @@ def test_unexpected_errors_are_one_line_unless_debugging(
     assert_one_line_error(code, err, "unexpected RuntimeError: surprise", "--debug")
     with pytest.raises(RuntimeError):
         cli.main(["--debug", "boom"])
+
+
+@pytest.mark.parametrize(
+    ("argv0", "shown"),
+    [
+        ("/repo/.venv/bin/lew", ".venv/bin/lew"),  # `make demo`, or a full path typed inside the repository
+        (".venv/bin/lew", ".venv/bin/lew"),
+        ("lew", "lew"),  # found on PATH: works as typed
+        ("/elsewhere/bin/lew", "/elsewhere/bin/lew"),
+        ("/repo/lew/cli.py", f"{sys.executable} -m lew.cli"),  # python -m lew.cli
+    ],
+)
+def test_lew_command_is_how_lew_was_invoked(argv0: str, shown: str) -> None:
+    assert cli.lew_command(argv0, cwd=Path("/repo")) == shown
