@@ -7,10 +7,12 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 from lew import ops
+from lew.demo_out import DemoOut
 from lew.errors import LewError
 from lew.files import check_writable_folder
 from lew.local.output import FileSink
@@ -85,8 +87,13 @@ def run_demo(options: DemoOptions, *, stream: TextIO | None = None) -> int:
     )
     suffixes = parse_suffixes(settings.parameter("Suffixes"))
     ops.check_uploadable(user_archives, suffixes)
-    options.out.mkdir(parents=True, exist_ok=True)
+    out = DemoOut(options.out)
+    out.prepare()  # the last run's results go: this folder describes this run only
     sink = FileSink(options.out / LOG_NAME)
+    out.add([sink.path])
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    archives = ", ".join(path.name for path in user_archives) or "the bundled samples"
+    sink("lew", f"lew demo run at {started}: {archives}, processor {processor}, results in {options.out}")
     with tempfile.TemporaryDirectory(prefix="lew-demo-") as scratch:
         inputs = [DemoInput(path) for path in user_archives] or bundled_inputs(Path(scratch))
         try:
@@ -100,6 +107,7 @@ def run_demo(options: DemoOptions, *, stream: TextIO | None = None) -> int:
                 for outcome in outcomes:
                     if outcome.manifest is not None:
                         outcome.downloaded = ops.download_results(stack.s3, target, outcome.manifest, options.out)
+                        out.add(outcome.downloaded)
         finally:
             sink.close()
     print_table(

@@ -245,3 +245,22 @@ def test_demo_on_a_terminal_shows_only_lews_own_output(tmp_path: Path) -> None:
         assert noise not in text
     log = (tmp_path / "results" / "lew-demo.log").read_text()
     assert '"_aws"' in log
+
+
+def test_a_second_demo_leaves_only_its_own_results_and_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN the results of a demo of the bundled samples
+    out = tmp_path / "results"
+    assert cli.main(["demo", *FAST, "--out", str(out), "--timeout", "120"]) == 0
+    assert (out / "marbles" / "manifest.json").is_file()
+
+    # WHEN another demo runs into the same folder, on another archive
+    good = make_zip(tmp_path / "good.zip", {"good.txt": "fine"})
+    assert cli.main(["demo", *FAST, "--out", str(out), "--timeout", "120", str(good)]) == 0
+    capsys.readouterr()
+
+    # THEN the folder describes that run only, and its log holds that run only
+    assert sorted(path.name for path in out.iterdir()) == [".lew-demo.json", "good", "lew-demo.log"]
+    log = (out / "lew-demo.log").read_text()
+    assert log.count("lew demo run at ") == 1
+    assert "good.zip" in log
+    assert "marbles" not in log
