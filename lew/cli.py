@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import signal
 import sys
@@ -48,6 +49,7 @@ EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a command whose reader went away
 STATE_HINT = ".lew/local.json"
 MAX_PORT = 65535
+IDLE_CHECK_SECONDS = 0.5
 
 
 # -- shared options -----------------------------------------------------------------------------------------------
@@ -213,26 +215,38 @@ def _local_up(args: argparse.Namespace) -> int:
         args.template, processor=args.processor, parameters=_parameters(args), reconcile_seconds=args.reconcile_seconds
     )
     out = sys.stdout
+    reader_gone = threading.Event()  # `lew local up | head`: once the reader has gone, the stack stops
+
+    def say(text: str) -> None:
+        if not reader_gone.is_set():
+            try:
+                out.write(text)
+                out.flush()
+            except BrokenPipeError:
+                reader_gone.set()
+
     with StackLock():  # a second `lew local up` in this folder stops here, before it starts anything
-        stack, note = _start_stack(settings, args.port, prefixed_stream_sink(out))
+        stack, note = _start_stack(settings, args.port, prefixed_stream_sink(out, on_broken=reader_gone.set))
         try:
             state = stack.state()
             remember_port(stack.port)
             write_state(state, state_path())
             try:
-                out.write(_banner(state, settings.processor, _override_lines(settings), note))
-                out.flush()
+                say(_banner(state, settings.processor, _override_lines(settings), note))
                 with contextlib.suppress(KeyboardInterrupt):
-                    stack.failed.wait()  # until Ctrl-C or SIGTERM (see main), or a configuration error
+                    # Until Ctrl-C or SIGTERM (see main), a configuration error, or the reader of stdout is gone.
+                    while not reader_gone.is_set() and not stack.failed.wait(IDLE_CHECK_SECONDS):
+                        pass
             finally:
-                out.write("[lew] stopping: workers get SIGTERM, then the server stops\n")
-                out.flush()
                 remove_state(state_path(), state.pid)
+                say("[lew] stopping: workers get SIGTERM, then the server stops\n")
         finally:
             stack.stop()
-    out.write("[lew] stopped\n")
+    say("[lew] stopped\n")
     if stack.configuration_error is not None:
         raise LewError(f"{stack.configuration_error}; the local stack stopped")
+    if reader_gone.is_set():
+        raise BrokenPipeError(errno.EPIPE, "the reader of stdout has gone")
     return 0
 
 

@@ -13,15 +13,26 @@ LogSink = Callable[[str, str], None]
 """Receives (source, line) for every line the stack's parts write; must be thread-safe."""
 
 
-def prefixed_stream_sink(stream: TextIO | None = None) -> LogSink:
-    """Print `[source] line` to a stream (stdout by default), one whole line at a time."""
+def prefixed_stream_sink(stream: TextIO | None = None, *, on_broken: Callable[[], None] = lambda: None) -> LogSink:
+    """Print `[source] line` to a stream (stdout by default), one whole line at a time.
+
+    When the reader has gone (`lew local up | head`), lines are dropped and `on_broken` is called once, so that
+    the stack stops, rather than the thread that wrote the line dying with a BrokenPipeError.
+    """
     lock = threading.Lock()
+    broken = threading.Event()
 
     def sink(source: str, line: str) -> None:
         target = stream or sys.__stdout__ or sys.stdout
         with lock:
-            target.write(f"[{source}] {line}\n")
-            target.flush()
+            if broken.is_set():
+                return
+            try:
+                target.write(f"[{source}] {line}\n")
+                target.flush()
+            except (BrokenPipeError, ValueError):  # ValueError: the stream was closed
+                broken.set()
+                on_broken()
 
     return sink
 

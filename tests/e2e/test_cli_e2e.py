@@ -264,3 +264,30 @@ def test_a_second_demo_leaves_only_its_own_results_and_log(tmp_path: Path, capsy
     assert log.count("lew demo run at ") == 1
     assert "good.zip" in log
     assert "marbles" not in log
+
+
+def test_local_up_stops_cleanly_when_the_reader_of_its_output_goes(tmp_path: Path) -> None:
+    # GIVEN `lew local up | head`-like: a reader that reads the banner, then goes away
+    up = subprocess.Popen(
+        [sys.executable, "-m", "lew.cli", "local", "up", *FAST],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert up.stdout is not None
+    try:
+        assert up.stdout.readline().startswith("lew local stack running at ")
+        state = json.loads(state_path(tmp_path).read_text())
+        up.stdout.close()
+
+        # WHEN the stack has something to log (an upload for the launcher, unless a log line has come first)
+        archive = make_zip(tmp_path / "scene.zip", {"scene.pov": "sphere {}"})
+        lew(tmp_path, "submit", str(archive))
+
+        # THEN it stops by itself, quietly, as a command whose reader has gone: exit 141, nothing on stderr
+        assert up.wait(timeout=60) == cli.EXIT_BROKEN_PIPE
+    finally:
+        if up.poll() is None:
+            up.kill()
+    assert up.stderr is not None
+    assert up.stderr.read() == ""
+    assert not state_path(tmp_path).exists()
+    assert not psutil.pid_exists(state["pid"]) or psutil.Process(state["pid"]).status() == "zombie"
