@@ -41,7 +41,7 @@ from lew.local.settings import (
 from lew.local.stack import LocalStack, PortInUseError
 from lew.state import LocalState, StackLock, remember_port, remembered_port, remove_state, state_path, write_state
 from lew.target import Target, resolve_target
-from lew.template import DEFAULT_TEMPLATE, load_template, parameter_defaults
+from lew.template import DEFAULT_TEMPLATE, load_template
 from lew.ui import print_table
 
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -140,7 +140,8 @@ def _target(args: argparse.Namespace) -> Target:
 def _parameters(args: argparse.Namespace) -> dict[str, str]:
     if not args.param:
         return {}
-    return parse_assignments(args.param, parameter_defaults(load_template(args.template)))
+    declared = load_template(args.template).get("Parameters") or {}
+    return parse_assignments(args.param, declared, args.template.name)
 
 
 # -- demo ---------------------------------------------------------------------------------------------------------

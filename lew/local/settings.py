@@ -170,15 +170,17 @@ def validate_processor(name: str) -> str:
     raise LewError(f"unknown processor {name!r}: choose {choices}, or package.module:function")
 
 
-def parse_assignments(assignments: Sequence[str], known: Mapping[str, str]) -> dict[str, str]:
-    """Parse `Name=Value` parameter overrides given on the command line, rejecting unknown names."""
+def parse_assignments(
+    assignments: Sequence[str], known: Mapping[str, Any], source: str = "template.yaml"
+) -> dict[str, str]:
+    """Parse `Name=Value` parameter overrides given on the command line, rejecting names `known` lacks."""
     parsed: dict[str, str] = {}
     for assignment in assignments:
         name, separator, value = assignment.partition("=")
         if not separator or not name:
             raise LewError(f"--param {assignment!r}: expected NAME=VALUE, e.g. MaxWorkers=2")
         if name not in known:
-            raise LewError(f"--param {name}: template.yaml has no parameter of that name")
+            raise LewError(f"--param {name}: {source} has no parameter of that name")
         parsed[name] = value
     return parsed
 
