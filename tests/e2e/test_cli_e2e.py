@@ -291,3 +291,29 @@ def test_local_up_stops_cleanly_when_the_reader_of_its_output_goes(tmp_path: Pat
     assert up.stderr.read() == ""
     assert not state_path(tmp_path).exists()
     assert not psutil.pid_exists(state["pid"]) or psutil.Process(state["pid"]).status() == "zombie"
+
+
+def test_local_up_stops_with_the_one_line_when_a_worker_refuses_its_configuration(tmp_path: Path) -> None:
+    # GIVEN a stack whose workers will refuse IDLE_POLLS=1.5 (a Number to the template, not a whole one)
+    up = subprocess.Popen(
+        [sys.executable, "-m", "lew.cli", "local", "up", *FAST, "--param", "IdlePolls=1.5"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_for(state_path(tmp_path).exists, timeout=60, what="lew local up to write its state file")
+
+        # WHEN an upload starts a worker
+        archive = make_zip(tmp_path / "scene.zip", {"scene.pov": "sphere {}"})
+        assert lew(tmp_path, "submit", str(archive)).returncode == 0
+
+        # THEN the stack stops by itself with the worker's one line on stderr, exit 1
+        output, err = up.communicate(timeout=60)
+    finally:
+        if up.poll() is None:
+            up.kill()
+    assert up.returncode == 1, output
+    assert err.startswith("lew: error: worker-1 stopped on a configuration error: "), err
+    assert err.endswith("; the local stack stopped\n")
+    assert "IDLE_POLLS" in err
+    assert len(err.splitlines()) == 1
+    assert "[lew] stopped" in output
