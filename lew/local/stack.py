@@ -228,8 +228,9 @@ class LocalStack(ServiceClients):
 
     def _route_this_thread(self) -> None:
         if self._routers is not None and self.runtime is not None:
-            for router in self._routers:
-                router.route_current_thread(self.runtime.capture_line)
+            stdout, stderr = self._routers
+            stdout.route_current_thread(self.runtime.capture_line)  # kept with its invocation, or dropped if quiet
+            stderr.route_current_thread(lambda line: self._sink("launcher", line))  # rare, and always worth keeping
 
     # -- observations -------------------------------------------------------------------------------------------
 

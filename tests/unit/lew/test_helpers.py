@@ -1,4 +1,5 @@
-"""Small pure parts: the inbox event parser, the stdout router, samples, upload checks, manifest summaries."""
+"""Small pure parts: the inbox event parser, the stdout router, samples, upload checks, manifest summaries, and how
+the local stack recognises a configuration error."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 
 from lew import ops
 from lew.errors import LewError
-from lew.local.lambda_runtime import parse_event, scheduled_event
+from lew.local.ecs_agent import said_last
+from lew.local.lambda_runtime import is_configuration_error, parse_event, scheduled_event
 from lew.local.output import ThreadRoutedStdout
 from lew.samples import HOSTILE_MEMBER, archive_stem, bundled_inputs
 
@@ -111,3 +113,29 @@ def test_summarize_reads_a_failure_manifest_and_tolerates_missing_fields() -> No
         None,
         None,
     )
+
+
+@pytest.mark.parametrize(
+    ("line", "said"),
+    [
+        ("lew-worker: configuration error: IDLE_POLLS='1.5' is not an integer\n",
+         "lew-worker: configuration error: IDLE_POLLS='1.5' is not an integer"),
+        ('{"level": "ERROR", "message": "no AWS credentials", "hint": "set AWS_PROFILE"}',
+         "no AWS credentials; set AWS_PROFILE"),
+        ('{"level": "ERROR"}', '{"level": "ERROR"}'),
+        ("[1, 2]", "[1, 2]"),
+    ],
+)  # fmt: skip
+def test_said_last_reads_plain_and_structured_lines(line: str, said: str) -> None:
+    assert said_last(line) == said
+
+
+def test_a_launcher_configuration_error_is_known_by_its_class_name() -> None:
+    class ConfigurationError(ValueError):
+        pass
+
+    class MissingQueueError(ConfigurationError):
+        pass
+
+    assert is_configuration_error(MissingQueueError("QUEUE_URL is required"))
+    assert not is_configuration_error(ValueError("other"))
