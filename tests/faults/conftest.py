@@ -133,6 +133,7 @@ def local_stack(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Cal
             parameters={**FAST_PARAMETERS, **(parameters or {})},
             reconcile_seconds=reconcile_seconds,
             worker_kill_grace_seconds=5.0,
+            check=False,  # visibility timeouts of a few seconds, below the template's MinValue 30, on purpose
         )
         log = LineSink(tmp_path / "stack.log")
         stack = LocalStack(settings, sink=log)
