@@ -24,7 +24,11 @@ if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
 
 POLL_SECONDS = 0.5
-EXIT_CONFIGURATION = 2  # the worker's exit code for a configuration error (worker/__main__.py)
+# Worker exit codes (worker/faults.py) that every worker of this stack would meet alike: stop, don't wait.
+FATAL_EXITS = {
+    2: "a configuration error",  # an environment variable is missing or invalid
+    3: "an AWS it cannot use",  # credentials, endpoint, queue: here, the local stack's own wiring
+}
 
 
 @dataclass
@@ -245,11 +249,12 @@ class LocalEcsAgent:
         worker.task_stopped = True
         seconds = time.monotonic() - worker.started_at
         self._log(f"{worker.label}: exited with code {worker.exit_code} after {seconds:.1f} s; task stopped")
-        if worker.exit_code == EXIT_CONFIGURATION and not self._stopping.is_set():
+        fatal = FATAL_EXITS.get(worker.exit_code) if worker.exit_code is not None else None
+        if fatal is not None and not self._stopping.is_set():
             for reader in worker.readers:
                 reader.join(5)  # its last words are still in the pipe
             said = said_last(worker.last_line) or "(it printed nothing)"
-            self._on_configuration_error(f"{worker.label} stopped on a configuration error: {said}")
+            self._on_configuration_error(f"{worker.label} stopped on {fatal}: {said}")
 
 
 def said_last(line: str) -> str:
@@ -260,5 +265,5 @@ def said_last(line: str) -> str:
         return line.strip()
     if not isinstance(record, dict) or "message" not in record:
         return line.strip()
-    details = [str(record[key]) for key in ("error", "reason", "hint") if record.get(key)]
+    details = [str(record[key]) for key in ("error", "hint") if record.get(key)]
     return "; ".join([str(record["message"]), *details])

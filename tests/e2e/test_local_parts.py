@@ -187,3 +187,44 @@ def test_stopping_the_stack_kills_workers_that_ignore_sigterm_and_their_children
     port = int(endpoint.rsplit(":", 1)[1])
     assert all(conn.laddr.port != port for conn in psutil.Process().net_connections() if conn.status == "LISTEN")
     assert os.environ.get("AWS_ENDPOINT_URL") != endpoint
+
+
+SAYS_AND_EXITS = """
+import os, sys
+print(os.environ["SAY"], flush=True)
+sys.exit(int(os.environ["EXIT_CODE"]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "say", "line"),
+    [
+        (2, '{"level": "ERROR", "message": "invalid worker configuration: IDLE_POLLS must be a whole number"}',
+         "worker-1 stopped on a configuration error: invalid worker configuration: IDLE_POLLS must be a whole number"),
+        (3, '{"level": "ERROR", "message": "cannot reach the queue endpoint", "reason": "endpoint"}',
+         "worker-1 stopped on an AWS it cannot use: cannot reach the queue endpoint"),
+        (2, "lew-worker: configuration error: QUEUE_URL is required",
+         "worker-1 stopped on a configuration error: lew-worker: configuration error: QUEUE_URL is required"),
+    ],
+)  # fmt: skip
+def test_a_worker_that_exits_on_its_surroundings_stops_the_stack_with_its_line(
+    logs: LogCollector, exit_code: int, say: str, line: str
+) -> None:
+    settings = fast_settings(worker_command=(sys.executable, "-c", SAYS_AND_EXITS))
+    with LocalStack(settings, sink=logs, handler=lambda event, context: {}) as stack:
+        # WHEN a worker exits with the code of a configuration error (2) or of an AWS it cannot use (3)
+        run_task(stack, {"SAY": say, "EXIT_CODE": str(exit_code)})
+
+        # THEN the stack says so in that worker's one line, and whoever runs it is told to stop
+        assert stack.failed.wait(30)
+        assert stack.configuration_error == line
+
+
+def test_a_worker_that_crashes_does_not_stop_the_stack(logs: LogCollector) -> None:
+    settings = fast_settings(worker_command=(sys.executable, "-c", SAYS_AND_EXITS))
+    with LocalStack(settings, sink=logs, handler=lambda event, context: {}) as stack:
+        assert stack.agent is not None
+        arn = run_task(stack, {"SAY": "Traceback ...", "EXIT_CODE": "1"})
+        wait_for(lambda: (w := stack.agent.workers.get(arn)) is not None and w.task_stopped, timeout=20, what="exit")
+
+        assert not stack.failed.is_set()  # a crash is retried by the next worker, as on ECS
