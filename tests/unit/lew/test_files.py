@@ -11,6 +11,16 @@ from lew import cli
 
 
 @pytest.fixture(autouse=True)
+def no_stack_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A check that lets a bad path through must fail here, not start a stack that runs until killed."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a stack was started although its input is bad")
+
+    monkeypatch.setattr("lew.local.stack.LocalStack.start", refuse)
+
+
+@pytest.fixture(autouse=True)
 def in_a_folder_with_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "README.md").write_text("# a file where a folder is expected\n")

@@ -16,6 +16,16 @@ def in_empty_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.fixture(autouse=True)
+def no_stack_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A check that lets a bad value through must fail here, not start a stack that runs until killed."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a stack was started although its input is bad")
+
+    monkeypatch.setattr("lew.local.stack.LocalStack.start", refuse)
+
+
 TEMPLATE = "template.yaml"
 
 
