@@ -134,6 +134,14 @@ def test_local_up_with_a_missing_template_is_one_line(capsys: pytest.CaptureFixt
         ),
         (["status", "--bogus"], "lew: error: unrecognized arguments: --bogus (see `lew --help`)"),
         (
+            ["demo", "--timeout", "nan"],
+            "lew demo: error: --timeout: 'nan' is not a finite number (see `lew demo --help`)",
+        ),
+        (
+            ["local", "up", "--reconcile-seconds", "inf"],
+            "lew local up: error: --reconcile-seconds: 'inf' is not a finite number (see `lew local up --help`)",
+        ),
+        (
             ["local", "up", "--port", "70000"],
             "lew local up: error: --port: 70000 is not a port number (0-65535) (see `lew local up --help`)",
         ),
