@@ -9,6 +9,7 @@ import pytest
 
 from lew import cli
 from lew.parameter_rules import broken_rules, parameter_problem
+from lew.template import DEFAULT_TEMPLATE, load_template, parameter_defaults
 
 
 @pytest.fixture(autouse=True)
@@ -130,3 +131,14 @@ def test_broken_rules_skips_rules_that_need_aws() -> None:
     broken = broken_rules(template, {"A": "y"})
 
     assert [(rule.rule, rule.description, rule.parameters) for rule in broken] == [("Local", "A is x", ("A",))]
+
+
+def test_the_templates_defaults_pass_its_own_parameter_rules_and_rules_section() -> None:
+    # GIVEN template.yaml, whose defaults the local stack (and a first deploy) uses
+    template = load_template(DEFAULT_TEMPLATE)
+    defaults = parameter_defaults(template)
+
+    # THEN the checker that refuses bad --param values accepts every default, and the Rules hold for them
+    problems = {name: parameter_problem(name, value, template["Parameters"][name]) for name, value in defaults.items()}
+    assert {name: problem for name, problem in problems.items() if problem} == {}
+    assert broken_rules(template, defaults) == []
