@@ -109,7 +109,9 @@ def describe_s3_error(error: BaseException, what: str) -> str:
     rule = s3_rule(error) or S3_UNKNOWN
     error = s3_cause(error)
     code = error_code(error) if isinstance(error, ClientError) else type(error).__name__
-    return f"{what}: S3 answered {code} ({rule.meaning}); to do: {rule.action}"
+    storage_class = error.response.get("Error", {}).get("StorageClass") if isinstance(error, ClientError) else None
+    meaning = f"storage class {storage_class}: {rule.meaning}" if storage_class else rule.meaning
+    return f"{what}: S3 answered {code} ({meaning}); to do: {rule.action}"
 
 
 class JobError(Exception):

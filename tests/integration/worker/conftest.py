@@ -26,6 +26,7 @@ from worker.job import JobRuntime
 from worker.log import get_logger
 from worker.paths import manifest_key
 from worker.processors import load_processor
+from worker.redrive import max_receive_count
 from worker.settings import Settings
 from worker.shutdown import Shutdown
 
@@ -119,7 +120,13 @@ class Stack:
         """Drain the queue in this process, with settings overridden, until it is empty."""
         settings = replace(self.settings, **overrides)
         shutdown = Shutdown(settings.stop_grace_seconds)
-        runtime = JobRuntime(s3=self.s3, settings=settings, processor=load_processor(settings), abort=shutdown.abort)
+        runtime = JobRuntime(
+            s3=self.s3,
+            settings=settings,
+            processor=load_processor(settings),
+            abort=shutdown.abort,
+            max_receive_count=max_receive_count(self.sqs, settings.queue_url),  # read as `python -m worker` does
+        )
         heartbeat = Heartbeat(
             self.sqs, settings.queue_url, settings.visibility_timeout, settings.heartbeat_interval, runtime.claims
         )
