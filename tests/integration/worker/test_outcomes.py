@@ -8,9 +8,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from botocore.awsrequest import AWSResponse
 
-from worker.paths import manifest_key
+import worker.claims
+from worker.claims import claim_key
+from worker.paths import folder_name, manifest_key
 
 from .conftest import BUCKET, MAX_RECEIVE_COUNT, Stack, s3_record, tgz_bytes, zip_bytes
 
@@ -276,3 +279,26 @@ def test_a_rerun_message_processes_an_already_processed_upload_again(stack: Stac
     second = stack.manifest("incoming/again.zip")
     assert second["source"]["etag"] == first["source"]["etag"]
     assert second["claim"] != first["claim"]
+
+
+def test_a_deferral_on_the_last_allowed_attempt_is_dead_lettered_naming_the_claims_holder(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN another worker's live claim on an upload, and the upload's message on its last allowed receive
+    monkeypatch.setattr(worker.claims, "CONFLICT_WAIT_SECONDS", 0.0)
+    stack.upload("incoming/held.zip", zip_bytes({"a.txt": b"a"}))
+    holder = {"message_id": "other-message", "task_arn": "arn:other", "lease_seconds": 300, "nonce": "n"}
+    claim = claim_key("results/", folder_name("incoming/held.zip", "incoming/"))
+    stack.s3.put_object(Bucket=BUCKET, Key=claim, Body=json.dumps(holder).encode())
+    stack.enqueue("incoming/held.zip")
+    for _ in range(MAX_RECEIVE_COUNT - 1):
+        assert stack.sqs.receive_message(QueueUrl=stack.queue_url, VisibilityTimeout=0)["Messages"]
+
+    # WHEN the worker defers it once more
+    summary = stack.run()
+
+    # THEN instead of a deferral SQS would end without a reason, it is in the DLQ naming who held the claim
+    assert summary.to_dict()["exhausted"] == 1 and summary.to_dict()["deferred"] == 1
+    [dead] = dead_letters(stack)
+    assert "arn:other" in reason_of(dead) and "other-message" in reason_of(dead)
+    assert stack.queue_counts() == (0, 0)
