@@ -47,7 +47,7 @@ from worker.paths import MANIFEST_NAME, folder_name, manifest_key, results_folde
 from worker.processors import Processor, ProcessorContext, prepare_output_dir, run_processor
 from worker.publish import open_source, save_body, upload_outputs
 from worker.settings import Settings
-from worker.versions import plan, sequencer_to_record
+from worker.versions import parse_sequencer, plan, sequencer_to_record
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -153,7 +153,7 @@ def _run_claimed(job: Job, attempt: int, runtime: JobRuntime, claim: Claim, fold
     started_at = utcnow()
     timings: dict[str, float] = {}
     ignored: list[dict[str, str]] = []  # members unpack left out: in the failure manifest too, if a later phase fails
-    source = Source(job.bucket, job.key, job.etag, job.version_id, job.size, job.sequencer)
+    source = Source(job.bucket, job.key, job.etag, job.version_id, job.size, parse_sequencer(job.sequencer))
     try:
         # Read under the claim: a duplicate whose job finished a moment ago is seen here, not processed again.
         existing = read_manifest(runtime.s3, job.bucket, manifest_key)

@@ -33,9 +33,9 @@ def test_demo_with_the_bundled_samples_exits_0_and_shows_the_rejection(
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "rejected as expected: UnsafeArchive" in printed
-    assert json.loads((out / "marbles" / "manifest.json").read_text())["status"] == "succeeded"
-    assert (out / "marbles" / "inventory.json").is_file()
-    assert json.loads((out / "hostile-zip-slip" / "manifest.json").read_text())["status"] == "failed"
+    assert json.loads((out / "marbles.zip" / "manifest.json").read_text())["status"] == "succeeded"
+    assert (out / "marbles.zip" / "inventory.json").is_file()
+    assert json.loads((out / "hostile-zip-slip.zip" / "manifest.json").read_text())["status"] == "failed"
     assert not (tmp_path / "escape.txt").exists()
 
 
@@ -49,7 +49,7 @@ def test_demo_exits_1_when_a_user_archive_fails(tmp_path: Path, capsys: pytest.C
     printed = capsys.readouterr().out
     assert code == 1, printed
     assert "not as expected: bad.zip" in printed
-    assert json.loads((tmp_path / "out" / "good" / "manifest.json").read_text())["status"] == "succeeded"
+    assert json.loads((tmp_path / "out" / "good.zip" / "manifest.json").read_text())["status"] == "succeeded"
 
 
 def lew(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
@@ -87,7 +87,7 @@ def test_local_up_serves_submit_status_results_and_redrive_then_stops_cleanly_on
         assert "queued 0" in status.stdout
         downloaded = lew(tmp_path, "results", "--download", "fetched")
         assert downloaded.returncode == 0, downloaded.stderr
-        assert json.loads((tmp_path / "fetched" / "scene one" / "manifest.json").read_text())["status"] == "succeeded"
+        assert json.loads((tmp_path / "fetched" / "scene one.zip" / "manifest.json").read_text())["status"] == "succeeded"
         redriven = lew(tmp_path, "redrive")
         assert redriven.returncode == 0, redriven.stderr
         assert "moved 0 message(s)" in redriven.stdout
