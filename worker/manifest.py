@@ -125,7 +125,7 @@ def records_success(manifest: dict[str, Any] | None, etag: str | None, version_i
 def records_claim(manifest: dict[str, Any] | None, nonce: str) -> bool:
     """True when a manifest names the claim with this nonce: the job that ran under that claim is over.
 
-    A manifest from before the field existed names no claim: its stem's claim is then treated as before.
+    A manifest from before the field existed names no claim: its upload's claim is then treated as before.
     """
     return manifest is not None and bool(nonce) and manifest.get("claim") == nonce
 
