@@ -87,7 +87,9 @@ def test_local_up_serves_submit_status_results_and_redrive_then_stops_cleanly_on
         assert "queued 0" in status.stdout
         downloaded = lew(tmp_path, "results", "--download", "fetched")
         assert downloaded.returncode == 0, downloaded.stderr
-        assert json.loads((tmp_path / "fetched" / "scene one.zip" / "manifest.json").read_text())["status"] == "succeeded"
+        assert (
+            json.loads((tmp_path / "fetched" / "scene one.zip" / "manifest.json").read_text())["status"] == "succeeded"
+        )
         redriven = lew(tmp_path, "redrive")
         assert redriven.returncode == 0, redriven.stderr
         assert "moved 0 message(s)" in redriven.stdout
