@@ -75,6 +75,7 @@ KMS_RULE = S3Rule(
     "S3 cannot use the KMS key the object (or the bucket's default encryption) is encrypted with",
     "enable the key, or allow the worker's task role kms:Decrypt and kms:GenerateDataKey on it, then `lew rerun KEY`",
 )
+KMS_TRANSIENT_RULE = S3Rule(False, "KMS is throttling or failing for now", _RETRY)
 S3_UNKNOWN = S3Rule(False, "an unexpected S3 answer", _RETRY)
 CONNECTION_RULE = S3Rule(False, "no answer from S3 (connection error or timeout, after botocore's retries)", _RETRY)
 
@@ -95,7 +96,7 @@ def s3_rule(error: BaseException) -> S3Rule | None:
         return None
     code = error_code(error)
     if code.startswith("KMS."):
-        return S3_RULES["ThrottlingException"] if code in KMS_TRANSIENT else KMS_RULE
+        return KMS_TRANSIENT_RULE if code in KMS_TRANSIENT else KMS_RULE
     rule = S3_RULES.get(code)
     if code in ("AccessDenied", "403") and "kms" in str(error).lower():
         return KMS_RULE  # denied the key, not the object: the message names kms:Decrypt

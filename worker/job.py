@@ -323,7 +323,7 @@ def _settle_failure(
     error: Exception,
 ) -> JobResult:
     logger = get_logger()
-    reason = describe_error(error, f"s3://{job.bucket}/{job.key}")
+    reason = describe_error(error, f"a request of the job of s3://{job.bucket}/{job.key}")
     if not is_permanent(error):
         if isinstance(error, JobError):
             logger.warning("job failed; it will be retried", extra={"error": str(error), "type": type(error).__name__})
