@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 BACKOFF_BASE_SECONDS = 30
 MAX_VISIBILITY_SECONDS = 43_200
+# The DLQ's `reason` attribute is cut here: room for two S3 keys of 1024 bytes and their words (SQS allows 256 KiB).
+REASON_LIMIT = 4096
 
 
 class Action(enum.Enum):
@@ -185,7 +187,7 @@ def _poison(
             QueueUrl=dlq_url,
             MessageBody=message.body or "(empty body)",
             MessageAttributes={
-                "reason": {"DataType": "String", "StringValue": reason[:1024]},
+                "reason": {"DataType": "String", "StringValue": reason[:REASON_LIMIT]},
                 "source_message_id": {"DataType": "String", "StringValue": message.message_id},
                 "source_queue": {"DataType": "String", "StringValue": queue_url},
                 "kind": {"DataType": "String", "StringValue": kind},
