@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 
-from worker.redrive import max_receive_count
+from worker.faults import check_queue
+from worker.redrive import max_receive_count, max_receive_count_of
 
 
 class StubSQS:
@@ -44,3 +47,19 @@ def test_max_receive_count_accepts_the_count_as_text() -> None:
 )
 def test_max_receive_count_is_none_when_the_policy_is_missing_or_unreadable(sqs: StubSQS) -> None:
     assert max_receive_count(sqs, "url") is None  # type: ignore[arg-type]
+
+
+def test_the_start_up_check_reads_the_redrive_policy_in_the_same_request() -> None:
+    # GIVEN SQS answering the worker's one start-up GetQueueAttributes
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    policy = json.dumps({"deadLetterTargetArn": "arn:aws:sqs:us-east-1:1:dlq", "maxReceiveCount": 4})
+    with Stubber(sqs) as stub:
+        stub.add_response(
+            "get_queue_attributes",
+            {"Attributes": {"QueueArn": "arn:aws:sqs:us-east-1:1:work", "RedrivePolicy": policy}},
+            {"QueueUrl": "https://sqs.us-east-1.amazonaws.com/1/work", "AttributeNames": ["QueueArn", "RedrivePolicy"]},
+        )
+        # WHEN the check runs
+        attributes = check_queue(sqs, "https://sqs.us-east-1.amazonaws.com/1/work")
+    # THEN the maxReceiveCount comes out of its answer
+    assert max_receive_count_of(attributes.get("RedrivePolicy")) == 4
