@@ -58,7 +58,7 @@ def lew(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_local_up_serves_submit_status_results_and_redrive_then_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+def test_local_up_serves_submit_status_results_rerun_and_redrive_then_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     environment = {key: value for key, value in os.environ.items() if not key.startswith("AWS_ENDPOINT_URL")}
     up = subprocess.Popen(
         [sys.executable, "-m", "lew.cli", "local", "up", *FAST],
@@ -87,9 +87,21 @@ def test_local_up_serves_submit_status_results_and_redrive_then_stops_cleanly_on
         assert "queued 0" in status.stdout
         downloaded = lew(tmp_path, "results", "--download", "fetched")
         assert downloaded.returncode == 0, downloaded.stderr
-        assert (
-            json.loads((tmp_path / "fetched" / "scene one.zip" / "manifest.json").read_text())["status"] == "succeeded"
-        )
+        first = json.loads((tmp_path / "fetched" / "scene one.zip" / "manifest.json").read_text())
+        assert first["status"] == "succeeded"
+        # `lew results KEY` finds one upload's manifest by the results folder rule; `lew rerun` processes it again
+        one = lew(tmp_path, "results", "scene one.zip")
+        assert one.returncode == 0 and "incoming/scene one.zip" in one.stdout, one.stderr
+        rerun = lew(tmp_path, "rerun", "scene one.zip")
+        assert rerun.returncode == 0, rerun.stderr
+        assert "results/scene one.zip/manifest.json" in rerun.stdout
+
+        def processed_again() -> bool:
+            lew(tmp_path, "results", "scene one.zip", "--download", "again")
+            again = tmp_path / "again" / "scene one.zip" / "manifest.json"
+            return again.exists() and json.loads(again.read_text())["claim"] != first["claim"]
+
+        wait_for(processed_again, timeout=60, what="the re-run's new manifest", interval=1.0)
         redriven = lew(tmp_path, "redrive")
         assert redriven.returncode == 0, redriven.stderr
         assert "moved 0 message(s)" in redriven.stdout
