@@ -60,11 +60,11 @@ CONFLICT_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConf
 def claim_key(result_prefix: str, folder: str) -> str:
     """The claim object of a results folder: `RESULT_PREFIX.lew-claims/<folder name>.claim.json`.
 
-    One claim per results folder, so per key (`paths.folder_name`: the name has no `/`). `.claim.json`, not
-    `.json`, so that no claim looks like a manifest to a lister. A claim key past S3's key limit is
+    One claim per results folder, so per key (`paths.folder_name`). `.claim.json`, not `.json`, so that no claim
+    looks like a manifest to a lister. A claim key past S3's key limit is
     `.lew-claims/sha256/<hex of the folder name>.claim.json`: the claim key is 9 bytes longer than the manifest key,
-    and a key whose manifest fits must still be claimable. A literal folder name never holds a `/`, so a hashed
-    claim never shares its key with another upload's.
+    and a key whose manifest fits must still be claimable. A folder name holds no `/`, or only the one after
+    `.lew-outside`, so a hashed claim never shares its key with another upload's.
     """
     key = f"{result_prefix}{CLAIMS_FOLDER}{folder}{CLAIM_SUFFIX}"
     if key_fits(key):

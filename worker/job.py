@@ -43,7 +43,7 @@ from worker.manifest import (
 )
 from worker.messages import Job
 from worker.metadata import TaskIdentity
-from worker.paths import MANIFEST_NAME, folder_name, manifest_key, results_folder
+from worker.paths import MANIFEST_NAME, OUTSIDE_FOLDER, folder_name, manifest_key, results_folder
 from worker.processors import Processor, ProcessorContext, prepare_output_dir, run_processor
 from worker.publish import open_source, save_body, upload_outputs
 from worker.settings import Settings
@@ -231,10 +231,15 @@ def _done_before(job: Job, existing: dict[str, object] | None, etag: str | None,
 
 
 def _check_input(source: Source, folder: str, settings: Settings) -> str:
-    """The archive suffix; a permanent failure when the key has none or would put results in the claims folder."""
+    """The archive suffix; a permanent failure when the key has none or its folder is one of the reserved ones."""
     if folder == CLAIMS_FOLDER.rstrip("/"):
         raise UnsupportedInput(
             f"{source.key} would put its results in {settings.result_prefix}{CLAIMS_FOLDER}, the worker's claims folder"
+        )
+    if folder == OUTSIDE_FOLDER:
+        raise UnsupportedInput(
+            f"{source.key} would put its results in {settings.result_prefix}{OUTSIDE_FOLDER}/, the folder of the "
+            "results of keys outside INPUT_PREFIX"
         )
     suffix = archive_suffix(source.key)
     if suffix is None:

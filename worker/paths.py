@@ -11,27 +11,45 @@ An upload's results folder is `RESULT_PREFIX + <name> + "/"`, where `<name>` is 
 The name is one path segment, and the encoding can be undone, so two different keys never share a folder, no
 folder lies inside another one (whatever an output is called, it cannot land in, or look like the manifest of,
 another upload's folder), and `RESULT_PREFIX<name>/manifest.json` with a `/`-free `<name>` is always a manifest.
+
+A key outside INPUT_PREFIX (a hand-made message, a bucket notifying the queue directly with another filter) has
+its whole key, encoded the same way, one level down in a reserved folder: `other/x.zip` ->
+`results/.lew-outside/other%2Fx.zip/`. No key under INPUT_PREFIX has a folder there (their names have no `/`; the
+one key named `.lew-outside` is refused), so the two kinds never meet.
 """
 
 from __future__ import annotations
 
 MANIFEST_NAME = "manifest.json"
+OUTSIDE_FOLDER = ".lew-outside"  # the results of keys outside INPUT_PREFIX, one level down
 # S3 refuses keys longer than this many bytes of UTF-8 (KeyTooLongError).
 S3_KEY_LIMIT_BYTES = 1024
 
 
 def folder_name(key: str, input_prefix: str) -> str:
-    """The one-segment name of a key's results folder: the key after `input_prefix`, `%` -> `%25`, `/` -> `%2F`.
+    """The name of a key's results folder under RESULT_PREFIX (no trailing `/`).
 
-    The key must lie under the input prefix (`outside_input_prefix` says when it does not).
+    Under `input_prefix`: one segment, the key after the prefix with `%` -> `%25`, `/` -> `%2F`. Outside it:
+    `.lew-outside/` and the whole key encoded the same way.
     """
-    relative = key[len(input_prefix) :] if input_prefix and key.startswith(input_prefix) else key
+    if outside_input_prefix(key, input_prefix):
+        return f"{OUTSIDE_FOLDER}/{_encode(key)}"
+    return _encode(key[len(input_prefix) :])
+
+
+def _encode(text: str) -> str:
     # `%` first, so that the `%` of a `%2F` written here is never encoded again.
-    return relative.replace("%", "%25").replace("/", "%2F")
+    return text.replace("%", "%25").replace("/", "%2F")
 
 
 def key_of_folder(name: str, input_prefix: str) -> str:
     """The key whose results folder is `name` (the inverse of `folder_name`)."""
+    if name.startswith(f"{OUTSIDE_FOLDER}/"):
+        return _decode(name[len(OUTSIDE_FOLDER) + 1 :])
+    return input_prefix + _decode(name)
+
+
+def _decode(name: str) -> str:
     decoded = []
     index = 0
     while index < len(name):
@@ -44,7 +62,7 @@ def key_of_folder(name: str, input_prefix: str) -> str:
         else:
             decoded.append(name[index])
             index += 1
-    return input_prefix + "".join(decoded)
+    return "".join(decoded)
 
 
 def results_folder(key: str, input_prefix: str, result_prefix: str) -> str:
@@ -60,12 +78,14 @@ def manifest_key(key: str, input_prefix: str, result_prefix: str) -> str:
 def folder_of_manifest(key: str, result_prefix: str) -> str | None:
     """The folder name of a manifest key (`results/a%2Fx.zip/manifest.json` -> `a%2Fx.zip`), or None.
 
-    None for every other key, such as an output `results/x.zip/sub/manifest.json`: a results folder is one segment.
+    None for every other key, such as an output `results/x.zip/sub/manifest.json`: a results folder is one segment
+    (or `.lew-outside/` and one segment).
     """
     if not key.startswith(result_prefix) or not key.endswith(f"/{MANIFEST_NAME}"):
         return None
     name = key[len(result_prefix) : -len(MANIFEST_NAME) - 1]
-    return name if name and "/" not in name else None
+    segment = name.removeprefix(f"{OUTSIDE_FOLDER}/")
+    return name if segment and "/" not in segment else None
 
 
 def key_fits(key: str) -> bool:
@@ -79,21 +99,12 @@ def outside_input_prefix(key: str, input_prefix: str) -> bool:
 
 
 def results_key_problem(key: str, input_prefix: str, result_prefix: str) -> str | None:
-    """Why no result of `key` could be stored, or None when its results folder is fine.
-
-    Two reasons: the key is outside INPUT_PREFIX (its folder name would be ambiguous, and the worker's role may
-    not read it), or its manifest key would be longer than S3 accepts.
-    """
-    if outside_input_prefix(key, input_prefix):
-        return (
-            f"{key!r} is not an object under INPUT_PREFIX {input_prefix!r}: the worker only processes uploads "
-            "under it (upload it there)"
-        )
+    """Why no result of `key` could be stored (its manifest key would be longer than S3 accepts), or None."""
     manifest = manifest_key(key, input_prefix, result_prefix)
     if key_fits(manifest):
         return None
     return (
         f"the manifest key of {key!r} would be {len(manifest.encode())} bytes, more than S3's limit of "
-        f"{S3_KEY_LIMIT_BYTES}: shorten the key (results go under {result_prefix}<key after {input_prefix or '/'}, "
+        f"{S3_KEY_LIMIT_BYTES}: shorten the key (results go under {result_prefix}<the key after INPUT_PREFIX, "
         "with / written %2F>/)"
     )

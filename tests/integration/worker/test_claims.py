@@ -583,16 +583,20 @@ def test_a_key_under_a_folder_named_like_the_claims_folder_is_processed_apart_fr
     assert claim_objects(stack) == [f"{CLAIMS}.lew-claims%2Fx.zip.claim.json"]
 
 
-def test_a_key_whose_results_folder_would_be_the_claims_folder_is_refused(stack: Stack) -> None:
-    # GIVEN the one key whose folder name is `.lew-claims` (it is no archive, and gets a failure manifest anyway)
-    stack.send({"Records": [s3_record(BUCKET, "incoming/.lew-claims", etag="0" * 32, size=1)]})
+@pytest.mark.parametrize(
+    ("name", "words"), [(".lew-claims", "claims folder"), (".lew-outside", "outside INPUT_PREFIX")]
+)
+def test_a_key_whose_results_folder_would_be_a_reserved_folder_is_refused(stack: Stack, name: str, words: str) -> None:
+    # GIVEN the one key whose folder name is `.lew-claims` or `.lew-outside` (no archive, so it never has outputs)
+    stack.send({"Records": [s3_record(BUCKET, f"incoming/{name}", etag="0" * 32, size=1)]})
 
     summary = stack.run()
 
+    # THEN it gets a failure manifest saying why, and nothing else
     assert summary.to_dict()["failed"] == 1
-    manifest = stack.manifest("incoming/.lew-claims")
+    manifest = stack.manifest(f"incoming/{name}")
     assert manifest["error"]["type"] == "UnsupportedInput"
-    assert "claims folder" in manifest["error"]["message"]
+    assert words in manifest["error"]["message"]
     assert stack.queue_counts() == (0, 0)
 
 

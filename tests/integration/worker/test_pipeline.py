@@ -21,6 +21,7 @@ from worker.drain import drain
 from worker.heartbeat import Heartbeat
 from worker.job import JobRuntime
 from worker.messages import Received
+from worker.paths import manifest_key
 from worker.processors import InventoryProcessor
 from worker.shutdown import Shutdown
 
@@ -101,18 +102,18 @@ def test_drain_decodes_emulator_encoded_keys(stack: Stack) -> None:
     assert manifest["source"]["key"] == key
 
 
-def test_drain_refuses_a_key_outside_the_input_prefix_to_the_dlq_with_its_reason(stack: Stack) -> None:
-    # GIVEN a message about a key outside INPUT_PREFIX (the launcher never sends one; a hand-made message may)
+def test_drain_keeps_the_whole_key_of_a_key_outside_the_input_prefix_in_the_outside_folder(stack: Stack) -> None:
+    # GIVEN a message about a key outside INPUT_PREFIX (a hand-made message, or a bucket notifying the queue directly)
     stack.upload("other/x.tar", _tar({"x.txt": b"x"}))
     stack.enqueue("other/x.tar")
 
-    summary = stack.run()
+    stack.run()
 
-    # THEN it is refused at once: in the DLQ with a reason that names the prefix; no result is written
-    assert summary.to_dict()["refused"] == 1
-    dead = stack.sqs.receive_message(QueueUrl=stack.dlq_url, MessageAttributeNames=["All"])["Messages"]
-    assert "not an object under INPUT_PREFIX 'incoming/'" in dead[0]["MessageAttributes"]["reason"]["StringValue"]
-    assert "Contents" not in stack.s3.list_objects_v2(Bucket=BUCKET, Prefix="results/")
+    # THEN its results are under .lew-outside/ with its whole key, apart from incoming/other/x.tar's
+    manifest = stack.manifest("other/x.tar")
+    assert manifest["status"] == "succeeded"
+    assert manifest["outputs"][0]["key"] == "results/.lew-outside/other%2Fx.tar/inventory.json"
+    assert manifest_key("incoming/other/x.tar", "incoming/", "results/") == "results/other%2Fx.tar/manifest.json"
 
 
 def test_drain_skips_a_redelivered_message_without_reprocessing(stack: Stack) -> None:

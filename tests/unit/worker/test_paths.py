@@ -8,6 +8,7 @@ import pytest
 
 from worker.claims import claim_key
 from worker.paths import (
+    OUTSIDE_FOLDER,
     S3_KEY_LIMIT_BYTES,
     folder_name,
     folder_of_manifest,
@@ -39,6 +40,13 @@ AWKWARD_KEYS = [
     "incoming/x.zip/manifest.json",
     "incoming/my scene é.zip",
     "incoming/sha256/" + "0" * 64,
+    "incoming/.lew-outside",
+    "incoming/.lew-outside/other%2Fx.zip",
+    "other/x.zip",  # outside the input prefix
+    "x.zip",
+    "incoming",
+    "incoming/",
+    ".lew-outside/x.zip",
 ]
 
 
@@ -65,13 +73,15 @@ def test_results_folder_of_two_keys_differing_only_by_extension_differ() -> None
 
 
 def test_folder_name_is_one_segment_and_never_shared_nor_nested() -> None:
-    # GIVEN keys that collide or nest under simpler rules
+    # GIVEN keys that collide or nest under simpler rules, under the input prefix and outside it
     names = {key: folder_name(key, "incoming/") for key in AWKWARD_KEYS}
-    # THEN every name is one path segment, all names differ, and none is a prefix of another folder
-    assert all("/" not in name for name in names.values())
+    # THEN every name is one path segment (or .lew-outside/ and one), all differ, none is a prefix of another folder
+    assert all("/" not in name.removeprefix(".lew-outside/") for name in names.values())
     assert len(set(names.values())) == len(AWKWARD_KEYS)
+    # (but for the reserved `.lew-outside`: the key incoming/.lew-outside has no archive suffix, so it never has
+    # outputs, and the worker refuses it by name: test_a_key_whose_results_folder_would_be_a_reserved_folder...)
     for first, second in itertools.permutations(names.values(), 2):
-        assert not f"results/{second}/".startswith(f"results/{first}/")
+        assert first == OUTSIDE_FOLDER or not f"results/{second}/".startswith(f"results/{first}/")
 
 
 @pytest.mark.parametrize("key", AWKWARD_KEYS)
@@ -110,9 +120,13 @@ def test_outside_input_prefix(key: str, outside: bool) -> None:
     assert not outside_input_prefix(key, "")
 
 
-def test_results_key_problem_names_a_key_outside_the_input_prefix() -> None:
-    problem = results_key_problem("other/x.zip", "incoming/", "results/")
-    assert problem is not None and "'other/x.zip'" in problem and "INPUT_PREFIX 'incoming/'" in problem
+def test_a_key_outside_the_input_prefix_has_its_whole_key_in_the_outside_folder() -> None:
+    assert manifest_key("other/x.zip", "incoming/", "results/") == "results/.lew-outside/other%2Fx.zip/manifest.json"
+    assert folder_of_manifest("results/.lew-outside/other%2Fx.zip/manifest.json", "results/") == (
+        ".lew-outside/other%2Fx.zip"
+    )
+    assert folder_of_manifest("results/.lew-outside/other%2Fx.zip/sub/manifest.json", "results/") is None
+    assert results_key_problem("other/x.zip", "incoming/", "results/") is None
 
 
 def test_key_fits_counts_utf8_bytes_not_characters() -> None:
