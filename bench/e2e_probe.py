@@ -21,6 +21,7 @@ def measure(archive: Path, count: int, log: Path) -> dict[str, Any]:
     from lew.local.output import FileSink
     from lew.local.settings import build_settings
     from lew.local.stack import LocalStack
+    from worker.paths import manifest_key
 
     sink = FileSink(log)
     settings = build_settings(processor="inventory")
@@ -31,12 +32,13 @@ def measure(archive: Path, count: int, log: Path) -> dict[str, Any]:
             s3, bucket = stack.s3, stack.resources.bucket
             uploaded: dict[str, float] = {}
             for index in range(count):
-                s3.put_object(Bucket=bucket, Key=f"incoming/e2e/scene-{index:02d}.zip", Body=payload)
-                uploaded[f"results/e2e/scene-{index:02d}/manifest.json"] = time.perf_counter()
+                key = f"incoming/e2e/scene-{index:02d}.zip"
+                s3.put_object(Bucket=bucket, Key=key, Body=payload)
+                uploaded[manifest_key(key, "incoming/", "results/")] = time.perf_counter()
             seen: dict[str, float] = {}
             deadline = time.perf_counter() + DEADLINE_SECONDS
             while len(seen) < count and time.perf_counter() < deadline:
-                for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="results/e2e/"):
+                for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="results/e2e%2F"):
                     for item in page.get("Contents", []):
                         if item["Key"] in uploaded and item["Key"] not in seen:
                             seen[item["Key"]] = time.perf_counter()

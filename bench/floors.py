@@ -27,12 +27,9 @@ COPY_CHUNK = 1024 * 1024
 
 
 def stem_of(key: str, input_prefix: str = "incoming/") -> str:
-    """The results folder name of a key: relative to the input prefix, without the archive suffix."""
+    """The results folder name of a key, as the worker names it (docs/worker.md, "Where results go")."""
     relative = key[len(input_prefix) :] if key.startswith(input_prefix) else key
-    for suffix in (".tar.gz", ".tgz", ".zip", ".tar"):
-        if relative.endswith(suffix):
-            return relative[: -len(suffix)]
-    return relative
+    return relative.replace("%", "%25").replace("/", "%2F")
 
 
 def drain(queue_url: str, wait_time_seconds: int, batch_size: int, idle_polls: int) -> int:

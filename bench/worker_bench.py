@@ -23,6 +23,7 @@ from bench.harness import (
 )
 from bench.profiles import pyinstrument_argv, trimmed_profile
 from bench.report import Row, Section
+from worker import paths
 
 OVERHEAD_TARGET = 1.25
 RSS_FLATNESS_TARGET = 1.2
@@ -259,7 +260,7 @@ def worker_large_run(ctx: Context, archive: LargeArchive, label: str) -> DrainRu
         WORKER_SETTINGS | {"QUEUE_URL": archive.queue_url, "PROCESSOR": "bench.processors:passthrough"},
     )
     run = measured_drain(ctx, [python(), "-m", "worker"], env, count=1, bucket=archive.bucket, what=label)
-    manifest_key = f"results/{archive.key.removeprefix('incoming/').removesuffix('.tar')}/manifest.json"
+    manifest_key = paths.manifest_key(archive.key, "incoming/", "results/")
     manifest = json.loads(ctx.s3.get_object(Bucket=archive.bucket, Key=manifest_key)["Body"].read())
     if manifest.get("status") != "succeeded":
         raise RuntimeError(f"{label}: the job did not succeed: {manifest.get('error')}")

@@ -40,6 +40,7 @@ from lew.local.settings import (
     parse_assignments,
 )
 from lew.local.stack import LocalStack, PortInUseError
+from lew.rerun import rerun
 from lew.state import LocalState, StackLock, remember_port, remembered_port, remove_state, state_path, write_state
 from lew.target import Target, resolve_target
 from lew.template import DEFAULT_TEMPLATE, load_template
@@ -357,6 +358,9 @@ def register_results(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser(
         "results", parents=[_target_options()], help="list manifests; --download fetches outputs"
     )
+    parser.add_argument(
+        "keys", nargs="*", metavar="KEY", help="only these uploads (a key, or a name under the input prefix)"
+    )
     parser.add_argument("--download", type=Path, metavar="DIR", help="download every job's outputs and manifest here")
     parser.add_argument("--limit", type=_positive_int, help="only the most recent N")
     parser.set_defaults(handler=_results)
@@ -366,7 +370,14 @@ def _results(args: argparse.Namespace) -> int:
     if args.download:
         check_writable_folder(args.download, label="--download")  # before any call: a typo costs nothing
     target = _target(args)
-    manifests = ops.list_manifests(target.s3, target, limit=args.limit)
+    if args.keys:
+        found = ops.manifests_of(target.s3, target, [ops.upload_key(target, key) for key in args.keys])
+        for key, summary in found:
+            if summary is None:
+                print(f"{key}: no manifest yet (it will be s3://{target.bucket}/{ops.manifest_key(target, key)})")
+        manifests = [summary for _, summary in found if summary is not None]
+    else:
+        manifests = ops.list_manifests(target.s3, target, limit=args.limit)
     _manifest_table(f"results in s3://{target.bucket}/{target.result_prefix}", manifests)
     if args.download:
         for manifest in manifests:
@@ -381,7 +392,7 @@ def _manifest_table(title: str, manifests: Sequence[ops.ManifestSummary]) -> Non
         return
     rows = [
         [
-            m.source_key or m.stem,
+            m.source_key or m.folder,
             m.status,
             str(len(m.outputs)),
             "-" if m.seconds is None else f"{m.seconds:.1f}",
@@ -405,6 +416,29 @@ def _redrive(args: argparse.Namespace) -> int:
     return 0
 
 
+def register_rerun(subcommands: Subcommands) -> None:
+    parser = subcommands.add_parser(
+        "rerun", parents=[_target_options()], help="process uploads again, though already processed"
+    )
+    parser.add_argument("keys", nargs="+", metavar="KEY", help="an upload's key, or its name under the input prefix")
+    parser.set_defaults(handler=_rerun)
+
+
+def _rerun(args: argparse.Namespace) -> int:
+    target = _target(args)
+    for queued in rerun(target.s3, target.sqs, target, args.keys):
+        print(
+            f"queued a re-run of s3://{target.bucket}/{queued.key}; its manifest: s3://{target.bucket}/{queued.manifest_key}"
+        )
+    when = (
+        "within seconds"
+        if target.endpoint_url
+        else "at the next reconcile (ReconcileSchedule, every minute by default)"
+    )
+    print(f"a worker starts {when}; `lew status` shows the progress")
+    return 0
+
+
 # -- parser and entry point ---------------------------------------------------------------------------------------
 
 REGISTRARS: tuple[Callable[[Subcommands], None], ...] = (
@@ -414,6 +448,7 @@ REGISTRARS: tuple[Callable[[Subcommands], None], ...] = (
     register_status,
     register_results,
     register_redrive,
+    register_rerun,
     cost.register,
 )
 

@@ -138,7 +138,7 @@ def push_and_wait(
         while True:
             for name, outcome in outcomes.items():
                 if outcome.manifest is None:
-                    key = ops.manifest_key(target.result_prefix, name)
+                    key = ops.manifest_key(target, f"{target.input_prefix}{name}")
                     outcome.manifest = ops.read_manifest(s3, target.bucket, key, target.result_prefix)
             counts = stack.queue_counts()
             done = [o for o in outcomes.values() if o.manifest is not None]

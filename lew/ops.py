@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from lew.errors import LewError
 from lew.files import check_readable_file
 from lew.queues import queue_arn, queue_depths
-from lew.samples import archive_stem
+from worker import paths
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from lew.target import Target
 
-MANIFEST_NAME = "manifest.json"
+MANIFEST_NAME = paths.MANIFEST_NAME
 SQS_BATCH = 10
 
 
@@ -59,9 +59,9 @@ def submit(s3: S3Client, target: Target, files: Sequence[Path]) -> list[str]:
 
 @dataclass(frozen=True)
 class ManifestSummary:
-    """The fields of a manifest that the status and results tables show."""
+    """The fields of a manifest that the status and results tables show; `folder` is its results folder's name."""
 
-    stem: str
+    folder: str
     key: str
     status: str
     source_key: str
@@ -72,10 +72,6 @@ class ManifestSummary:
     document: dict[str, Any] = field(repr=False, compare=False)
 
 
-def stem_of_manifest(key: str, result_prefix: str) -> str:
-    return key[len(result_prefix) : -len(MANIFEST_NAME) - 1]
-
-
 def summarize(
     document: dict[str, Any], key: str, result_prefix: str, last_modified: datetime | None
 ) -> ManifestSummary:
@@ -84,7 +80,7 @@ def summarize(
     timings = document.get("timings") or {}
     total = timings.get("total") if isinstance(timings, dict) else None
     return ManifestSummary(
-        stem=stem_of_manifest(key, result_prefix),
+        folder=paths.folder_of_manifest(key, result_prefix) or key.removeprefix(result_prefix),
         key=key,
         status=str(document.get("status", "unknown")),
         source_key=str((document.get("source") or {}).get("key", "")),
@@ -112,11 +108,15 @@ def read_manifest(s3: S3Client, bucket: str, key: str, result_prefix: str) -> Ma
 
 
 def list_manifests(s3: S3Client, target: Target, *, limit: int | None = None) -> list[ManifestSummary]:
-    """Manifests under the result prefix, newest first."""
+    """Manifests under the result prefix, newest first.
+
+    Only `RESULT_PREFIX<folder>/manifest.json` with a one-segment folder is a manifest (worker/paths.py): an output
+    named `sub/manifest.json` is not.
+    """
     found: list[tuple[datetime, str]] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=target.bucket, Prefix=target.result_prefix):
         for item in page.get("Contents", []):
-            if item["Key"].endswith(f"/{MANIFEST_NAME}"):
+            if paths.folder_of_manifest(item["Key"], target.result_prefix) is not None:
                 found.append((item["LastModified"], item["Key"]))
     found.sort(reverse=True)
     chosen = found if limit is None else found[:limit]
@@ -128,18 +128,28 @@ def list_manifests(s3: S3Client, target: Target, *, limit: int | None = None) ->
     return summaries
 
 
-def manifest_key(result_prefix: str, input_name: str) -> str:
-    """Where the worker writes the manifest of an archive uploaded as `<input prefix><input_name>`."""
-    return f"{result_prefix}{archive_stem(input_name)}/{MANIFEST_NAME}"
+def upload_key(target: Target, key: str) -> str:
+    """The S3 key a user means: a key under the input prefix as it is, else a name under it (`scene.zip`)."""
+    return key if key.startswith(target.input_prefix) else f"{target.input_prefix}{key}"
+
+
+def manifest_key(target: Target, key: str) -> str:
+    """Where the worker writes the manifest of the upload `key` (the rule of worker/paths.py)."""
+    return paths.manifest_key(key, target.input_prefix, target.result_prefix)
+
+
+def manifests_of(s3: S3Client, target: Target, keys: Sequence[str]) -> list[tuple[str, ManifestSummary | None]]:
+    """Each upload key with its manifest, or None when it has none (yet)."""
+    return [(key, read_manifest(s3, target.bucket, manifest_key(target, key), target.result_prefix)) for key in keys]
 
 
 def download_results(s3: S3Client, target: Target, manifest: ManifestSummary, dest: Path) -> list[Path]:
-    """Download a job's outputs and manifest into `dest/<stem>/`; keys never reach a path outside it."""
-    folder = (dest / manifest.stem).resolve()
+    """Download a job's outputs and manifest into `dest/<results folder name>/`; keys never reach a path outside it."""
+    folder = (dest / manifest.folder).resolve()
     root = dest.resolve()
-    if not folder.is_relative_to(root):
+    if folder == root or not folder.is_relative_to(root):
         raise LewError(f"refusing to download {manifest.key}: its name leads outside {dest}")
-    prefix = f"{target.result_prefix}{manifest.stem}/"
+    prefix = f"{target.result_prefix}{manifest.folder}/"
     written = []
     for key in [*manifest.outputs, manifest.key]:
         relative = key[len(prefix) :] if key.startswith(prefix) else Path(key).name

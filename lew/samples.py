@@ -26,7 +26,7 @@ class DemoInput:
 
 
 def archive_stem(name: str) -> str:
-    """The name without its archive suffix, as the worker names the result folder."""
+    """The name without its archive suffix (a bundled scene's name)."""
     for suffix in (".tar.gz", ".tgz", ".zip", ".tar"):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]

@@ -32,6 +32,7 @@ from worker.job import JobRuntime
 from worker.log import get_logger
 from worker.metadata import task_identity
 from worker.processors import load_processor
+from worker.redrive import max_receive_count_of
 from worker.settings import ConfigurationError, Settings
 from worker.shutdown import Shutdown
 
@@ -62,9 +63,14 @@ def run(settings: Settings, environ: Mapping[str, str], shutdown: Shutdown) -> S
     """Build the runtime, check that the queue answers, and drain it."""
     processor = load_processor(settings)
     s3, sqs = make_clients(settings)
-    check_queue(sqs, settings.queue_url)
+    attributes = check_queue(sqs, settings.queue_url)
     runtime = JobRuntime(
-        s3=s3, settings=settings, processor=processor, identity=task_identity(environ), abort=shutdown.abort
+        s3=s3,
+        settings=settings,
+        processor=processor,
+        identity=task_identity(environ),
+        abort=shutdown.abort,
+        max_receive_count=max_receive_count_of(attributes.get("RedrivePolicy")),
     )
     heartbeat = Heartbeat(
         sqs, settings.queue_url, settings.visibility_timeout, settings.heartbeat_interval, claims=runtime.claims

@@ -1,4 +1,4 @@
-"""The in-flight claim: at most one worker processes an upload's stem at a time.
+"""The in-flight claim: at most one worker processes an upload (one key, one results folder) at a time.
 
 S3 delivers events at least once, a multipart upload can raise two events, and a retried launcher enqueues an
 object again, so two workers can receive the same object at the same moment. The manifest only catches a
@@ -57,19 +57,19 @@ MAX_DEFERRAL_SECONDS = 43_200 - 600
 CONFLICT_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
 
 
-def claim_key(result_prefix: str, stem: str) -> str:
-    """The claim object of a stem: `RESULT_PREFIX.lew-claims/<stem>.claim.json`, apart from every results folder.
+def claim_key(result_prefix: str, folder: str) -> str:
+    """The claim object of a results folder: `RESULT_PREFIX.lew-claims/<folder name>.claim.json`.
 
-    (`.claim.json`, not `.json`: the claim of a stem `x/manifest` must not look like a manifest to a lister.)
-    A stem whose claim key would pass S3's key limit is claimed as `.lew-claims/sha256/<hex of the stem>.claim.json`:
-    the claim key is 9 bytes longer than the manifest key, and a stem whose manifest fits must still be claimable.
+    One claim per results folder, so per key (`paths.folder_name`). `.claim.json`, not `.json`, so that no claim
+    looks like a manifest to a lister. A claim key past S3's key limit is
+    `.lew-claims/sha256/<hex of the folder name>.claim.json`: the claim key is 9 bytes longer than the manifest key,
+    and a key whose manifest fits must still be claimable. A folder name holds no `/`, or only the one after
+    `.lew-outside`, so a hashed claim never shares its key with another upload's.
     """
-    key = f"{result_prefix}{CLAIMS_FOLDER}{stem}{CLAIM_SUFFIX}"
+    key = f"{result_prefix}{CLAIMS_FOLDER}{folder}{CLAIM_SUFFIX}"
     if key_fits(key):
         return key
-    # Deterministic, so every worker names the same claim. A literal stem `sha256/<that hex>` would share it;
-    # that costs a wait, never a wrong result (claims only serialise jobs; the manifest decides what is done).
-    digest = hashlib.sha256(stem.encode()).hexdigest()
+    digest = hashlib.sha256(folder.encode()).hexdigest()  # deterministic: every worker names the same claim
     return f"{result_prefix}{CLAIMS_FOLDER}sha256/{digest}{CLAIM_SUFFIX}"
 
 
@@ -85,7 +85,7 @@ class Holder:
 
 @dataclass(frozen=True)
 class Busy:
-    """Another worker holds a live claim on the stem: the job must wait. `remaining` is its lease left, in s."""
+    """Another worker holds a live claim on the upload: the job must wait. `remaining` is its lease left, in s."""
 
     remaining: float
     holder: dict[str, Any]
@@ -255,9 +255,9 @@ def acquire(
     sleep: Callable[[float], bool] | None = None,
     finished: Callable[[str], bool] | None = None,
 ) -> Claim | Busy:
-    """Claim a stem: create the claim, or take over an expired or finished one; Busy when another worker holds it.
+    """Claim an upload: create the claim, or take over an expired or finished one; Busy when another worker holds it.
 
-    `finished(nonce)` says whether the stem's manifest records the claim with that nonce, i.e. its job is over (one
+    `finished(nonce)` says whether the upload's manifest records the claim with that nonce, i.e. its job is over (one
     manifest GET, asked only when a claim exists). A live holder is given `patience` seconds
     (CONFLICT_WAIT_SECONDS) to finish: a short job's duplicate then becomes a skip on this very receive. Errors
     other than a lost race (network, 5xx after retries, access denied) are raised: the job is retried.
@@ -277,7 +277,7 @@ def acquire(
             found = created
         busy = Busy(remaining=found.remaining, holder=_holder_of(found.document))
         if finished is not None and _is_finished(found, finished):
-            # Its job wrote the manifest naming it and left it for the next job of the stem (asked before the expiry
+            # Its job wrote the manifest naming it and left it for the next job of the upload (asked before the expiry
             # too, so that an expired take-over still means a dead worker). If-Match: when a second contender takes
             # it first (or the holder's last refresh lands), we read the claim again.
             if _take_over(claim, found):
@@ -350,7 +350,7 @@ def read_claim(s3: S3Client, bucket: str, key: str, default_lease: int) -> _Foun
     except ValueError:
         document = None
     if not isinstance(document, dict):
-        document = {}  # a damaged claim still holds the stem, for the default lease
+        document = {}  # a damaged claim still holds the upload, for the default lease
     lease = document.get("lease_seconds")
     if not isinstance(lease, int) or isinstance(lease, bool) or lease <= 0:
         lease = default_lease

@@ -22,25 +22,31 @@ if TYPE_CHECKING:
 
 BACKOFF_BASE_SECONDS = 30
 MAX_VISIBILITY_SECONDS = 43_200
+# The DLQ's `reason` attribute is cut here: room for two S3 keys of 1024 bytes and their words (SQS allows 256 KiB).
+REASON_LIMIT = 4096
 
 
 class Action(enum.Enum):
     """What to do with a message once it is handled."""
 
-    DELETE = "delete"  # done (success, permanent failure with a manifest, skip, test event, poison or refused moved)
+    DELETE = "delete"  # done (success, permanent failure with a manifest, skip, test event, or moved to the DLQ)
     RETRY = "retry"  # transient failure: hide it for a backoff; the redrive policy ends it after maxReceiveCount
     DEFER = "defer"  # another worker is processing the same upload: hide it until that job should be over
     RELEASE = "release"  # the worker is stopping: make it visible to another worker at once
-    LEAVE = "leave"  # poison or refused with no DLQ_URL: stop extending it and let the redrive policy move it
+    LEAVE = "leave"  # to be dead-lettered, but no DLQ_URL (or the send failed): let the redrive policy move it
 
 
 @dataclass(frozen=True)
 class Settlement:
-    """The action for a message, the visibility to set for RETRY and DEFER, and the outcome of each of its jobs."""
+    """The action for a message, the visibility to set for RETRY and DEFER, and the outcome of each of its jobs.
+
+    `reason` says why a message is kept (RETRY, DEFER, RELEASE): on its last allowed attempt it is the DLQ's reason.
+    """
 
     action: Action
     delay: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
+    reason: str = ""
 
 
 def backoff_seconds(attempt: int, cap: int, rng: random.Random | None = None) -> int:
@@ -53,7 +59,29 @@ def backoff_seconds(attempt: int, cap: int, rng: random.Random | None = None) ->
 def handle_message(
     message: Received, runtime: JobRuntime, sqs: SQSClient, queue_url: str, dlq_url: str | None
 ) -> Settlement:
-    """Run every job of a message (or move a poison body aside) and say how to settle it."""
+    """Run every job of a message (or move a poison body aside) and say how to settle it.
+
+    A message kept on its last allowed attempt (ApproximateReceiveCount reaching the queue's maxReceiveCount) would
+    be moved to the DLQ by SQS at its next receive, with no reason: the worker moves it itself, with the last error.
+    """
+    try:
+        settlement = _handle(message, runtime, sqs, queue_url, dlq_url)
+    except Exception as error:  # noqa: BLE001 - a bug must not lose the message: retry it, with its reason
+        get_logger().exception("handling the message failed unexpectedly; it will be retried")
+        delay = min(runtime.settings.visibility_timeout, 30)
+        settlement = Settlement(Action.RETRY, delay=delay, reason=f"unexpected {type(error).__name__}: {error}")
+    limit = runtime.max_receive_count
+    if settlement.action in KEPT and limit is not None and message.attempt >= limit:
+        reason = f"attempt {message.attempt} of {limit} (the queue's maxReceiveCount): {settlement.reason or '?'}"
+        return _poison(message, reason, sqs, queue_url, dlq_url, kind="exhausted", outcomes=settlement.outcomes)
+    return settlement
+
+
+# Settlements that leave the message in the queue, to be received again.
+KEPT = frozenset({Action.RETRY, Action.DEFER, Action.RELEASE})
+
+
+def _handle(message: Received, runtime: JobRuntime, sqs: SQSClient, queue_url: str, dlq_url: str | None) -> Settlement:
     logger = get_logger()
     parsed = parse_body(message.body)
     if isinstance(parsed, TestEvent):
@@ -64,7 +92,7 @@ def handle_message(
     refusal = _results_key_refusal(parsed, runtime)
     if refusal is not None:
         return _poison(message, refusal, sqs, queue_url, dlq_url, kind="refused")
-    return _run_jobs(message, parsed, runtime)
+    return _run_jobs(message, parsed, runtime, sqs=sqs, queue_url=queue_url, dlq_url=dlq_url)
 
 
 def _results_key_refusal(parsed: Jobs, runtime: JobRuntime) -> str | None:
@@ -80,11 +108,14 @@ def _results_key_refusal(parsed: Jobs, runtime: JobRuntime) -> str | None:
     return "; ".join(found) if found else None
 
 
-def _run_jobs(message: Received, parsed: Jobs, runtime: JobRuntime) -> Settlement:
+def _run_jobs(
+    message: Received, parsed: Jobs, runtime: JobRuntime, *, sqs: SQSClient, queue_url: str, dlq_url: str | None
+) -> Settlement:
     logger = get_logger()
     for ignored in parsed.ignored:
         logger.info("ignoring a record that is not an object creation", extra={"record": ignored})
     outcomes: Counter[str] = Counter()
+    reasons: dict[Outcome, list[str]] = {}
     claim_remaining: float | None = None
     for job in parsed.jobs:
         if runtime.abort.is_set():
@@ -96,33 +127,55 @@ def _run_jobs(message: Received, parsed: Jobs, runtime: JobRuntime) -> Settlemen
         finally:
             logger.remove_keys(["bucket", "key"])
         outcomes[result.outcome.value] += 1
+        if result.reason:
+            reasons.setdefault(result.outcome, []).append(result.reason)
         if result.claim_remaining is not None:
             claim_remaining = max(claim_remaining or 0.0, result.claim_remaining)
     visibility_timeout = runtime.settings.visibility_timeout
+
+    def why(*kinds: Outcome) -> str:
+        return "; ".join(reason for kind in kinds for reason in reasons.get(kind, []))
+
     if outcomes[Outcome.ABORTED.value]:
-        return Settlement(Action.RELEASE, outcomes=outcomes)
+        return Settlement(Action.RELEASE, outcomes=outcomes, reason=why(Outcome.ABORTED))
+    if outcomes[Outcome.DEAD.value]:
+        # No manifest can record it; the launcher sends one record per message, and a redriven message's other
+        # jobs would be skips, so the whole message goes.
+        dead = outcomes.copy()
+        del dead[Outcome.DEAD.value]
+        return _poison(message, why(Outcome.DEAD), sqs, queue_url, dlq_url, kind="dead", outcomes=dead)
     if outcomes[Outcome.DEFERRED.value]:
         # When the message comes back, the manifest makes the deferred job a skip (same ETag) or it runs (newer).
         held = time.monotonic() - message.received_at
         delay = deferral_seconds(claim_remaining or 0.0, message.attempt, visibility_timeout, held)
         if outcomes[Outcome.RETRY.value]:
             delay = max(delay, backoff_seconds(message.attempt, visibility_timeout))
-        return Settlement(Action.DEFER, delay=delay, outcomes=outcomes)
+        return Settlement(Action.DEFER, delay=delay, outcomes=outcomes, reason=why(Outcome.RETRY, Outcome.DEFERRED))
     if outcomes[Outcome.RETRY.value]:
         delay = backoff_seconds(message.attempt, visibility_timeout)
-        return Settlement(Action.RETRY, delay=delay, outcomes=outcomes)
+        return Settlement(Action.RETRY, delay=delay, outcomes=outcomes, reason=why(Outcome.RETRY))
     return Settlement(Action.DELETE, outcomes=outcomes)
 
 
 def _poison(
-    message: Received, reason: str, sqs: SQSClient, queue_url: str, dlq_url: str | None, *, kind: str = "poison"
+    message: Received,
+    reason: str,
+    sqs: SQSClient,
+    queue_url: str,
+    dlq_url: str | None,
+    *,
+    kind: str = "poison",
+    outcomes: Counter[str] | None = None,
 ) -> Settlement:
-    """Move a message that can never succeed to the DLQ with its reason (or, without DLQ_URL, leave it to redrive).
+    """Move a message to the DLQ with its reason (or, without DLQ_URL, leave it to the redrive policy).
 
-    `kind` names it in the logs and the outcomes: "poison" (an unparsable body) or "refused" (results too long).
+    `kind` names it in the logs, the outcomes and the DLQ message's `kind` attribute: "poison" (an unparsable body),
+    "refused" (no results folder possible), "dead" (a permanent failure no manifest can record) or "exhausted"
+    (the last allowed attempt failed). `outcomes` are the message's job outcomes so far.
     """
     logger = get_logger()
-    outcomes = Counter({kind: 1})
+    outcomes = Counter(outcomes or {})
+    outcomes[kind] += 1
     if not dlq_url:
         logger.error(
             f"{kind} message: left for the queue's redrive policy (DLQ_URL is not set)",
@@ -134,9 +187,11 @@ def _poison(
             QueueUrl=dlq_url,
             MessageBody=message.body or "(empty body)",
             MessageAttributes={
-                "reason": {"DataType": "String", "StringValue": reason[:1024]},
+                "reason": {"DataType": "String", "StringValue": reason[:REASON_LIMIT]},
                 "source_message_id": {"DataType": "String", "StringValue": message.message_id},
                 "source_queue": {"DataType": "String", "StringValue": queue_url},
+                "kind": {"DataType": "String", "StringValue": kind},
+                "attempts": {"DataType": "Number", "StringValue": str(message.attempt)},
             },
         )
     except (BotoCoreError, ClientError) as error:

@@ -44,6 +44,8 @@ class Summary:
             "released": self.outcomes["aborted"],
             "poison": self.outcomes["poison"],
             "refused": self.outcomes["refused"],
+            "dead": self.outcomes["dead"],
+            "exhausted": self.outcomes["exhausted"],
             "messages": self.messages,
             "duration": round(time.monotonic() - self.started, 3),
             "stopped_by": self.stopped_by,

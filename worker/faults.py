@@ -62,12 +62,14 @@ class Fault:
     message: str
 
 
-def check_queue(sqs: SQSClient, queue_url: str) -> None:
+def check_queue(sqs: SQSClient, queue_url: str) -> dict[str, str]:
     """One GetQueueAttributes before the first receive, so that a wrong queue, region or credential shows at once.
 
-    Raises what botocore raises; `describe_fault` turns the foreseeable ones into a Fault.
+    Returns the queue's QueueArn and RedrivePolicy (worker/redrive.py reads its maxReceiveCount from it). Raises
+    what botocore raises; `describe_fault` turns the foreseeable ones into a Fault.
     """
-    sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    answer = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn", "RedrivePolicy"])
+    return {str(name): value for name, value in answer.get("Attributes", {}).items()}
 
 
 def describe_fault(error: BaseException, *, queue_url: str, region: str, environ: Mapping[str, str]) -> Fault | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import shutil
 import tempfile
@@ -23,7 +24,9 @@ from worker.errors import (
     JobError,
     ProcessorRejected,
     UnsupportedInput,
+    describe_error,
     is_permanent,
+    s3_rule,
 )
 from worker.log import get_logger
 from worker.manifest import (
@@ -40,10 +43,11 @@ from worker.manifest import (
 )
 from worker.messages import Job
 from worker.metadata import TaskIdentity
-from worker.paths import MANIFEST_NAME, stem_for
+from worker.paths import MANIFEST_NAME, OUTSIDE_FOLDER, folder_name, manifest_key, results_folder
 from worker.processors import Processor, ProcessorContext, prepare_output_dir, run_processor
 from worker.publish import open_source, save_body, upload_outputs
 from worker.settings import Settings
+from worker.versions import parse_sequencer, plan, sequencer_to_record
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -61,6 +65,7 @@ class Outcome(enum.Enum):
     DEFERRED = "deferred"  # another worker holds the claim: hide the message until that job should be over
     RETRY = "retry"  # a transient failure: keep the message, with a backoff
     ABORTED = "aborted"  # the worker is stopping: release the message at once
+    DEAD = "dead"  # a permanent failure no manifest can record (bucket gone, results refused): to the DLQ, with reason
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,8 @@ class JobRuntime:
     identity: TaskIdentity = field(default_factory=TaskIdentity)
     abort: threading.Event = field(default_factory=threading.Event)
     claims: HeldClaims = field(default_factory=HeldClaims)  # the heartbeat refreshes these (pass it to Heartbeat)
+    # The work queue's maxReceiveCount (worker/redrive.py): the last allowed attempt dead-letters with its reason.
+    max_receive_count: int | None = None
 
 
 @dataclass(frozen=True)
@@ -82,25 +89,27 @@ class JobResult:
     outcome: Outcome
     error: BaseException | None = None
     claim_remaining: float | None = None  # DEFERRED: the seconds left on the other worker's claim
+    reason: str | None = None  # RETRY, DEAD: one line saying what failed and what to do (the DLQ's reason)
 
 
 def run_job(job: Job, attempt: int, runtime: JobRuntime, *, message_id: str = "") -> JobResult:
     """Run one job and write its manifest; never raises for a job's own failure (the outcome says what happened)."""
     settings = runtime.settings
     logger = get_logger()
-    stem = stem_for(job.key, settings.input_prefix)
+    folder = folder_name(job.key, settings.input_prefix)
     holder = Holder(message_id=message_id, task_arn=runtime.identity.task_arn, etag=job.etag, version_id=job.version_id)
-    manifest_key = _manifest_key(settings, stem)
+    manifest = manifest_key(job.key, settings.input_prefix, settings.result_prefix)
+    claim = claim_key(settings.result_prefix, folder)
 
     def finished(nonce: str) -> bool:
         # Asked only about an existing claim: a job that wrote its manifest leaves its claim, named in it, behind.
-        return records_claim(read_manifest(runtime.s3, job.bucket, manifest_key), nonce)
+        return records_claim(read_manifest(runtime.s3, job.bucket, manifest), nonce)
 
     try:
         acquired = acquire(
             runtime.s3,
             job.bucket,
-            claim_key(settings.result_prefix, stem),
+            claim,
             holder,
             settings.visibility_timeout,
             abort=runtime.abort,
@@ -108,53 +117,67 @@ def run_job(job: Job, attempt: int, runtime: JobRuntime, *, message_id: str = ""
         )
     except JobAborted as error:
         logger.warning("job aborted", extra={"error": str(error)})
-        return JobResult(Outcome.ABORTED, error)
+        return JobResult(Outcome.ABORTED, error, reason=f"the worker stopped before the job could start: {error}")
     except Exception as error:  # noqa: BLE001 - without a claim the job must not run; retried, never lost
-        logger.warning("could not claim the upload; it will be retried", extra={"error": str(error)})
-        return JobResult(Outcome.RETRY, error)
+        reason = describe_error(error, f"claim s3://{job.bucket}/{claim}")
+        if is_permanent(error):
+            # The claim is the first write under RESULT_PREFIX: refused for good, no manifest could be written either.
+            logger.warning("could not claim the upload, for good: dead-lettering the message", extra={"error": reason})
+            return JobResult(Outcome.DEAD, error, reason=reason)
+        logger.warning("could not claim the upload; it will be retried", extra={"error": reason})
+        return JobResult(Outcome.RETRY, error, reason=reason)
     if isinstance(acquired, Busy):
         logger.info(
             "another worker is processing this upload: deferring the message",
             extra={"claim_remaining": round(acquired.remaining, 1), **acquired.holder},
         )
-        return JobResult(Outcome.DEFERRED, claim_remaining=acquired.remaining)
+        other = acquired.holder
+        reason = (
+            f"another worker (task {other.get('holder_task_arn')}, message {other.get('holder_message_id')}) "
+            f"held the claim s3://{job.bucket}/{claim}"
+        )
+        return JobResult(Outcome.DEFERRED, claim_remaining=acquired.remaining, reason=reason)
     runtime.claims.add(acquired)
     try:
-        return _run_claimed(job, attempt, runtime, acquired, stem)
+        return _run_claimed(job, attempt, runtime, acquired, folder)
     finally:
         # Deleted after a skip, a retry or an abort; left in place when the manifest written names it.
         runtime.claims.release(acquired)
 
 
-def _run_claimed(job: Job, attempt: int, runtime: JobRuntime, claim: Claim, stem: str) -> JobResult:
+def _run_claimed(job: Job, attempt: int, runtime: JobRuntime, claim: Claim, folder: str) -> JobResult:
     settings = runtime.settings
     logger = get_logger()
-    folder_key = f"{settings.result_prefix}{stem}/"
-    manifest_key = _manifest_key(settings, stem)
+    folder_key = results_folder(job.key, settings.input_prefix, settings.result_prefix)
+    manifest_key = folder_key + MANIFEST_NAME
     started_at = utcnow()
     timings: dict[str, float] = {}
     ignored: list[dict[str, str]] = []  # members unpack left out: in the failure manifest too, if a later phase fails
-    source = Source(job.bucket, job.key, job.etag, job.version_id, job.size)
+    source = Source(job.bucket, job.key, job.etag, job.version_id, job.size, parse_sequencer(job.sequencer))
     try:
         # Read under the claim: a duplicate whose job finished a moment ago is seen here, not processed again.
         existing = read_manifest(runtime.s3, job.bucket, manifest_key)
-        if records_success(existing, job.etag, job.version_id):
-            logger.info("already processed: skipping", extra={"manifest": manifest_key, "etag": job.etag})
+        versions = plan(job, existing)
+        if versions.skip is not None:
+            logger.info("an older version's event: skipping", extra={"manifest": manifest_key, "why": versions.skip})
+        if versions.skip is not None or _done_before(job, existing, job.etag, job.version_id, manifest_key):
             return JobResult(Outcome.SKIPPED)
         # An input that is not an archive costs no GET at all.
-        suffix = _check_input(source, stem, settings)
+        suffix = _check_input(source, folder, settings)
         with _job_folder() as job_dir:
             archive = job_dir / f"{ARCHIVE_STEM}{suffix}"
             _check_abort(runtime, claim)
-            with _timed(timings, "download"), open_source(runtime.s3, job) as opened:
+            with (
+                _timed(timings, "download"),
+                open_source(runtime.s3, job, pin_version=versions.pin_version) as opened,
+            ):
                 # From here on the manifest records the object the GET answered with, not the message's view of it.
-                source = opened.source
-                if source.etag != job.etag and records_success(existing, source.etag, source.version_id):
-                    logger.info("already processed: skipping", extra={"manifest": manifest_key, "etag": source.etag})
+                source = dataclasses.replace(opened.source, sequencer=sequencer_to_record(opened.source, job, existing))
+                if _done_before(job, existing, source.etag, source.version_id, manifest_key):
                     return JobResult(Outcome.SKIPPED)
-                # The object was replaced since the message was sent (no version id to pin): its old bytes are gone,
-                # so the current object is processed and its own ETag recorded. The newer upload's message then
-                # finds a success for its ETag and skips, so each version is processed at most once.
+                # The object was replaced since the message was sent (no version id to pin, or no sequencer to order
+                # by: worker/versions.py): the current object is processed and its own ETag recorded. The newer
+                # upload's message then finds a success for its ETag and skips: each version is processed at most once.
                 _check_size(source, settings)  # before a byte of the body is read
                 save_body(opened, archive)
             manifest = _process(
@@ -175,10 +198,12 @@ def _run_claimed(job: Job, attempt: int, runtime: JobRuntime, claim: Claim, stem
         return JobResult(Outcome.SUCCEEDED)
     except JobAborted as error:
         logger.warning("job aborted: the worker is stopping", extra={"error": str(error)})
-        return JobResult(Outcome.ABORTED, error)
+        return JobResult(Outcome.ABORTED, error, reason=f"the worker stopped during the job: {error}")
     except ClaimLost as error:
         logger.warning("job stopped: another worker took over its claim", extra={"error": str(error)})
-        return JobResult(Outcome.DEFERRED, error, claim_remaining=float(settings.visibility_timeout))
+        return JobResult(
+            Outcome.DEFERRED, error, claim_remaining=float(settings.visibility_timeout), reason=f"claim lost: {error}"
+        )
     except Exception as error:  # noqa: BLE001 - every failure is classified; unknown ones are retried, not lost
         return _settle_failure(
             job,
@@ -194,11 +219,27 @@ def _run_claimed(job: Job, attempt: int, runtime: JobRuntime, claim: Claim, stem
         )
 
 
-def _check_input(source: Source, stem: str, settings: Settings) -> str:
-    """The archive suffix; a permanent failure when the key has none or would put results in the claims folder."""
-    if stem.split("/", 1)[0] == CLAIMS_FOLDER.rstrip("/"):
+def _done_before(job: Job, existing: dict[str, object] | None, etag: str | None, version: str | None, key: str) -> bool:
+    """True when the manifest records a success for this ETag (and version): a skip, unless a re-run is asked for."""
+    if not records_success(existing, etag, version):
+        return False
+    if job.rerun:
+        get_logger().info("re-run requested: processing again what the manifest records", extra={"manifest": key})
+        return False
+    get_logger().info("already processed: skipping", extra={"manifest": key, "etag": etag})
+    return True
+
+
+def _check_input(source: Source, folder: str, settings: Settings) -> str:
+    """The archive suffix; a permanent failure when the key has none or its folder is one of the reserved ones."""
+    if folder == CLAIMS_FOLDER.rstrip("/"):
         raise UnsupportedInput(
             f"{source.key} would put its results in {settings.result_prefix}{CLAIMS_FOLDER}, the worker's claims folder"
+        )
+    if folder == OUTSIDE_FOLDER:
+        raise UnsupportedInput(
+            f"{source.key} would put its results in {settings.result_prefix}{OUTSIDE_FOLDER}/, the folder of the "
+            "results of keys outside INPUT_PREFIX"
         )
     suffix = archive_suffix(source.key)
     if suffix is None:
@@ -287,12 +328,13 @@ def _settle_failure(
     error: Exception,
 ) -> JobResult:
     logger = get_logger()
+    reason = describe_error(error, f"a request of the job of s3://{job.bucket}/{job.key}")
     if not is_permanent(error):
         if isinstance(error, JobError):
             logger.warning("job failed; it will be retried", extra={"error": str(error), "type": type(error).__name__})
         else:
-            logger.exception("job failed; it will be retried", extra={"type": type(error).__name__})
-        return JobResult(Outcome.RETRY, error)
+            logger.exception("job failed; it will be retried", extra={"type": type(error).__name__, "error": reason})
+        return JobResult(Outcome.RETRY, error, reason=reason)
     logger.warning("job failed permanently", extra={"error": str(error), "type": type(error).__name__})
     timings["total"] = (utcnow() - started_at).total_seconds()
     manifest = Manifest(
@@ -309,6 +351,8 @@ def _settle_failure(
         error=error_record(error, permanent=True),
         ignored=ignored,
     )
+    if manifest.error is not None and s3_rule(error) is not None:
+        manifest.error["message"] = reason  # botocore's words, plus what the code means and what to do
     try:
         # Another delivery of the same upload may have succeeded meanwhile: never hide its results.
         if records_success(read_manifest(runtime.s3, job.bucket, manifest_key), source.etag, source.version_id):
@@ -316,13 +360,14 @@ def _settle_failure(
         else:
             _write_claimed_manifest(runtime.s3, job.bucket, manifest_key, manifest, claim)
     except Exception as write_error:  # noqa: BLE001 - without its manifest the failure must be retried, not deleted
-        logger.warning("could not write the failure manifest; will retry", extra={"error": str(write_error)})
-        return JobResult(Outcome.RETRY, write_error)
+        unwritten = describe_error(write_error, f"write s3://{job.bucket}/{manifest_key}")
+        if is_permanent(write_error):
+            # Bucket gone, results refused: no manifest can ever tell the uploader, so the DLQ's reason must.
+            logger.warning("could not write the failure manifest, for good: dead-lettering", extra={"error": unwritten})
+            return JobResult(Outcome.DEAD, write_error, reason=f"{reason}; and no manifest could say so: {unwritten}")
+        logger.warning("could not write the failure manifest; will retry", extra={"error": unwritten})
+        return JobResult(Outcome.RETRY, write_error, reason=f"{reason}; and the failure manifest failed: {unwritten}")
     return JobResult(Outcome.FAILED, error)
-
-
-def _manifest_key(settings: Settings, stem: str) -> str:
-    return f"{settings.result_prefix}{stem}/{MANIFEST_NAME}"
 
 
 def _write_claimed_manifest(s3: S3Client, bucket: str, key: str, manifest: Manifest, claim: Claim) -> None:

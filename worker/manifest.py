@@ -1,4 +1,4 @@
-"""The manifest written last under RESULT_PREFIX/<stem>/ (schema in docs/ARCHITECTURE.md), and the idempotency rule."""
+"""The manifest written last in a results folder (schema in docs/ARCHITECTURE.md), and the idempotency rule."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ class Source:
     etag: str | None
     version_id: str | None
     size: int | None
+    sequencer: str | None = None  # the S3 event's sequencer for this object, when known (worker/versions.py)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class Manifest:
                 "etag": self.source.etag,
                 "version_id": self.source.version_id,
                 "size": self.source.size,
+                "sequencer": self.source.sequencer,
             },
             "outputs": [{"key": o.key, "size": o.size, "content_type": o.content_type} for o in self.outputs],
             "processor": self.processor,
@@ -123,7 +125,7 @@ def records_success(manifest: dict[str, Any] | None, etag: str | None, version_i
 def records_claim(manifest: dict[str, Any] | None, nonce: str) -> bool:
     """True when a manifest names the claim with this nonce: the job that ran under that claim is over.
 
-    A manifest from before the field existed names no claim: its stem's claim is then treated as before.
+    A manifest from before the field existed names no claim: its upload's claim is then treated as before.
     """
     return manifest is not None and bool(nonce) and manifest.get("claim") == nonce
 

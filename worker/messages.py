@@ -19,6 +19,8 @@ class Job:
     etag: str | None = None
     version_id: str | None = None
     event_name: str = "ObjectCreated:Put"
+    sequencer: str | None = None  # orders the events of one key (docs/worker.md, "Versions and order")
+    rerun: bool = False  # `lew rerun`: process again even when the manifest records a success for this ETag
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,15 @@ def _job_from_record(record: Any) -> Job:
         etag=normalise_etag(_optional_text(obj, "eTag")),
         version_id=_optional_text(obj, "versionId"),
         event_name=event_name,
+        sequencer=_optional_text(obj, "sequencer"),
+        rerun=_rerun_flag(record),
     )
+
+
+def _rerun_flag(record: dict[str, Any]) -> bool:
+    """The `lew` block `lew rerun` adds to its record: {"lew": {"rerun": true}}."""
+    block = record.get("lew")
+    return isinstance(block, dict) and block.get("rerun") is True
 
 
 def _optional_text(obj: dict[str, Any], name: str) -> str | None:

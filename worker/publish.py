@@ -12,7 +12,17 @@ from typing import TYPE_CHECKING, Any
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
-from worker.errors import GONE_CODES, IncompleteDownload, ResultKeyTooLong, SourceGone, error_code
+from worker.errors import (
+    GONE_CODES,
+    IncompleteDownload,
+    ResultKeyTooLong,
+    SourceArchived,
+    SourceGone,
+    SourceUnreadable,
+    describe_s3_error,
+    error_code,
+    s3_rule,
+)
 from worker.manifest import Output, Source
 from worker.messages import Job, normalise_etag
 from worker.paths import S3_KEY_LIMIT_BYTES, key_fits
@@ -38,33 +48,48 @@ class OpenedSource:
 
 
 @contextmanager
-def open_source(s3: S3Client, job: Job) -> Iterator[OpenedSource]:
-    """GET the job's object (its version when the message names one); the body is closed on exit, read or not.
+def open_source(s3: S3Client, job: Job, *, pin_version: bool = True) -> Iterator[OpenedSource]:
+    """GET the job's object; the body is closed on exit, read or not.
 
-    The answer's headers say what a HEAD would (ETag, version, size), so no HEAD is made; a 404 is SourceGone.
+    With `pin_version` the GET names the message's versionId (when it has one), otherwise it gets the current version
+    (worker/versions.py decides). The answer's headers say what a HEAD would (ETag, version, size), so no HEAD is
+    made. S3 errors the table of worker/errors.py calls permanent become SourceGone, SourceArchived or
+    SourceUnreadable, whose message says what to do; transient ones are raised as they are.
     """
     args: dict[str, Any] = {"Bucket": job.bucket, "Key": job.key}
-    if job.version_id:
+    if job.version_id and pin_version:
         args["VersionId"] = job.version_id
     try:
         answer = s3.get_object(**args)
     except ClientError as error:
-        if error_code(error) in GONE_CODES:
-            raise SourceGone(f"s3://{job.bucket}/{job.key} no longer exists ({error_code(error)})") from error
-        raise
+        raise _source_error(error, job) from error
     body = answer["Body"]
     try:
         source = Source(
             bucket=job.bucket,
             key=job.key,
             etag=normalise_etag(answer.get("ETag")),
-            version_id=answer.get("VersionId") or job.version_id,
+            version_id=answer.get("VersionId") or (job.version_id if pin_version else None),
             size=answer.get("ContentLength"),
         )
         yield OpenedSource(source, body)
     finally:
         # Unread, this drops the connection instead of draining gigabytes nobody wants.
         body.close()
+
+
+def _source_error(error: ClientError, job: Job) -> Exception:
+    """The job error for a refused GET of the upload (or the ClientError itself when a retry may pass)."""
+    rule = s3_rule(error)
+    if rule is None or not rule.permanent:
+        return error
+    message = describe_s3_error(error, f"GET s3://{job.bucket}/{job.key}")
+    code = error_code(error)
+    if code in GONE_CODES:
+        return SourceGone(message)
+    if code == "InvalidObjectState":
+        return SourceArchived(message)
+    return SourceUnreadable(message)
 
 
 def save_body(opened: OpenedSource, dest: Path) -> int:

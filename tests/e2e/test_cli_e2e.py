@@ -36,9 +36,9 @@ def test_demo_with_the_bundled_samples_exits_0_and_shows_the_rejection(
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "rejected as expected: UnsafeArchive" in printed
-    assert json.loads((out / "marbles" / "manifest.json").read_text())["status"] == "succeeded"
-    assert (out / "marbles" / "inventory.json").is_file()
-    assert json.loads((out / "hostile-zip-slip" / "manifest.json").read_text())["status"] == "failed"
+    assert json.loads((out / "marbles.zip" / "manifest.json").read_text())["status"] == "succeeded"
+    assert (out / "marbles.zip" / "inventory.json").is_file()
+    assert json.loads((out / "hostile-zip-slip.zip" / "manifest.json").read_text())["status"] == "failed"
     assert not (tmp_path / "escape.txt").exists()
 
 
@@ -52,7 +52,7 @@ def test_demo_exits_1_when_a_user_archive_fails(tmp_path: Path, capsys: pytest.C
     printed = capsys.readouterr().out
     assert code == 1, printed
     assert "not as expected: bad.zip" in printed
-    assert json.loads((tmp_path / "out" / "good" / "manifest.json").read_text())["status"] == "succeeded"
+    assert json.loads((tmp_path / "out" / "good.zip" / "manifest.json").read_text())["status"] == "succeeded"
 
 
 def lew(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
@@ -79,7 +79,7 @@ def start_local_up(cwd: Path, *argv: str) -> subprocess.Popen[str]:
     )
 
 
-def test_local_up_serves_submit_status_results_and_redrive_then_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+def test_local_up_serves_submit_status_results_rerun_and_redrive_then_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
     up = start_local_up(tmp_path, "--port", str(port))
     try:
@@ -102,7 +102,21 @@ def test_local_up_serves_submit_status_results_and_redrive_then_stops_cleanly_on
         assert "queued 0" in status.stdout
         downloaded = lew(tmp_path, "results", "--download", "fetched")
         assert downloaded.returncode == 0, downloaded.stderr
-        assert json.loads((tmp_path / "fetched" / "scene one" / "manifest.json").read_text())["status"] == "succeeded"
+        first = json.loads((tmp_path / "fetched" / "scene one.zip" / "manifest.json").read_text())
+        assert first["status"] == "succeeded"
+        # `lew results KEY` finds one upload's manifest by the results folder rule; `lew rerun` processes it again
+        one = lew(tmp_path, "results", "scene one.zip")
+        assert one.returncode == 0 and "incoming/scene one.zip" in one.stdout, one.stderr
+        rerun = lew(tmp_path, "rerun", "scene one.zip")
+        assert rerun.returncode == 0, rerun.stderr
+        assert "results/scene one.zip/manifest.json" in rerun.stdout
+
+        def processed_again() -> bool:
+            lew(tmp_path, "results", "scene one.zip", "--download", "again")
+            again = tmp_path / "again" / "scene one.zip" / "manifest.json"
+            return again.exists() and json.loads(again.read_text())["claim"] != first["claim"]
+
+        wait_for(processed_again, timeout=60, what="the re-run's new manifest", interval=1.0)
         redriven = lew(tmp_path, "redrive")
         assert redriven.returncode == 0, redriven.stderr
         assert "moved 0 message(s)" in redriven.stdout
@@ -251,7 +265,7 @@ def test_a_second_demo_leaves_only_its_own_results_and_log(tmp_path: Path, capsy
     # GIVEN the results of a demo of the bundled samples
     out = tmp_path / "results"
     assert cli.main(["demo", *FAST, "--out", str(out), "--timeout", "120"]) == 0
-    assert (out / "marbles" / "manifest.json").is_file()
+    assert (out / "marbles.zip" / "manifest.json").is_file()
 
     # WHEN another demo runs into the same folder, on another archive
     good = make_zip(tmp_path / "good.zip", {"good.txt": "fine"})
@@ -259,7 +273,7 @@ def test_a_second_demo_leaves_only_its_own_results_and_log(tmp_path: Path, capsy
     capsys.readouterr()
 
     # THEN the folder describes that run only, and its log holds that run only
-    assert sorted(path.name for path in out.iterdir()) == [".lew-demo.json", "good", "lew-demo.log"]
+    assert sorted(path.name for path in out.iterdir()) == [".lew-demo.json", "good.zip", "lew-demo.log"]
     log = (out / "lew-demo.log").read_text()
     assert log.count("lew demo run at ") == 1
     assert "good.zip" in log

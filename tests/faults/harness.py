@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from launcher.app import ObjectNotice, message_body
+from worker.paths import manifest_key
 
 REGION = "us-east-1"
 RESULT_PREFIX = "results/"
@@ -47,13 +48,8 @@ def work_message(s3: Any, bucket: str, key: str, event_name: str = "ObjectCreate
 
 
 def manifest_key_for(key: str) -> str:
-    """The manifest key of an input key under incoming/ with a .zip/.tgz/.tar suffix (docs/ARCHITECTURE.md)."""
-    relative = key[len(INPUT_PREFIX) :] if key.startswith(INPUT_PREFIX) else key
-    for suffix in (".tar.gz", ".tgz", ".tar", ".zip"):
-        if relative.lower().endswith(suffix):
-            relative = relative[: -len(suffix)]
-            break
-    return f"{RESULT_PREFIX}{relative}/manifest.json"
+    """The manifest key of an input key under incoming/ (the rule of docs/worker.md, "Where results go")."""
+    return manifest_key(key, INPUT_PREFIX, RESULT_PREFIX)
 
 
 def read_json(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:

@@ -28,14 +28,13 @@ from tests.faults.harness import (
     zip_archive,
 )
 from tests.faults.proxy import FaultProxy
+from worker.paths import results_folder
 from worker.settings import Settings
 from worker.shutdown import Shutdown
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(150)]
 
 S3_KEY_LIMIT = 1024
-# results/<stem>/inventory.json is 10 bytes longer than incoming/<stem>.zip; manifest.json 9 bytes.
-RESULT_KEY_GROWTH = len("results/") - len("incoming/") - len(".zip") + len("/inventory.json")
 
 
 def long_key(total_bytes: int) -> str:
@@ -50,6 +49,14 @@ def long_key(total_bytes: int) -> str:
     return key
 
 
+def longest_processable_key() -> str:
+    """The longest `long_key` whose inventory output key still fits S3's limit (each `/` is `%2F` in its folder)."""
+    total = S3_KEY_LIMIT
+    while len((results_folder(long_key(total), "incoming/", "results/") + "inventory.json").encode()) > S3_KEY_LIMIT:
+        total -= 1
+    return long_key(total)
+
+
 AWKWARD_KEYS = {
     "unicode": "incoming/unicode/scène-日本語-🎉.zip",
     "spaces": "incoming/with spaces/my scene  file.zip",
@@ -57,7 +64,7 @@ AWKWARD_KEYS = {
     "percent": "incoming/percent/100% done %25 %2F.zip",
     "reserved": "incoming/reserved/a&b=c;d,e@f$g!h'i(j)k*l~m.zip",
     "deep": "incoming/" + "/".join(f"level-{depth}" for depth in range(40)) + "/scene.zip",
-    "long": long_key(S3_KEY_LIMIT - RESULT_KEY_GROWTH),
+    "long": longest_processable_key(),
     "upper-suffix": "incoming/case/SCENE.ZIP",
     # Were a key ever handed to a shell, this would leave a canary file behind.
     "shell": "incoming/shell/$(touch lew-canary); `touch lew-canary` | x.zip",
@@ -128,5 +135,6 @@ def test_key_whose_results_would_exceed_the_s3_key_limit_is_refused_to_the_dlq_w
     assert len(moved) == 1
     attributes = moved[0]["MessageAttributes"]
     assert "manifest key" in attributes["reason"]["StringValue"]
-    assert f"{S3_KEY_LIMIT + 9} bytes" in attributes["reason"]["StringValue"]
+    manifest_bytes = len(manifest_key_for(key).encode())
+    assert manifest_bytes > S3_KEY_LIMIT and f"{manifest_bytes} bytes" in attributes["reason"]["StringValue"]
     assert attributes["source_queue"]["StringValue"] == queue_url

@@ -170,8 +170,8 @@ def test_worker_killed_after_uploading_outputs_but_before_its_manifest_reports_n
     finally:
         first.kill()
     # THEN the outputs are there, but without a manifest nothing says the job succeeded
-    uploaded = s3.list_objects_v2(Bucket=bucket, Prefix="results/half/scene/").get("Contents", [])
-    assert [item["Key"] for item in uploaded] == ["results/half/scene/inventory.json"]
+    uploaded = s3.list_objects_v2(Bucket=bucket, Prefix="results/half%2Fscene.zip/").get("Contents", [])
+    assert [item["Key"] for item in uploaded] == ["results/half%2Fscene.zip/inventory.json"]
     assert read_json(s3, bucket, manifest_key_for(key)) is None
     # WHEN the message comes back after its visibility timeout, and a new worker takes it
     proxy.clear()
@@ -182,10 +182,10 @@ def test_worker_killed_after_uploading_outputs_but_before_its_manifest_reports_n
     assert result.all_succeeded, (result, (tmp_path / "worker-2.log").read_text())
     manifest = read_json(s3, bucket, manifest_key_for(key))
     assert manifest is not None and manifest["attempt"] == 2
-    assert [output["key"] for output in manifest["outputs"]] == ["results/half/scene/inventory.json"]
+    assert [output["key"] for output in manifest["outputs"]] == ["results/half%2Fscene.zip/inventory.json"]
     succeeded = [
         line for line in (tmp_path / "worker-2.log").read_text().splitlines() if '"message":"job succeeded"' in line
     ]
     assert len(succeeded) == 1
     assert queue_depths(sqs, queue_url) == (0, 0)
-    assert json.loads(s3.get_object(Bucket=bucket, Key="results/half/scene/inventory.json")["Body"].read())
+    assert json.loads(s3.get_object(Bucket=bucket, Key="results/half%2Fscene.zip/inventory.json")["Body"].read())

@@ -70,7 +70,7 @@ def test_processor_gets_only_the_documented_environment(moto_server: str) -> Non
     assert finished.returncode == 0, finished.stdout.decode()[-2000:]
     manifest = read_json(s3, bucket, manifest_key_for(key))
     assert manifest is not None and manifest["status"] == "succeeded", manifest
-    seen = read_json(s3, bucket, "results/env/scene/env.json")
+    seen = read_json(s3, bucket, "results/env%2Fscene.zip/env.json")
     assert seen is not None
     # THEN it saw the documented variables, and nothing else
     assert set(seen) - ADDED_BY_PYTHON == DOCUMENTED, sorted(seen)

@@ -24,7 +24,9 @@ from worker.drain import Summary, drain
 from worker.heartbeat import Heartbeat
 from worker.job import JobRuntime
 from worker.log import get_logger
+from worker.paths import manifest_key
 from worker.processors import load_processor
+from worker.redrive import max_receive_count
 from worker.settings import Settings
 from worker.shutdown import Shutdown
 
@@ -104,9 +106,9 @@ class Stack:
         text = body if isinstance(body, str) else json.dumps(body)
         self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=text)
 
-    def manifest(self, stem: str) -> dict[str, Any]:
-        """The manifest of a stem."""
-        body = self.s3.get_object(Bucket=BUCKET, Key=f"results/{stem}/manifest.json")["Body"].read()
+    def manifest(self, key: str) -> dict[str, Any]:
+        """The manifest of an upload, found by the rule of docs/worker.md ("Where results go")."""
+        body = self.s3.get_object(Bucket=BUCKET, Key=manifest_key(key, "incoming/", "results/"))["Body"].read()
         loaded: dict[str, Any] = json.loads(body)
         return loaded
 
@@ -118,7 +120,13 @@ class Stack:
         """Drain the queue in this process, with settings overridden, until it is empty."""
         settings = replace(self.settings, **overrides)
         shutdown = Shutdown(settings.stop_grace_seconds)
-        runtime = JobRuntime(s3=self.s3, settings=settings, processor=load_processor(settings), abort=shutdown.abort)
+        runtime = JobRuntime(
+            s3=self.s3,
+            settings=settings,
+            processor=load_processor(settings),
+            abort=shutdown.abort,
+            max_receive_count=max_receive_count(self.sqs, settings.queue_url),  # read as `python -m worker` does
+        )
         heartbeat = Heartbeat(
             self.sqs, settings.queue_url, settings.visibility_timeout, settings.heartbeat_interval, runtime.claims
         )

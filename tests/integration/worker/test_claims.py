@@ -20,18 +20,19 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 import worker.claims
-from worker.claims import Busy, Holder, acquire, is_stale
+from worker.claims import Busy, Holder, acquire, claim_key, is_stale
 from worker.dispatch import handle_message
 from worker.drain import Summary, drain
 from worker.heartbeat import Heartbeat
 from worker.job import JobRuntime, Outcome, run_job
 from worker.manifest import utcnow
 from worker.messages import Job
+from worker.paths import folder_name
 from worker.processors import InventoryProcessor, ProcessorContext, ProcessResult, load_processor
 from worker.settings import Settings
 from worker.shutdown import Shutdown
 
-from .conftest import BUCKET, REGION, Stack, zip_bytes
+from .conftest import BUCKET, REGION, Stack, s3_record, zip_bytes
 
 CLAIMS = "results/.lew-claims/"
 
@@ -109,24 +110,27 @@ def draining_in_background(worker: Worker, stack: Stack) -> Iterator[Callable[[]
         yield lambda: future.result(timeout=60)
 
 
+def claim_of(stem: str) -> str:
+    """The claim key of the upload `incoming/<stem>.zip`."""
+    return claim_key("results/", folder_name(f"incoming/{stem}.zip", "incoming/"))
+
+
 def claim_document(stack: Stack, stem: str) -> dict[str, Any]:
-    """The claim object of a stem, as stored."""
-    document: dict[str, Any] = json.loads(
-        stack.s3.get_object(Bucket=BUCKET, Key=f"{CLAIMS}{stem}.claim.json")["Body"].read()
-    )
+    """The claim object of the upload `incoming/<stem>.zip`, as stored."""
+    document: dict[str, Any] = json.loads(stack.s3.get_object(Bucket=BUCKET, Key=claim_of(stem))["Body"].read())
     return document
 
 
 def assert_claim_left_for_the_next_job(stack: Stack, stem: str) -> None:
     """The job's claim is still there, and its manifest names it: the next contender takes it over at once."""
-    assert claim_objects(stack) == [f"{CLAIMS}{stem}.claim.json"]
-    assert stack.manifest(stem)["claim"] == claim_document(stack, stem)["nonce"]
+    assert claim_objects(stack) == [claim_of(stem)]
+    assert stack.manifest(f"incoming/{stem}.zip")["claim"] == claim_document(stack, stem)["nonce"]
 
 
 def put_foreign_claim(stack: Stack, stem: str, **document: Any) -> str:
     """A claim written by another worker; return its ETag."""
     body = {"message_id": "other-message", "task_arn": "arn:other", "lease_seconds": 30, **document}
-    key = f"{CLAIMS}{stem}.claim.json"
+    key = claim_of(stem)
     etag: str = stack.s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(body).encode())["ETag"]
     return etag
 
@@ -151,7 +155,7 @@ def test_two_workers_given_the_same_object_twice_process_it_once(
     assert runs.read_text() == "ran\n"
     outcomes = sum((summary.outcomes for summary in summaries), Counter[str]())
     assert outcomes == Counter(succeeded=1, skipped=1)
-    assert stack.manifest("short")["status"] == "succeeded"
+    assert stack.manifest("incoming/short.zip")["status"] == "succeeded"
     assert stack.queue_counts() == (0, 0)
     assert claim_objects(stack) == []
 
@@ -187,8 +191,8 @@ def test_a_duplicate_of_a_job_longer_than_the_patience_is_deferred_then_skipped(
     assert runs.read_text() == "ran\n"
     outcomes = sum((summary.outcomes for summary in summaries), Counter[str]())
     assert (outcomes["succeeded"], outcomes["deferred"]) == (1, 1)
-    assert stack.manifest("twice")["status"] == "succeeded"
-    assert stack.manifest("twice")["source"]["etag"] == etag
+    assert stack.manifest("incoming/twice.zip")["status"] == "succeeded"
+    assert stack.manifest("incoming/twice.zip")["source"]["etag"] == etag
     deferring = [line for line in json_logs() if line["message"].startswith("another worker is processing")]
     assert len(deferring) == 1 and deferring[0]["holder_etag"] == etag
     assert stack.queue_counts() == (0, 1)
@@ -227,7 +231,7 @@ def test_heartbeat_refreshes_the_claim_of_a_running_job(
         # WHEN another worker, with a duplicate, tries to claim the same upload
         other_s3 = boto3.client("s3", region_name=REGION)  # its own client: its calls are not recorded
         holder = Holder("duplicate", None, None, None)
-        key = f"{CLAIMS}long.claim.json"
+        key = claim_of("long")
         contender = acquire(other_s3, BUCKET, key, holder, 3, abort=threading.Event(), patience=0)
         # THEN the claim is live (refreshed on time), so the contender is told to wait
         assert isinstance(contender, Busy)
@@ -258,7 +262,7 @@ def test_expired_claim_of_a_dead_worker_is_taken_over(
 
     # THEN it takes the claim over, processes the upload, and its manifest names the claim it took over
     assert summary.to_dict()["processed"] == 1
-    assert stack.manifest("orphan")["status"] == "succeeded"
+    assert stack.manifest("incoming/orphan.zip")["status"] == "succeeded"
     assert any(line["message"].startswith("took over an expired claim") for line in json_logs())
     assert_claim_left_for_the_next_job(stack, "orphan")
 
@@ -276,14 +280,14 @@ def test_claim_about_to_expire_is_waited_for_without_spending_a_receive(stack: S
 
     # THEN it waits for the claim to expire, takes it over and processes the upload on this very receive
     assert summary.to_dict()["processed"] == 1
-    assert stack.manifest("soon")["attempt"] == 1
+    assert stack.manifest("incoming/soon.zip")["attempt"] == 1
     assert time.monotonic() - started >= 1
     assert_claim_left_for_the_next_job(stack, "soon")
 
 
 def test_losing_the_race_for_an_expired_claim_defers_the_message(stack: Stack) -> None:
     # GIVEN an expired-looking claim whose holder refreshes it while a contender waits for it to expire
-    key = f"{CLAIMS}race.claim.json"
+    key = claim_of("race")
     put_foreign_claim(stack, "race", lease_seconds=1)
     time.sleep(2.5)  # it has missed its refreshes: a contender waits the few seconds until it expires
 
@@ -321,7 +325,7 @@ def test_claim_is_written_with_its_holder_and_left_named_by_the_manifest_after_s
 
     # THEN one conditional PUT created the claim, with what an operator needs, and nothing deleted it
     assert summary.to_dict()["processed"] == 1
-    assert [(name, params["Key"]) for name, params in calls] == [("PutObject", f"{CLAIMS}c/ok.claim.json")]
+    assert [(name, params["Key"]) for name, params in calls] == [("PutObject", claim_of("c/ok"))]
     put = calls[0][1]
     assert put["IfNoneMatch"] == "*"
     document = json.loads(put["Body"])
@@ -329,7 +333,7 @@ def test_claim_is_written_with_its_holder_and_left_named_by_the_manifest_after_s
     assert document["lease_seconds"] == stack.settings.visibility_timeout
     assert document["message_id"]
     assert {"task_arn", "claimed_at", "expires_at", "refreshed_at"} <= set(document)
-    assert stack.manifest("c/ok")["claim"] == document["nonce"]
+    assert stack.manifest("incoming/c/ok.zip")["claim"] == document["nonce"]
     assert_claim_left_for_the_next_job(stack, "c/ok")
 
 
@@ -340,7 +344,7 @@ def test_claim_is_left_named_by_the_manifest_after_a_permanent_failure(stack: St
     summary = stack.run()
 
     assert summary.to_dict()["failed"] == 1
-    assert stack.manifest("bad")["status"] == "failed"
+    assert stack.manifest("incoming/bad.zip")["status"] == "failed"
     assert_claim_left_for_the_next_job(stack, "bad")
 
 
@@ -353,7 +357,7 @@ def test_a_duplicate_after_the_job_finished_is_a_skip_on_the_same_receive_withou
     stack.upload("incoming/dup.zip", zip_bytes({"a.txt": b"a"}))
     stack.enqueue("incoming/dup.zip")
     stack.run()
-    first = stack.manifest("dup")
+    first = stack.manifest("incoming/dup.zip")
     assert_claim_left_for_the_next_job(stack, "dup")
 
     # WHEN the same notification arrives again
@@ -364,7 +368,7 @@ def test_a_duplicate_after_the_job_finished_is_a_skip_on_the_same_receive_withou
     counts = summary.to_dict()
     assert (counts["skipped"], counts["deferred"], counts["processed"]) == (1, 0, 0)
     assert any(line["message"] == "took over the claim of a finished job" for line in json_logs())
-    assert stack.manifest("dup") == first
+    assert stack.manifest("incoming/dup.zip") == first
     assert stack.queue_counts() == (0, 0)
     assert claim_objects(stack) == []
 
@@ -377,7 +381,7 @@ def test_a_new_upload_of_a_key_right_after_its_finished_job_is_processed_at_once
     stack.upload("incoming/again.zip", zip_bytes({"a.txt": b"first"}))
     stack.enqueue("incoming/again.zip")
     stack.run()
-    first = stack.manifest("again")
+    first = stack.manifest("incoming/again.zip")
 
     # WHEN the key is uploaded again, with other content, and its message arrives
     etag = stack.upload("incoming/again.zip", zip_bytes({"a.txt": b"second"}))
@@ -386,7 +390,7 @@ def test_a_new_upload_of_a_key_right_after_its_finished_job_is_processed_at_once
 
     # THEN it is processed on this receive, under a new claim that its own manifest names
     assert summary.to_dict()["processed"] == 1
-    second = stack.manifest("again")
+    second = stack.manifest("incoming/again.zip")
     assert second["source"]["etag"] == etag != first["source"]["etag"]
     assert second["claim"] != first["claim"]
     assert_claim_left_for_the_next_job(stack, "again")
@@ -398,7 +402,7 @@ def _finished_claim(stack: Stack, stem: str) -> tuple[str, str]:
     stack.enqueue(f"incoming/{stem}.zip")
     stack.run()
     assert_claim_left_for_the_next_job(stack, stem)
-    return f"{CLAIMS}{stem}.claim.json", claim_document(stack, stem)["nonce"]
+    return claim_of(stem), claim_document(stack, stem)["nonce"]
 
 
 def test_two_duplicates_racing_for_a_finished_claim_exactly_one_takes_it(stack: Stack) -> None:
@@ -528,7 +532,7 @@ def test_transient_error_on_the_claim_keeps_the_message_with_a_backoff(
     assert summary.to_dict()["retried"] == 1
     assert stack.queue_counts() == (0, 1)
     with pytest.raises(stack.s3.exceptions.NoSuchKey):
-        stack.manifest("busy-s3")
+        stack.manifest("incoming/busy-s3.zip")
     assert any(line["message"] == "could not claim the upload; it will be retried" for line in json_logs())
     settled = [line for line in json_logs() if line["message"] == "message settled"]
     assert settled[-1]["action"] == "retry" and 1 <= settled[-1]["delay"] <= 3
@@ -557,23 +561,42 @@ def test_a_job_whose_claim_is_taken_over_stops_and_leaves_the_new_claim(
     assert result.to_dict()["deferred"] == 1
     assert result.to_dict()["processed"] == 0
     with pytest.raises(stack.s3.exceptions.NoSuchKey):
-        stack.manifest("taken")
+        stack.manifest("incoming/taken.zip")
     assert stack.queue_counts() == (0, 1)
-    assert claim_objects(stack) == [f"{CLAIMS}taken.claim.json"]
-    body = json.loads(stack.s3.get_object(Bucket=BUCKET, Key=f"{CLAIMS}taken.claim.json")["Body"].read())
+    assert claim_objects(stack) == [claim_of("taken")]
+    body = json.loads(stack.s3.get_object(Bucket=BUCKET, Key=claim_of("taken"))["Body"].read())
     assert body["message_id"] == "other-message"
 
 
-def test_a_key_whose_results_would_fall_in_the_claims_folder_is_refused(stack: Stack) -> None:
+def test_a_key_under_a_folder_named_like_the_claims_folder_is_processed_apart_from_the_claims(stack: Stack) -> None:
+    # GIVEN an upload under incoming/.lew-claims/: its results folder is one segment, so it is not the claims folder
     stack.upload("incoming/.lew-claims/x.zip", zip_bytes({"a.txt": b"a"}))
     stack.enqueue("incoming/.lew-claims/x.zip")
 
     summary = stack.run()
 
+    assert summary.to_dict()["processed"] == 1
+    assert (
+        stack.manifest("incoming/.lew-claims/x.zip")["outputs"][0]["key"]
+        == "results/.lew-claims%2Fx.zip/inventory.json"
+    )
+    assert claim_objects(stack) == [f"{CLAIMS}.lew-claims%2Fx.zip.claim.json"]
+
+
+@pytest.mark.parametrize(
+    ("name", "words"), [(".lew-claims", "claims folder"), (".lew-outside", "outside INPUT_PREFIX")]
+)
+def test_a_key_whose_results_folder_would_be_a_reserved_folder_is_refused(stack: Stack, name: str, words: str) -> None:
+    # GIVEN the one key whose folder name is `.lew-claims` or `.lew-outside` (no archive, so it never has outputs)
+    stack.send({"Records": [s3_record(BUCKET, f"incoming/{name}", etag="0" * 32, size=1)]})
+
+    summary = stack.run()
+
+    # THEN it gets a failure manifest saying why, and nothing else
     assert summary.to_dict()["failed"] == 1
-    manifest = stack.manifest(".lew-claims/x")
+    manifest = stack.manifest(f"incoming/{name}")
     assert manifest["error"]["type"] == "UnsupportedInput"
-    assert "claims folder" in manifest["error"]["message"]
+    assert words in manifest["error"]["message"]
     assert stack.queue_counts() == (0, 0)
 
 

@@ -13,7 +13,7 @@ from urllib3.exceptions import ProtocolError
 
 import worker.job
 from worker.claims import claim_key
-from worker.paths import S3_KEY_LIMIT_BYTES, stem_for
+from worker.paths import S3_KEY_LIMIT_BYTES, folder_name, manifest_key
 
 from .conftest import BUCKET, Stack, s3_record, zip_bytes
 
@@ -93,7 +93,7 @@ def test_download_happy_path_makes_one_get_and_no_head(stack: Stack) -> None:
     assert "DeleteObject" not in operations
     assert operations == ["PutObject", "GetObject", "GetObject", "PutObject", "PutObject"]
     assert [key for name, key in calls if name == "GetObject"][1].endswith("/incoming/one.zip")
-    assert stack.manifest("one")["status"] == "succeeded"
+    assert stack.manifest("incoming/one.zip")["status"] == "succeeded"
 
 
 def test_download_records_the_get_answers_etag_version_and_size(stack: Stack) -> None:
@@ -104,25 +104,27 @@ def test_download_records_the_get_answers_etag_version_and_size(stack: Stack) ->
 
     stack.run()
 
-    source = stack.manifest("bare")["source"]
+    source = stack.manifest("incoming/bare.zip")["source"]
     assert (source["etag"], source["size"], source["version_id"]) == (etag, len(data), None)
 
 
 def test_download_pins_the_messages_version_id(stack: Stack) -> None:
-    # GIVEN a versioned bucket with two versions of a key, and a message for the first
+    # GIVEN a versioned bucket with two versions of a key, and an S3 event (with its sequencer) for the first
     stack.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     first = stack.s3.put_object(Bucket=BUCKET, Key="incoming/v.zip", Body=zip_bytes({"first.txt": b"1"}))
     stack.upload("incoming/v.zip", zip_bytes({"second.txt": b"2"}))
     record = s3_record(BUCKET, "incoming/v.zip", etag=first["ETag"].strip('"'))
     record["s3"]["object"]["versionId"] = first["VersionId"]
+    record["s3"]["object"]["sequencer"] = "0055AED6DCD90281E5"
     stack.send({"Records": [record]})
 
     stack.run()
 
-    # THEN the first version is what was processed, and recorded
-    manifest = stack.manifest("v")
+    # THEN the first version is what was processed, and recorded with its sequencer
+    manifest = stack.manifest("incoming/v.zip")
     assert manifest["source"]["version_id"] == first["VersionId"]
-    inventory = json.loads(stack.s3.get_object(Bucket=BUCKET, Key="results/v/inventory.json")["Body"].read())
+    assert manifest["source"]["sequencer"] == "0055AED6DCD90281E5"
+    inventory = json.loads(stack.s3.get_object(Bucket=BUCKET, Key="results/v.zip/inventory.json")["Body"].read())
     assert [member["path"] for member in inventory["members"]] == ["first.txt"]
 
 
@@ -136,7 +138,7 @@ def test_download_404_on_the_get_is_source_gone_and_the_message_is_deleted(stack
     summary = stack.run()
 
     # THEN the GET's 404 gives a SourceGone failure manifest, and the message is deleted
-    manifest = stack.manifest("gone")
+    manifest = stack.manifest("incoming/gone.zip")
     assert manifest["error"]["type"] == "SourceGone"
     assert manifest["error"]["permanent"] is True
     assert summary.to_dict()["failed"] == 1
@@ -164,7 +166,7 @@ def test_download_too_large_by_content_length_reads_no_byte_of_the_body(
     summary = stack.run(max_archive_bytes=100)
 
     # THEN the GET's Content-Length alone decides: a failure manifest, no byte read, the body closed
-    manifest = stack.manifest("huge")
+    manifest = stack.manifest("incoming/huge.zip")
     assert manifest["error"]["type"] == "ArchiveTooLarge"
     assert manifest["source"]["size"] > 100
     assert len(spies) == 1
@@ -184,7 +186,7 @@ def test_download_judges_the_size_by_the_object_not_by_a_stale_message(stack: St
     summary = stack.run(max_archive_bytes=10_000)
 
     # THEN the current object is processed and recorded, rather than failed on the message's word
-    manifest = stack.manifest("replaced")
+    manifest = stack.manifest("incoming/replaced.zip")
     assert manifest["status"] == "succeeded"
     assert manifest["source"]["etag"] == etag
     assert summary.to_dict()["processed"] == 1
@@ -218,7 +220,7 @@ def test_download_body_ending_early_is_transient_and_nothing_is_unpacked(
     assert summary.to_dict()["retried"] == 1
     assert summary.to_dict()["failed"] == 0
     assert unpacked == []
-    assert "Contents" not in stack.s3.list_objects_v2(Bucket=BUCKET, Prefix="results/cut/")
+    assert "Contents" not in stack.s3.list_objects_v2(Bucket=BUCKET, Prefix="results/cut.zip/")
     assert stack.queue_counts() == (0, 1)
 
 
@@ -231,8 +233,9 @@ def _key_of_bytes(total: int, head: str = "incoming/long/") -> str:
 
 
 def test_drain_refuses_a_key_whose_manifest_key_is_too_long_and_moves_it_to_the_dlq(stack: Stack) -> None:
-    # GIVEN a 1024-byte key: results/<stem>/manifest.json would be 1033 bytes
+    # GIVEN a 1024-byte key: results/long%2F<...>.zip/manifest.json would be 1039 bytes
     key = _key_of_bytes(S3_KEY_LIMIT_BYTES)
+    assert len(manifest_key(key, "incoming/", "results/").encode()) == 1039
     stack.upload(key, zip_bytes(SCENE))
     stack.enqueue(key)
     calls = _record_s3_calls(stack)
@@ -247,7 +250,7 @@ def test_drain_refuses_a_key_whose_manifest_key_is_too_long_and_moves_it_to_the_
     assert stack.queue_counts() == (0, 0)
     moved = stack.sqs.receive_message(QueueUrl=stack.dlq_url, MessageAttributeNames=["All"])["Messages"]
     reason = moved[0]["MessageAttributes"]["reason"]["StringValue"]
-    assert "manifest key" in reason and "1033 bytes" in reason and "1024" in reason
+    assert "manifest key" in reason and "1039 bytes" in reason and "1024" in reason
 
 
 def test_drain_leaves_a_too_long_key_for_the_redrive_policy_without_dlq_url(
@@ -268,9 +271,10 @@ def test_drain_leaves_a_too_long_key_for_the_redrive_policy_without_dlq_url(
 
 def test_drain_processes_a_key_whose_results_just_fit_with_a_claim_key_that_fits(stack: Stack) -> None:
     # GIVEN the longest key whose manifest key fits: its plain claim key would be 9 bytes too long
-    key = _key_of_bytes(S3_KEY_LIMIT_BYTES - len("/manifest.json") + len("incoming/") + len(".zip") - len("results/"))
-    manifest_key = f"results/{stem_for(key, 'incoming/')}/manifest.json"
-    assert len(manifest_key.encode()) == S3_KEY_LIMIT_BYTES
+    # (the key's one `/` after incoming/ takes three bytes as %2F)
+    key = _key_of_bytes(S3_KEY_LIMIT_BYTES - len("results/") - len("/manifest.json") + len("incoming/") - 2)
+    manifest = manifest_key(key, "incoming/", "results/")
+    assert len(manifest.encode()) == S3_KEY_LIMIT_BYTES
     stack.upload(key, zip_bytes(SCENE))
     stack.enqueue(key)
     puts: list[str] = []
@@ -281,11 +285,11 @@ def test_drain_processes_a_key_whose_results_just_fit_with_a_claim_key_that_fits
 
     # THEN the job is settled with a failure manifest naming the output, and every key written fits S3's limit
     assert summary.to_dict()["failed"] == 1
-    manifest = json.loads(stack.s3.get_object(Bucket=BUCKET, Key=manifest_key)["Body"].read())
-    assert manifest["error"]["type"] == "ResultKeyTooLong"
-    assert "'inventory.json'" in manifest["error"]["message"]
-    assert manifest["outputs"] == []
-    assert puts[0] == claim_key("results/", stem_for(key, "incoming/"))
+    document = json.loads(stack.s3.get_object(Bucket=BUCKET, Key=manifest)["Body"].read())
+    assert document["error"]["type"] == "ResultKeyTooLong"
+    assert "'inventory.json'" in document["error"]["message"]
+    assert document["outputs"] == []
+    assert puts[0] == claim_key("results/", folder_name(key, "incoming/"))
     assert "/sha256/" in puts[0]
     assert all(len(written.encode()) <= S3_KEY_LIMIT_BYTES for written in puts)
     assert stack.queue_counts() == (0, 0)
@@ -308,11 +312,11 @@ def test_drain_fails_a_job_whose_output_key_is_too_long_naming_the_output(
 
     # THEN the job fails permanently, the failure manifest names the output, and no output was uploaded
     assert summary.to_dict()["failed"] == 1
-    manifest = stack.manifest("deep")
+    manifest = stack.manifest("incoming/deep.zip")
     assert manifest["status"] == "failed"
     assert manifest["error"]["type"] == "ResultKeyTooLong"
     assert manifest["error"]["permanent"] is True
     assert "render.png" in manifest["error"]["message"]
-    listed = stack.s3.list_objects_v2(Bucket=BUCKET, Prefix="results/deep/")["Contents"]
-    assert [item["Key"] for item in listed] == ["results/deep/manifest.json"]
+    listed = stack.s3.list_objects_v2(Bucket=BUCKET, Prefix="results/deep.zip/")["Contents"]
+    assert [item["Key"] for item in listed] == ["results/deep.zip/manifest.json"]
     assert stack.queue_counts() == (0, 0)

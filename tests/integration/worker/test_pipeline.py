@@ -21,7 +21,7 @@ from worker.drain import drain
 from worker.heartbeat import Heartbeat
 from worker.job import JobRuntime
 from worker.messages import Received
-from worker.paths import stem_for
+from worker.paths import manifest_key
 from worker.processors import InventoryProcessor
 from worker.shutdown import Shutdown
 
@@ -38,8 +38,8 @@ def test_drain_happy_path_writes_outputs_and_manifest_then_deletes(stack: Stack)
     # WHEN the worker drains the queue
     summary = stack.run()
 
-    # THEN the inventory and a success manifest are under results/a/scene/, and the message is gone
-    manifest = stack.manifest("a/scene")
+    # THEN the inventory and a success manifest are under results/a%2Fscene.zip/, and the message is gone
+    manifest = stack.manifest("incoming/a/scene.zip")
     assert manifest["status"] == "succeeded"
     assert manifest["source"] == {
         "bucket": BUCKET,
@@ -47,10 +47,11 @@ def test_drain_happy_path_writes_outputs_and_manifest_then_deletes(stack: Stack)
         "etag": etag,
         "version_id": None,
         "size": len(zip_bytes(SCENE)),
+        "sequencer": None,  # the test's record has none
     }
     assert manifest["outputs"] == [
         {
-            "key": "results/a/scene/inventory.json",
+            "key": "results/a%2Fscene.zip/inventory.json",
             "size": manifest["outputs"][0]["size"],
             "content_type": "application/json",
         }
@@ -60,7 +61,9 @@ def test_drain_happy_path_writes_outputs_and_manifest_then_deletes(stack: Stack)
     assert manifest["error"] is None
     assert set(manifest["timings"]) == {"download", "unpack", "process", "upload", "total"}
     assert manifest["started_at"].endswith("Z") and manifest["finished_at"].endswith("Z")
-    inventory = json.loads(stack.s3.get_object(Bucket=BUCKET, Key="results/a/scene/inventory.json")["Body"].read())
+    inventory = json.loads(
+        stack.s3.get_object(Bucket=BUCKET, Key="results/a%2Fscene.zip/inventory.json")["Body"].read()
+    )
     assert [m["path"] for m in inventory["members"]] == ["notes.txt", "scene.pov", "textures/wood.inc"]
     assert stack.queue_counts() == (0, 0)
     assert summary.to_dict()["processed"] == 1
@@ -77,8 +80,8 @@ def test_drain_handles_every_record_of_a_body(stack: Stack) -> None:
     summary = stack.run()
 
     # THEN both have success manifests and the single message is deleted
-    assert stack.manifest("one")["status"] == "succeeded"
-    assert stack.manifest("two")["status"] == "succeeded"
+    assert stack.manifest("incoming/one.zip")["status"] == "succeeded"
+    assert stack.manifest("incoming/two.tgz")["status"] == "succeeded"
     assert summary.to_dict()["processed"] == 2
     assert summary.messages == 1
     assert stack.queue_counts() == (0, 0)
@@ -94,18 +97,23 @@ def test_drain_decodes_emulator_encoded_keys(stack: Stack) -> None:
     stack.run()
 
     # THEN the key was decoded: results land under the decoded stem
-    manifest = stack.manifest("my folder/scène 1")
+    manifest = stack.manifest("incoming/my folder/scène 1.zip")
     assert manifest["status"] == "succeeded"
     assert manifest["source"]["key"] == key
 
 
-def test_drain_keeps_the_whole_path_of_a_key_outside_the_input_prefix(stack: Stack) -> None:
+def test_drain_keeps_the_whole_key_of_a_key_outside_the_input_prefix_in_the_outside_folder(stack: Stack) -> None:
+    # GIVEN a message about a key outside INPUT_PREFIX (a hand-made message, or a bucket notifying the queue directly)
     stack.upload("other/x.tar", _tar({"x.txt": b"x"}))
     stack.enqueue("other/x.tar")
 
     stack.run()
 
-    assert stack.manifest("other/x")["status"] == "succeeded"
+    # THEN its results are under .lew-outside/ with its whole key, apart from incoming/other/x.tar's
+    manifest = stack.manifest("other/x.tar")
+    assert manifest["status"] == "succeeded"
+    assert manifest["outputs"][0]["key"] == "results/.lew-outside/other%2Fx.tar/inventory.json"
+    assert manifest_key("incoming/other/x.tar", "incoming/", "results/") == "results/other%2Fx.tar/manifest.json"
 
 
 def test_drain_skips_a_redelivered_message_without_reprocessing(stack: Stack) -> None:
@@ -113,7 +121,7 @@ def test_drain_skips_a_redelivered_message_without_reprocessing(stack: Stack) ->
     stack.upload("incoming/s.zip", zip_bytes({"a.txt": b"a"}))
     stack.enqueue("incoming/s.zip")
     stack.run()
-    first = stack.manifest("s")
+    first = stack.manifest("incoming/s.zip")
 
     # WHEN the same notification arrives again (at-least-once delivery)
     puts: list[str] = []
@@ -124,9 +132,9 @@ def test_drain_skips_a_redelivered_message_without_reprocessing(stack: Stack) ->
     # THEN it is a logged skip and a deletion: no result is written again (only the claim: its create meets the
     # finished job's claim, which the manifest names, so it is taken over at once; the skip then deletes it)
     assert summary.to_dict()["skipped"] == 1
-    assert puts == ["results/.lew-claims/s.claim.json", "results/.lew-claims/s.claim.json"]
+    assert puts == ["results/.lew-claims/s.zip.claim.json", "results/.lew-claims/s.zip.claim.json"]
     assert "Contents" not in stack.s3.list_objects_v2(Bucket=BUCKET, Prefix="results/.lew-claims/")
-    assert stack.manifest("s") == first
+    assert stack.manifest("incoming/s.zip") == first
     assert stack.queue_counts() == (0, 0)
 
 
@@ -143,7 +151,7 @@ def test_drain_processes_again_when_the_object_was_replaced(stack: Stack) -> Non
 
     # THEN it is processed, not skipped
     assert summary.to_dict()["processed"] == 1
-    assert stack.manifest("r")["source"]["etag"] == new_etag
+    assert stack.manifest("incoming/r.zip")["source"]["etag"] == new_etag
 
 
 def _tar(members: dict[str, bytes], *, symlink: bool = False) -> bytes:
@@ -200,7 +208,7 @@ def test_drain_writes_a_failure_manifest_and_deletes_on_a_bad_archive(
     summary = stack.run()
 
     # THEN a failure manifest says why, the message is deleted, and nothing escaped the job folder
-    manifest = stack.manifest(stem_for(key, "incoming/"))
+    manifest = stack.manifest(key)
     assert manifest["status"] == "failed"
     assert manifest["error"]["type"] == error_type
     assert manifest["error"]["permanent"] is True
@@ -218,7 +226,7 @@ def test_drain_rejects_an_archive_above_max_archive_bytes_by_its_content_length(
 
     stack.run(max_archive_bytes=100)
 
-    manifest = stack.manifest("big")
+    manifest = stack.manifest("incoming/big.zip")
     assert manifest["error"]["type"] == "ArchiveTooLarge"
     assert gets.count("incoming/big.zip") == 1  # one GET, refused by its Content-Length (no HEAD, no retry)
     assert stack.queue_counts() == (0, 0)
@@ -231,8 +239,8 @@ def test_drain_rejects_archives_over_the_unpack_limits(stack: Stack) -> None:
 
     stack.run(max_members=10, max_unpacked_bytes=1_000_000)
 
-    assert stack.manifest("many")["error"]["type"] == "UnsafeArchive"
-    assert stack.manifest("bomb")["error"]["type"] == "UnsafeArchive"
+    assert stack.manifest("incoming/many.zip")["error"]["type"] == "UnsafeArchive"
+    assert stack.manifest("incoming/bomb.zip")["error"]["type"] == "UnsafeArchive"
     assert stack.queue_counts() == (0, 0)
 
 
@@ -242,7 +250,7 @@ def test_drain_writes_a_failure_manifest_when_the_source_is_gone(stack: Stack) -
 
     stack.run()
 
-    manifest = stack.manifest("gone")
+    manifest = stack.manifest("incoming/gone.zip")
     assert manifest["status"] == "failed"
     assert manifest["error"]["type"] == "SourceGone"
     assert stack.queue_counts() == (0, 0)
@@ -254,7 +262,7 @@ def test_drain_settles_a_processor_rejection_as_permanent(stack: Stack, python_c
 
     stack.run(processor="command", process_command=python_command("print('bad input'); raise SystemExit(3)"))
 
-    manifest = stack.manifest("rej")
+    manifest = stack.manifest("incoming/rej.zip")
     assert manifest["error"]["type"] == "ProcessorRejected"
     assert "bad input" in manifest["processor_log"]
     assert stack.queue_counts() == (0, 0)
@@ -266,7 +274,7 @@ def test_drain_settles_a_processor_timeout_as_permanent(stack: Stack, python_com
 
     stack.run(processor="command", process_command=python_command("import time; time.sleep(30)"), job_timeout=0.5)
 
-    manifest = stack.manifest("slow")
+    manifest = stack.manifest("incoming/slow.zip")
     assert manifest["error"]["type"] == "ProcessorTimeout"
     assert stack.queue_counts() == (0, 0)
 
@@ -283,12 +291,12 @@ def test_drain_uploads_command_outputs_with_content_types(stack: Stack, python_c
 
     stack.run(processor="command", process_command=python_command(code) + " {output_dir}")
 
-    outputs = {o["key"]: o for o in stack.manifest("cmd")["outputs"]}
-    assert outputs["results/cmd/result.csv"]["content_type"] == "text/csv"
-    assert outputs["results/cmd/sub/pic.png"]["content_type"] == "image/png"
-    head = stack.s3.head_object(Bucket=BUCKET, Key="results/cmd/sub/pic.png")
+    outputs = {o["key"]: o for o in stack.manifest("incoming/cmd.zip")["outputs"]}
+    assert outputs["results/cmd.zip/result.csv"]["content_type"] == "text/csv"
+    assert outputs["results/cmd.zip/sub/pic.png"]["content_type"] == "image/png"
+    head = stack.s3.head_object(Bucket=BUCKET, Key="results/cmd.zip/sub/pic.png")
     assert head["ContentType"] == "image/png"
-    body = stack.s3.get_object(Bucket=BUCKET, Key="results/cmd/result.csv")["Body"].read()
+    body = stack.s3.get_object(Bucket=BUCKET, Key="results/cmd.zip/result.csv")["Body"].read()
     assert body == b"data"
 
 
@@ -307,7 +315,7 @@ def test_drain_keeps_a_transient_processor_failure_with_a_backoff(
     # THEN no manifest, the message is hidden for the backoff, then comes back as a second attempt
     assert summary.to_dict()["retried"] == 1
     with pytest.raises(stack.s3.exceptions.NoSuchKey):
-        stack.manifest("flaky")
+        stack.manifest("incoming/flaky.zip")
     assert stack.queue_counts() == (0, 1)
     assert stack.sqs.receive_message(QueueUrl=stack.queue_url, WaitTimeSeconds=0).get("Messages") is None
     time.sleep(3.2)
@@ -350,7 +358,7 @@ def test_drain_never_replaces_a_success_manifest_with_a_failure(stack: Stack) ->
     stack.upload("incoming/keep.zip", zip_bytes({"a.txt": b"a"}))
     stack.enqueue("incoming/keep.zip")
     stack.run()
-    before = stack.manifest("keep")
+    before = stack.manifest("incoming/keep.zip")
 
     # WHEN a duplicate notification arrives without an ETag, after the object was deleted
     stack.s3.delete_object(Bucket=BUCKET, Key="incoming/keep.zip")
@@ -369,7 +377,7 @@ def test_drain_never_replaces_a_success_manifest_with_a_failure(stack: Stack) ->
     stack.run()
 
     # THEN the success manifest stands
-    assert stack.manifest("keep") == before
+    assert stack.manifest("incoming/keep.zip") == before
 
 
 def test_drain_deletes_s3_test_events(stack: Stack) -> None:

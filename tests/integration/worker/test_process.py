@@ -147,7 +147,7 @@ def test_worker_heartbeat_keeps_a_slow_job_invisible(
     # THEN the other receiver never got the message, and the job succeeded and was deleted once
     assert returncode == 0, stderr
     assert stolen == []
-    assert server_stack.manifest("slow")["status"] == "succeeded"
+    assert server_stack.manifest("incoming/slow.zip")["status"] == "succeeded"
     assert lines[-1]["processed"] == 1
     assert server_stack.queue_counts() == (0, 0)
 
@@ -186,7 +186,7 @@ def test_worker_sigterm_kills_the_processor_tree_and_releases_the_message(
     response = server_stack.sqs.receive_message(QueueUrl=server_stack.queue_url, WaitTimeSeconds=0)
     assert len(response.get("Messages", [])) == 1
     with pytest.raises(server_stack.s3.exceptions.NoSuchKey):
-        server_stack.manifest("long")
+        server_stack.manifest("incoming/long.zip")
 
 
 def test_worker_sigterm_lets_a_job_finish_within_the_grace(
@@ -213,7 +213,7 @@ def test_worker_sigterm_lets_a_job_finish_within_the_grace(
 
     # THEN the job finished, its message was deleted, and the worker did not receive again
     assert returncode == 0, stderr
-    assert server_stack.manifest("short")["status"] == "succeeded"
+    assert server_stack.manifest("incoming/short.zip")["status"] == "succeeded"
     assert server_stack.queue_counts() == (0, 0)
     assert lines[-1]["processed"] == 1
     assert lines[-1]["stopped_by"] == "signal SIGTERM"

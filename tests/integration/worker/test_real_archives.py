@@ -64,10 +64,10 @@ def test_job_renders_a_finder_zipped_scene_and_lists_the_metadata_it_left_out(st
     stack.run(processor="povray")
 
     # THEN it renders, and the manifest lists what was left out and why
-    manifest = stack.manifest("lighthouse")
+    manifest = stack.manifest("incoming/lighthouse.zip")
     assert manifest["status"] == "succeeded", manifest["error"]
-    assert [output["key"] for output in manifest["outputs"]] == ["results/lighthouse/lighthouse.png"]
-    png = stack.s3.get_object(Bucket=BUCKET, Key="results/lighthouse/lighthouse.png")["Body"].read()
+    assert [output["key"] for output in manifest["outputs"]] == ["results/lighthouse.zip/lighthouse.png"]
+    png = stack.s3.get_object(Bucket=BUCKET, Key="results/lighthouse.zip/lighthouse.png")["Body"].read()
     assert png.startswith(b"\x89PNG")
     assert manifest["ignored"] == IGNORED
     assert manifest["warnings"] == []
@@ -80,9 +80,11 @@ def test_job_never_shows_the_processor_the_metadata(stack: Stack) -> None:
 
     stack.run()  # the inventory processor lists every file it is shown
 
-    inventory = json.loads(stack.s3.get_object(Bucket=BUCKET, Key="results/lighthouse/inventory.json")["Body"].read())
+    inventory = json.loads(
+        stack.s3.get_object(Bucket=BUCKET, Key="results/lighthouse.zip/inventory.json")["Body"].read()
+    )
     assert [member["path"] for member in inventory["members"]] == ["lighthouse.ini", "lighthouse.pov"]
-    assert stack.manifest("lighthouse")["ignored"] == IGNORED
+    assert stack.manifest("incoming/lighthouse.zip")["ignored"] == IGNORED
 
 
 def legacy_zip(stored: bytes, unicode_name: str, data: bytes) -> bytes:
@@ -125,7 +127,7 @@ def test_job_reads_a_legacy_zip_name_from_its_unicode_path_field(stack: Stack) -
 
     stack.run()
 
-    inventory = json.loads(stack.s3.get_object(Bucket=BUCKET, Key="results/legacy/inventory.json")["Body"].read())
+    inventory = json.loads(stack.s3.get_object(Bucket=BUCKET, Key="results/legacy.zip/inventory.json")["Body"].read())
     assert [member["path"] for member in inventory["members"]] == [name]
 
 
@@ -136,10 +138,10 @@ def test_job_uploads_what_a_command_writes_to_a_relative_output_dir(stack: Stack
 
     stack.run(processor="command", process_command="sh -c 'mkdir -p out && cat in.txt > out/r.txt'", output_dir="out")
 
-    manifest = stack.manifest("cmd")
+    manifest = stack.manifest("incoming/cmd.zip")
     assert manifest["status"] == "succeeded", manifest["error"]
-    assert [output["key"] for output in manifest["outputs"]] == ["results/cmd/r.txt"]
-    assert stack.s3.get_object(Bucket=BUCKET, Key="results/cmd/r.txt")["Body"].read() == b"data"
+    assert [output["key"] for output in manifest["outputs"]] == ["results/cmd.zip/r.txt"]
+    assert stack.s3.get_object(Bucket=BUCKET, Key="results/cmd.zip/r.txt")["Body"].read() == b"data"
 
 
 def test_job_of_a_command_that_writes_nothing_fails_naming_it(stack: Stack) -> None:
@@ -148,7 +150,7 @@ def test_job_of_a_command_that_writes_nothing_fails_naming_it(stack: Stack) -> N
 
     stack.run(processor="command", process_command="sh -c 'cat in.txt > /dev/null'")
 
-    manifest = stack.manifest("none")
+    manifest = stack.manifest("incoming/none.zip")
     assert manifest["status"] == "failed"
     assert manifest["error"] == {
         "type": "ProcessorRejected",
@@ -165,7 +167,7 @@ def test_job_of_a_rejecting_command_quotes_its_stderr(stack: Stack) -> None:
 
     stack.run(processor="command", process_command="sh -c 'echo working; echo \"no frames in in.txt\" >&2; exit 3'")
 
-    error = stack.manifest("rej")["error"]
+    error = stack.manifest("incoming/rej.zip")["error"]
     assert error["type"] == "ProcessorRejected"
     assert error["message"] == "sh rejected the input (exit code 3): no frames in in.txt"
 
@@ -181,7 +183,7 @@ def test_job_of_a_broken_scene_names_the_cause_and_keeps_what_was_ignored(stack:
     stack.run(processor="povray")
 
     # THEN the failure manifest says where and why, its log is not the banner, and the ignored list is kept
-    manifest = stack.manifest("lighthouse")
+    manifest = stack.manifest("incoming/lighthouse.zip")
     assert manifest["status"] == "failed"
     assert manifest["error"]["message"] == (
         "povray failed to render lighthouse.ini (exit code 1): File 'lighthouse.pov' line 4: Parse Error: "

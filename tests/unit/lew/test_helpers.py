@@ -98,16 +98,16 @@ def test_summarize_reads_a_failure_manifest_and_tolerates_missing_fields() -> No
             "timings": {"total": 0.25},
             "error": {"type": "UnsafeArchive", "message": "member '../escape.txt'", "permanent": True},
         },
-        "results/x/manifest.json",
+        "results/x.zip/manifest.json",
         "results/",
         None,
     )
-    sparse = ops.summarize({}, "results/a/b/manifest.json", "results/", None)
+    sparse = ops.summarize({}, "results/a%2Fb.zip/manifest.json", "results/", None)
 
-    assert (failed.stem, failed.status, failed.seconds) == ("x", "failed", 0.25)
+    assert (failed.folder, failed.status, failed.seconds) == ("x.zip", "failed", 0.25)
     assert failed.error == "UnsafeArchive: member '../escape.txt'"
-    assert (sparse.stem, sparse.status, sparse.outputs, sparse.seconds, sparse.error) == (
-        "a/b",
+    assert (sparse.folder, sparse.status, sparse.outputs, sparse.seconds, sparse.error) == (
+        "a%2Fb.zip",
         "unknown",
         (),
         None,

@@ -57,13 +57,13 @@ def held_claim(s3: FakeS3, lease: int = 30) -> Claim:
 
 
 def test_claim_key_is_in_the_claims_folder_apart_from_the_results() -> None:
-    assert claim_key("results/", "a/scene") == "results/.lew-claims/a/scene.claim.json"
-    assert claim_key("out/", "x") == "out/.lew-claims/x.claim.json"
-    assert not claim_key("results/", "x/manifest").endswith("/manifest.json")  # listers look for that name
+    assert claim_key("results/", "a%2Fscene.zip") == "results/.lew-claims/a%2Fscene.zip.claim.json"
+    assert claim_key("out/", "x.zip") == "out/.lew-claims/x.zip.claim.json"
+    assert not claim_key("results/", "manifest").endswith("/manifest.json")  # listers look for that name
 
 
-def test_claim_key_of_a_stem_too_long_for_s3_is_a_hash_that_fits() -> None:
-    # GIVEN a stem whose manifest key fits exactly, but whose plain claim key would be 9 bytes too long
+def test_claim_key_of_a_folder_name_too_long_for_s3_is_a_hash_that_fits() -> None:
+    # GIVEN a folder name whose manifest key fits exactly, but whose plain claim key would be 9 bytes too long
     stem = "x" * (1024 - len("results/") - len("/manifest.json"))
     # WHEN its claim key is built
     key = claim_key("results/", stem)

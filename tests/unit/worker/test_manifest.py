@@ -76,7 +76,14 @@ def test_manifest_to_json_has_every_documented_field() -> None:
     assert document["claim"] == "nonce-1"
     assert document["ignored"] == [{"name": "__MACOSX/._a.pov", "rule": "macos-__MACOSX"}]
     assert document["warnings"] == ["command produced no output (it declares that this is fine)"]
-    assert document["source"] == {"bucket": "b", "key": "incoming/a.zip", "etag": "e", "version_id": None, "size": 12}
+    assert document["source"] == {
+        "bucket": "b",
+        "key": "incoming/a.zip",
+        "etag": "e",
+        "version_id": None,
+        "size": 12,
+        "sequencer": None,
+    }
     assert document["timings"] == {"download": 0.123}
     assert document["error"] == {"type": "SourceGone", "message": "gone", "permanent": True}
     assert document["started_at"] == "2026-11-21T19:30:00Z"
