@@ -16,9 +16,10 @@ from bench.profiles import importtime_children
 from bench.report import Row, Section
 
 COLD_START_TARGET = 1.3
+LAUNCHER_IMPORT = "import lew_launcher.app"  # what Lambda imports first: the handler's module
 BURST_TARGET = 10
 IMPORT_TIMER = "import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
-# What launcher.app imports and builds at module level, without Powertools' Tracer: an estimate of the cold
+# What lew_launcher.app imports and builds at module level, without Powertools' Tracer: an estimate of the cold
 # start if the launcher dropped the X-Ray SDK (Lambda's active tracing still records each invocation).
 WITHOUT_TRACER = (
     "import boto3, botocore.config; from aws_lambda_powertools import Logger, Metrics; "
@@ -51,31 +52,31 @@ def importtime_report(module: str, env: dict[str, str]) -> str:
 
 
 def cold_start(ctx: Context) -> list[Row]:
-    """#4: import time of launcher.app against `import boto3` alone, each in a fresh interpreter, interleaved."""
+    """#4: import time of lew_launcher.app against `import boto3` alone, each in a fresh interpreter, interleaved."""
     reps = 3 if ctx.smoke else 21
     env = child_env(ctx.server.endpoint, LAMBDA_LIKE)
-    for statement in ("import launcher.app", "import boto3", WITHOUT_TRACER):
+    for statement in (LAUNCHER_IMPORT, "import boto3", WITHOUT_TRACER):
         timed_import(statement, env)  # warm the OS file cache and the .pyc files, unmeasured
     without_tracer: list[float] = []
 
     def launcher_and_estimate(_: int) -> float:
-        seconds = timed_import("import launcher.app", env)
+        seconds = timed_import(LAUNCHER_IMPORT, env)
         without_tracer.append(timed_import(WITHOUT_TRACER, env))
         return seconds
 
     app_times, boto3_times = interleave(launcher_and_estimate, lambda _: timed_import("import boto3", env), reps)
     app_s, boto3_s, estimate_s = median(app_times), median(boto3_times), median(without_tracer)
     ratio = app_s / boto3_s
-    children = importtime_children(importtime_report("launcher.app", env), "launcher.app")
+    children = importtime_children(importtime_report("lew_launcher.app", env), "lew_launcher")
     body = [
         f"{reps} fresh interpreters of each, interleaved; the import is timed inside the interpreter "
         "(`time.perf_counter()` around the import statement), so interpreter start-up, the same for both, is "
         "left out. The environment has Lambda's `AWS_LAMBDA_FUNCTION_NAME`, so Powertools' Tracer is enabled "
         "as in the deployed function.",
         "",
-        f"launcher.app: median {app_s * 1000:.0f} ms; boto3 alone: median {boto3_s * 1000:.0f} ms.",
+        f"lew_launcher.app: median {app_s * 1000:.0f} ms; boto3 alone: median {boto3_s * 1000:.0f} ms.",
         "",
-        "The slowest imports made directly by launcher/app.py (`python -X importtime`, one run; a module's "
+        "The slowest imports made directly by the launcher's modules (`python -X importtime`, one run; a module's "
         "cumulative time includes what it imports first, and a module's self time includes the code it runs "
         "at import):",
         "",
@@ -99,7 +100,7 @@ def cold_start(ctx: Context) -> list[Row]:
     return [
         Row(
             "4",
-            "Launcher cold start (import launcher.app)",
+            "Launcher cold start (import lew_launcher.app)",
             f"{app_s * 1000:.0f} ms",
             f"import boto3 {boto3_s * 1000:.0f} ms",
             ratio,

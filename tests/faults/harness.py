@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from launcher.app import ObjectNotice, message_body
+from lew_launcher.events import ObjectNotice
+from lew_launcher.messages import message_body
 
 REGION = "us-east-1"
 RESULT_PREFIX = "results/"

@@ -14,7 +14,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 
-from launcher import app
+from lew_launcher import app
 from tests.faults.conftest import StartedStack
 from tests.faults.harness import verdict, wait_for, work_message, zip_archive
 

@@ -8,7 +8,8 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from launcher.app import EventKind, ObjectNotice, ParsedEvent, UnsupportedEvent, message_body, parse_event
+from lew_launcher.events import EventKind, ObjectNotice, ParsedEvent, UnsupportedEvent, parse_event
+from lew_launcher.messages import message_body
 from tests.property.strategies import json_values, s3_like_records, valid_records
 from worker.messages import Jobs, parse_body
 

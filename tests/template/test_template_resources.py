@@ -196,7 +196,7 @@ def test_launcher_environment_is_exactly_the_contract(resolved: Resolved) -> Non
     assert set(variables) - {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"} == (
         LAUNCHER_ENV
     )
-    assert function["Handler"] == "app.handler"
+    assert function["Handler"] == "lew_launcher.app.handler"
     assert variables["CONTAINER_NAME"] == "worker"
     assert variables["TASK_DEFINITION"] == {"Ref": "WorkerTaskDefinition"}
     assert (variables["MAX_WORKERS"], variables["MESSAGES_PER_WORKER"], variables["SUFFIXES"]) == (

@@ -11,7 +11,11 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
-from launcher import app
+from lew_launcher import app
+from lew_launcher.events import UnsupportedEvent
+from lew_launcher.observability import logger
+from lew_launcher.scaling import RunTaskError
+from lew_launcher.settings import ConfigurationError
 
 if TYPE_CHECKING:  # fixtures' types; pytest's importlib mode lets no test module import another at run time
     from tests.integration.launcher.conftest import RunTaskSpy, Stack
@@ -276,7 +280,7 @@ def test_handler_run_task_keeps_failing_raises_and_the_message_stays_queued(
     run_task_spy.answers = [failure] * 10
 
     # WHEN an upload arrives, THEN the invocation fails after a bounded number of attempts (Lambda retries it)
-    with pytest.raises(app.RunTaskError, match="started 0 of 1 worker"):
+    with pytest.raises(RunTaskError, match="started 0 of 1 worker"):
         app.handler(load_event("s3-put"), lambda_context)
     assert len(run_task_spy.requests) == 4  # the attempts of the test's RetryPolicy
     assert stack.running_tasks() == []
@@ -304,7 +308,7 @@ def test_handler_throttling_then_success(
 def test_handler_unsupported_event_raises_and_enqueues_nothing(
     stack: Stack, run_task_spy: RunTaskSpy, lambda_context: Any
 ) -> None:
-    with pytest.raises(app.UnsupportedEvent, match="top-level keys: hello"):
+    with pytest.raises(UnsupportedEvent, match="top-level keys: hello"):
         app.handler({"hello": "world"}, lambda_context)
 
     assert stack.keys() == []
@@ -318,7 +322,7 @@ def test_handler_configuration_error_names_the_variable(
     monkeypatch.delenv("QUEUE_URL")
     monkeypatch.setenv("MAX_WORKERS", "lots")
 
-    with pytest.raises(app.ConfigurationError) as raised:
+    with pytest.raises(ConfigurationError) as raised:
         app.handler(load_event("s3-put"), lambda_context)
 
     assert "QUEUE_URL is required" in str(raised.value)
@@ -330,7 +334,7 @@ def test_handler_configuration_error_names_the_variable(
 def log_lines(monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[dict[str, Any]]]:
     """The launcher's JSON log lines (its handler keeps the stdout it was created with, so capsys can't see them)."""
     stream = io.StringIO()
-    handler = app.logger.registered_handler
+    handler = logger.registered_handler
     assert isinstance(handler, logging.StreamHandler)
     monkeypatch.setattr(handler, "stream", stream)
     return lambda: [json.loads(line) for line in stream.getvalue().splitlines()]

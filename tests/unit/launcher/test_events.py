@@ -9,16 +9,10 @@ from typing import Any
 
 import pytest
 
-from launcher.app import (
-    EventKind,
-    ObjectNotice,
-    Settings,
-    UnsupportedEvent,
-    decode_key,
-    matches_suffix,
-    parse_event,
-    skip_reason,
-)
+from lew_launcher.events import EventKind, ObjectNotice, UnsupportedEvent, parse_event
+from lew_launcher.keys import decode_key
+from lew_launcher.settings import Settings
+from lew_launcher.skips import matches_suffix, skip_reason
 
 LoadEvent = Callable[[str], dict[str, Any]]
 
