@@ -177,6 +177,9 @@ def _size(value: object, what: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise UnsupportedEvent(f"{what} must be a whole number, got {value!r}")
     try:
-        return int(value)
+        size = int(value)
     except ValueError:
         raise UnsupportedEvent(f"{what} must be a whole number, got {value!r}") from None
+    if size < 0:  # the worker would refuse the work message as poison; refuse the event here instead
+        raise UnsupportedEvent(f"{what} must be a byte count (0 or more), got {value!r}")
+    return size

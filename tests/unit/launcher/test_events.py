@@ -156,6 +156,7 @@ def _broken_s3_event(load_event: LoadEvent, change: Callable[[dict[str, Any]], N
         (lambda e: e["Records"][0]["s3"]["object"].update(key=""), "s3.object.key must be a non-empty string"),
         (lambda e: e["Records"][0]["s3"]["bucket"].update(name=7), "s3.bucket.name must be a non-empty string"),
         (lambda e: e["Records"][0]["s3"]["object"].update(size="big"), "s3.object.size must be a whole number"),
+        (lambda e: e["Records"][0]["s3"]["object"].update(size=-1), "s3.object.size must be a byte count"),
         (lambda e: e["Records"][0].pop("s3"), "record 0 lacks a field the launcher needs: 's3'"),
         (lambda e: e["Records"].append("junk"), "record 1 is not a JSON object"),
     ],
