@@ -4,24 +4,30 @@ Events accepted:
 
 * S3 event notifications, every record (``s3:TestEvent`` is skipped and logged);
 * EventBridge ``Object Created`` events from ``aws.s3``;
+* either of those delivered through SNS (the function subscribed to a topic that S3 or an EventBridge rule
+  publishes to): ``Records[].EventSource == "aws:sns"``, the S3 event is the JSON string ``Records[].Sns.Message``;
 * the scheduled reconcile event (``aws.events`` / ``Scheduled Event``), which only runs the scaling step.
 
-Anything else raises ``UnsupportedEvent``, so Lambda's retries and on-failure destination keep the event.
+Anything else raises ``UnsupportedEvent`` naming the shape it saw, so Lambda's retries and on-failure destination
+keep the event.
 
-Keys: S3 URL-encodes keys in its notifications (``+`` for a space, ``%XX`` otherwise; moto also encodes ``/``).
-The AWS documentation of S3's EventBridge events does not say whether their keys are encoded; Powertools'
-``S3EventBridgeNotificationObject.key`` decodes them with ``unquote_plus``, and so do we, so both sources decode
-the same way. The work message carries the key re-encoded as S3 sends it (see docs/ARCHITECTURE.md).
+Keys: S3 URL-encodes keys in its notifications (``+`` for a space, ``%XX`` otherwise; moto also encodes ``/``),
+also when SNS carries them. EventBridge events carry the key as it is: AWS documents the encoding for
+notifications only, and moto sends EventBridge keys unencoded. Decoding those too (as Powertools'
+``S3EventBridgeNotificationObject.key`` does, with ``unquote_plus``) would turn a ``+`` in a key into a space and
+lose the object, so EventBridge keys are taken as they are. The work message carries the key re-encoded as S3
+sends it (see docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
-from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, S3Event
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, S3Event, SNSEvent
 
 from lew_launcher.keys import decode_key
 
@@ -34,6 +40,7 @@ class EventKind(StrEnum):
     S3_NOTIFICATION = "s3-notification"
     S3_TEST = "s3-test-event"
     EVENTBRIDGE = "eventbridge-object-created"
+    SNS = "sns-notification"  # one of the S3 events above, delivered through an SNS topic
     RECONCILE = "scheduled-reconcile"
 
 
@@ -61,6 +68,7 @@ class ObjectNotice:
 class ParsedEvent:
     kind: EventKind
     objects: tuple[ObjectNotice, ...] = ()
+    test_events: int = 0  # s3:TestEvents (S3 sends one when a notification is configured): nothing to enqueue
 
 
 # EventBridge's "reason" for an Object Created event, in the eventName notation S3 uses for notifications.
@@ -76,20 +84,80 @@ def parse_event(event: object) -> ParsedEvent:
     """Recognise the event and return its objects; raise UnsupportedEvent naming what was seen."""
     if not isinstance(event, Mapping):
         raise UnsupportedEvent(f"unsupported event: expected a JSON object, got {type(event).__name__}")
-    if "Records" in event:
-        return ParsedEvent(EventKind.S3_NOTIFICATION, _parse_s3_records(event))
-    if event.get("Event") == "s3:TestEvent":
-        return ParsedEvent(EventKind.S3_TEST)
-    source, detail_type = event.get("source"), event.get("detail-type")
-    if source == "aws.events" and detail_type == "Scheduled Event":
+    if _is_sns_event(event):
+        return _parse_sns_event(event)
+    if event.get("source") == "aws.events" and event.get("detail-type") == "Scheduled Event":
         return ParsedEvent(EventKind.RECONCILE)
-    if source == "aws.s3" and isinstance(detail_type, str):
-        return ParsedEvent(EventKind.EVENTBRIDGE, (_parse_eventbridge(event),))
-    seen = ", ".join(sorted(str(name) for name in event)[:12]) or "no keys"
-    raise UnsupportedEvent(
-        f"unsupported event (top-level keys: {seen}; source={source!r}, detail-type={detail_type!r}); the launcher "
-        "accepts S3 notifications, EventBridge 'Object Created' events from aws.s3 and the scheduled reconcile event"
+    parsed = _parse_s3_event(event)
+    if parsed is None:
+        raise UnsupportedEvent(
+            f"unsupported event ({describe_shape(event)}); the launcher accepts S3 notifications and EventBridge "
+            "'Object Created' events from aws.s3, directly or through SNS, and the scheduled reconcile event"
+        )
+    return parsed
+
+
+def describe_shape(document: object) -> str:
+    """A few words on what a document looks like, for the error that refuses it."""
+    if not isinstance(document, Mapping):
+        return f"JSON {type(document).__name__}"
+    seen = ", ".join(sorted(str(name) for name in document)[:12]) or "no keys"
+    return f"top-level keys: {seen}; source={document.get('source')!r}, detail-type={document.get('detail-type')!r}"
+
+
+def _parse_s3_event(document: Mapping[str, Any]) -> ParsedEvent | None:
+    """An S3 event in a shape S3 sends it (notification, test event, EventBridge event), or None for another shape."""
+    if "Records" in document:
+        return ParsedEvent(EventKind.S3_NOTIFICATION, _parse_s3_records(document))
+    if document.get("Event") == "s3:TestEvent":
+        return ParsedEvent(EventKind.S3_TEST, test_events=1)
+    if document.get("source") == "aws.s3" and isinstance(document.get("detail-type"), str):
+        return ParsedEvent(EventKind.EVENTBRIDGE, (_parse_eventbridge(document),))
+    return None
+
+
+def _is_sns_event(event: Mapping[str, Any]) -> bool:
+    records = event.get("Records")
+    return (
+        isinstance(records, list)
+        and bool(records)
+        and isinstance(records[0], Mapping)
+        and records[0].get("EventSource") == "aws:sns"
     )
+
+
+def _parse_sns_event(event: Mapping[str, Any]) -> ParsedEvent:
+    """The S3 events that SNS records carry as their Message, every record."""
+    objects: list[ObjectNotice] = []
+    test_events = 0
+    for index, record in enumerate(SNSEvent(dict(event)).records):
+        where = f"SNS record {index}"
+        if not isinstance(record.raw_event, dict) or record.raw_event.get("EventSource") != "aws:sns":
+            raise UnsupportedEvent(f"{where} is not an SNS record (EventSource 'aws:sns'), unlike record 0")
+        sns = record.raw_event.get("Sns")
+        if not isinstance(sns, dict):
+            raise UnsupportedEvent(f"{where} has no 'Sns' object")
+        where = f"{where} (topic {sns.get('TopicArn')!r})"
+        message = sns.get("Message")
+        if not isinstance(message, str):
+            raise UnsupportedEvent(f"{where}: an SNS notification whose Message is not a string: {message!r}")
+        try:
+            document = json.loads(message)
+        except ValueError:
+            raise UnsupportedEvent(
+                f"{where}: an SNS notification whose Message is not an S3 event: not JSON ({message[:80]!r})"
+            ) from None
+        try:
+            parsed = _parse_s3_event(document) if isinstance(document, Mapping) else None
+        except UnsupportedEvent as error:
+            raise UnsupportedEvent(f"{where}: {error}") from error
+        if parsed is None:
+            raise UnsupportedEvent(
+                f"{where}: an SNS notification whose Message is not an S3 event ({describe_shape(document)})"
+            )
+        objects += parsed.objects
+        test_events += parsed.test_events
+    return ParsedEvent(EventKind.SNS, tuple(objects), test_events)
 
 
 def _parse_s3_records(event: Mapping[str, Any]) -> tuple[ObjectNotice, ...]:
@@ -143,7 +211,7 @@ def _parse_eventbridge(event: Mapping[str, Any]) -> ObjectNotice:
     resources = [arn for arn in bridge.get("resources") or [] if isinstance(arn, str) and arn.startswith("arn:")]
     return ObjectNotice(
         bucket=_text(bucket.get("name"), "EventBridge detail.bucket.name"),
-        key=decode_key(_text(s3_object.get("key"), "EventBridge detail.object.key")),
+        key=_text(s3_object.get("key"), "EventBridge detail.object.key"),  # not URL-encoded (see the docstring)
         event_name=event_name,
         event_time=str(bridge.get("time") or ""),
         region=str(bridge.get("region") or ""),

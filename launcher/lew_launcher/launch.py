@@ -34,8 +34,8 @@ def launch(
     parsed = parse_event(event)
     accepted: list[ObjectNotice] = []
     skipped = 0
-    if parsed.kind is EventKind.S3_TEST:
-        skipped = 1
+    for _ in range(parsed.test_events):
+        skipped += 1
         logger.info("Skipped object", extra={"reason": "s3:TestEvent (sent when a notification is configured)"})
     for notice in parsed.objects:
         with logger.append_context_keys(bucket=notice.bucket, key=notice.key):

@@ -108,7 +108,7 @@ def test_handler_s3_put_many_enqueues_every_accepted_record(
     assert run_task_spy.counts == [1]  # 4 messages, 5 per worker
 
 
-@pytest.mark.parametrize("name", ["s3-put-ignored", "s3-test-event"])
+@pytest.mark.parametrize("name", ["s3-put-ignored", "s3-test-event", "sns-s3-test-event"])
 def test_handler_ignored_events_enqueue_nothing_and_start_nothing(
     stack: Stack, run_task_spy: RunTaskSpy, load_event: LoadEvent, lambda_context: Any, name: str
 ) -> None:
@@ -126,6 +126,18 @@ def test_handler_eventbridge_object_created(
 
     assert stack.keys() == ["incoming/eventbridge/my scène 2.tar.gz"]
     assert summary["event"] == "eventbridge-object-created"
+    assert run_task_spy.counts == [1]
+
+
+def test_handler_s3_event_through_sns_enqueues_it_like_the_plain_event(
+    stack: Stack, run_task_spy: RunTaskSpy, load_event: LoadEvent, lambda_context: Any
+) -> None:
+    # GIVEN the launcher subscribed to an SNS topic that the bucket notifies
+    # WHEN SNS delivers the S3 event
+    summary = app.handler(load_event("sns-s3-put"), lambda_context)
+    # THEN the object is enqueued (key decoded) and a worker started, as for the plain S3 event
+    assert stack.keys() == ["incoming/my scène.zip"]
+    assert (summary["event"], summary["accepted"], summary["enqueued"]) == ("sns-notification", 1, 1)
     assert run_task_spy.counts == [1]
 
 
