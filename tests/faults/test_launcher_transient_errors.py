@@ -21,12 +21,12 @@ from lew_launcher.launch import launch
 from lew_launcher.retry import RetryPolicy
 from lew_launcher.scaling import LaunchMemory
 from lew_launcher.settings import Settings as LauncherSettings
-from tests.faults.harness import REGION, verdict, wait_for, zip_archive
+from tests.faults.harness import REGION, TEST_TIMEOUT_SECONDS, verdict, wait_for, zip_archive
 from tests.faults.proxy import Fault, FaultProxy, Rule, error, reset, throttling
 from worker.settings import Settings as WorkerSettings
 from worker.shutdown import Shutdown
 
-pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(TEST_TIMEOUT_SECONDS)]
 
 BUCKET = "lew-launch-faults"
 KEYS = [f"incoming/launch/scene {index}+x.zip" for index in range(3)]
@@ -123,7 +123,7 @@ def test_launcher_transient_error_loses_nothing_and_the_worker_processes_each_ob
         outcomes.update(worker_main.run(worker_settings, {}, Shutdown(grace_seconds=1)).outcomes)
         return queue_depths(sqs, queue_url) == (0, 0)
 
-    wait_for(one_worker, 60, "the work queue to be drained", interval=0.5)
+    wait_for(one_worker, "the work queue to be drained", progress=outcomes.total, interval=0.5)
     # THEN each object is processed exactly once; the copies are skips
     assert verdict(s3, BUCKET, KEYS).all_succeeded
     assert outcomes["succeeded"] == len(KEYS), outcomes
