@@ -115,6 +115,20 @@ def describe_shape(document: object) -> str:
     return f"body is a JSON object with no 'Records' (keys: {keys}{'; ' if details else ''}{', '.join(details)})"
 
 
+def without_results(parsed: Jobs, result_prefix: str) -> Jobs:
+    """The jobs less those whose key is under RESULT_PREFIX (the worker's own outputs, manifests and claims).
+
+    Those are listed as ignored records. An event source not filtered on INPUT_PREFIX (an EventBridge rule on the
+    bucket, an SNS topic the whole bucket notifies) announces the worker's results too; processing them would
+    feed the worker its own results, each making more, for ever.
+    """
+    own = [job for job in parsed.jobs if job.key.startswith(result_prefix)]
+    if not own:
+        return parsed
+    ignored = [f"{job.event_name} s3://{job.bucket}/{job.key} (under RESULT_PREFIX: the worker's own)" for job in own]
+    return Jobs(tuple(job for job in parsed.jobs if job not in own), parsed.ignored + tuple(ignored))
+
+
 def _parse_s3_event(document: object) -> ParsedBody | None:
     """An S3 event in a shape S3 sends it (notification, test event, EventBridge event); None for any other shape."""
     if not isinstance(document, Mapping):

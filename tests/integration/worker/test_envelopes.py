@@ -110,6 +110,26 @@ def test_worker_processes_uploads_delivered_by_eventbridge(stack: Stack) -> None
     assert_processed(stack)
 
 
+def test_worker_ignores_its_own_results_announced_by_an_unfiltered_rule(stack: Stack) -> None:
+    # GIVEN an EventBridge rule that sends every Object Created event of the bucket to the work queue, results too
+    stack.s3.put_bucket_notification_configuration(
+        Bucket=BUCKET, NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+    events = boto3.client("events", region_name=REGION)
+    pattern = {"source": ["aws.s3"], "detail-type": ["Object Created"], "detail": {"bucket": {"name": [BUCKET]}}}
+    events.put_rule(Name="lew-everything", EventPattern=json.dumps(pattern))
+    events.put_targets(Rule="lew-everything", Targets=[{"Id": "work", "Arn": queue_arn(stack)}])
+    # WHEN an archive is uploaded and the worker drains the queue (its results announce themselves as they land)
+    stack.upload(KEY, ARCHIVE)
+    summary = stack.run()
+    # THEN the upload is processed once, its results are ignored, not processed, and the queue ends empty
+    manifests = manifests_by_key(stack)
+    assert list(manifests) == [KEY] and manifests[KEY]["status"] == "succeeded"
+    assert summary.to_dict()["processed"] == 1
+    assert stack.queue_counts() == (0, 0)
+    assert stack.queue_counts(stack.dlq_url) == (0, 0)
+
+
 def test_worker_processes_uploads_delivered_by_eventbridge_through_sns(stack: Stack) -> None:
     # GIVEN S3 -> EventBridge -> SNS topic -> work queue (no raw delivery). moto's EventBridge does not deliver to
     # SNS, so the rule targets a capture queue and the test publishes what EventBridge made, as EventBridge would.

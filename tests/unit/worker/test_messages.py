@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from worker.messages import Job, Jobs, Poison, TestEvent, parse_body
+from worker.messages import Job, Jobs, Poison, TestEvent, parse_body, without_results
 
 
 def record(key: str, **obj: Any) -> dict[str, Any]:
@@ -237,3 +237,19 @@ def test_parse_body_envelope_that_holds_no_s3_event_is_poison_naming_the_shape(b
 
     assert isinstance(parsed, Poison)
     assert reason in parsed.reason
+
+
+def test_without_results_ignores_the_workers_own_keys() -> None:
+    # GIVEN jobs for an upload and for keys under RESULT_PREFIX (announced by an unfiltered EventBridge rule)
+    parsed = Jobs(
+        (Job("b", "incoming/a.zip"), Job("b", "results/a/manifest.json"), Job("b", "results/.lew-claims/a.claim.json"))
+    )
+    # WHEN the worker's own keys are taken out
+    kept = without_results(parsed, "results/")
+    # THEN only the upload is a job; the others are ignored records saying why
+    assert kept.jobs == (Job("b", "incoming/a.zip"),)
+    assert kept.ignored == (
+        "ObjectCreated:Put s3://b/results/a/manifest.json (under RESULT_PREFIX: the worker's own)",
+        "ObjectCreated:Put s3://b/results/.lew-claims/a.claim.json (under RESULT_PREFIX: the worker's own)",
+    )
+    assert without_results(kept, "results/") == kept
