@@ -165,7 +165,9 @@ def child_env(endpoint: str, extra: Mapping[str, str] | None = None) -> dict[str
     env = {name: value for name, value in os.environ.items() if name not in SCRUBBED_VARIABLES}
     env.pop("AWS_ENDPOINT_URL", None)
     env |= FAKE_CREDENTIALS | {"AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "AWS_ENDPOINT_URL": endpoint}
-    env |= {"PYTHONPATH": str(REPO_ROOT), "PYTHONDONTWRITEBYTECODE": "0"}
+    # launcher/ is the root of the Lambda bundle, where Lambda finds lew_launcher; the repository root holds the rest.
+    pythonpath = os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "launcher")])
+    env |= {"PYTHONPATH": pythonpath, "PYTHONDONTWRITEBYTECODE": "0"}
     return env | dict(extra or {})
 
 

@@ -45,7 +45,7 @@ def s3_event(bucket: str, keys: list[str]) -> dict[str, Any]:
 
 def latency(bucket: str, records: int, repeat: int) -> dict[str, Any]:
     started = time.perf_counter()
-    from launcher import app
+    from lew_launcher import app
 
     imported = time.perf_counter() - started
     import boto3
@@ -65,7 +65,7 @@ def latency(bucket: str, records: int, repeat: int) -> dict[str, Any]:
 
 
 def burst(bucket: str, events: int) -> dict[str, Any]:
-    from launcher import app
+    from lew_launcher import app
 
     run_task_calls = 0
     tasks_started = 0

@@ -31,25 +31,24 @@ def trimmed_profile(path: Path, lines: int = PROFILE_LINES) -> list[str]:
 IMPORTTIME_LINE = re.compile(r"import time:\s+(\d+)\s+\|\s+(\d+)\s+\|( *)(\S+)")
 
 
-def importtime_children(stderr: str, module: str, count: int = 12) -> list[tuple[str, float, float]]:
-    """The slowest imports made directly by `module`, from an `-X importtime` report: (name, cumulative ms, self ms).
+def importtime_children(stderr: str, package: str, count: int = 12) -> list[tuple[str, float, float]]:
+    """The slowest imports made directly by `package`'s own modules, from an `-X importtime` report.
 
-    The report lists a module after everything it imports, each nesting level indented two more spaces; a
-    module shared by several importers is charged to the first that imports it.
+    Returns (name, cumulative ms, self ms). The report lists a module after everything it imports, each nesting
+    level indented two more spaces, so a line's importer is the next line indented less. A module shared by
+    several importers is charged to the first that imports it.
     """
     parsed = [
         (len(indent), name, int(cumulative_us) / 1000, int(self_us) / 1000)
         for self_us, cumulative_us, indent, name in IMPORTTIME_LINE.findall(stderr)
     ]
+
+    def own(name: str) -> bool:
+        return name == package or name.startswith(package + ".")
+
     children: list[tuple[str, float, float]] = []
-    for index, (depth, name, _, _) in enumerate(parsed):
-        if name != module:
-            continue
-        # Walk back from the module's own line over its subtree, keeping the lines one level deeper.
-        for child_depth, child, cumulative, self_ms in reversed(parsed[:index]):
-            if child_depth <= depth:
-                break
-            if child_depth == depth + 2 and not module.startswith(child + "."):
-                children.append((child, cumulative, self_ms))
-        break
+    for index, (depth, name, cumulative, self_ms) in enumerate(parsed):
+        importer = next((later for later_depth, later, _, _ in parsed[index + 1 :] if later_depth < depth), None)
+        if importer is not None and own(importer) and not own(name):
+            children.append((name, cumulative, self_ms))
     return sorted(children, key=lambda row: row[1], reverse=True)[:count]

@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from worker.claims import deferral_seconds
 from worker.job import JobRuntime, Outcome, run_job
 from worker.log import get_logger
-from worker.messages import Jobs, Poison, Received, TestEvent, parse_body
+from worker.messages import Jobs, Poison, Received, TestEvent, parse_body, without_results
 from worker.paths import results_key_problem
 
 if TYPE_CHECKING:
@@ -89,6 +89,7 @@ def _handle(message: Received, runtime: JobRuntime, sqs: SQSClient, queue_url: s
         return Settlement(Action.DELETE, outcomes=Counter(test_events=1))
     if isinstance(parsed, Poison):
         return _poison(message, parsed.reason, sqs, queue_url, dlq_url)
+    parsed = without_results(parsed, runtime.settings.result_prefix)
     refusal = _results_key_refusal(parsed, runtime)
     if refusal is not None:
         return _poison(message, refusal, sqs, queue_url, dlq_url, kind="refused")

@@ -57,11 +57,11 @@ class RuntimeStats:
 
 
 def load_launcher_handler() -> Handler:
-    """Import the real launcher, `launcher.app.handler`, as a cold start: no clients or memory from an earlier stack.
+    """Import the real launcher, `lew_launcher.app.handler`, as a cold start: no clients or memory of an earlier stack.
 
     Imported late on purpose: its Powertools logger binds sys.stdout on import, after the stack routes it.
     """
-    from launcher import app  # noqa: PLC0415
+    from lew_launcher import app, observability  # noqa: PLC0415
 
     # A second stack in the same process has a new endpoint: forget the warm environment's cached clients and
     # the tasks it remembers starting, exactly what a new Lambda execution environment would not have.
@@ -71,6 +71,7 @@ def load_launcher_handler() -> Handler:
     launch_memory = getattr(app, "LAUNCH_MEMORY", None)
     if launch_memory is not None and hasattr(launch_memory, "clear"):
         launch_memory.clear()
+    observability.tracer.reset()  # a new environment decides on tracing again, from its own variables
     handler: Handler = app.handler
     return handler
 

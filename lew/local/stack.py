@@ -304,7 +304,7 @@ def _import_launcher() -> Handler:
     try:
         return load_launcher_handler()
     except ImportError as error:
-        raise LewError(f"the launcher cannot be imported (launcher/app.py): {error}") from None
+        raise LewError(f"the launcher cannot be imported (launcher/lew_launcher): {error}") from None
 
 
 @contextlib.contextmanager

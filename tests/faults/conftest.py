@@ -17,6 +17,7 @@ from lew.local.ecs_agent import LocalEcsAgent
 from lew.local.resources import LocalResources
 from lew.local.settings import build_settings
 from lew.local.stack import LocalStack
+from tests.faults.harness import wait_for
 from tests.faults.proxy import FaultProxy
 
 
@@ -108,6 +109,15 @@ class StartedStack:
         """Nothing queued or in flight, and no worker process running."""
         counts = self.counts()
         return counts["queued"] == 0 and counts["in_flight"] == 0 and self.agent.running_count == 0
+
+    def progress(self) -> tuple[int, int, int]:
+        """What changes whenever the stack takes a step: its log lines, the launcher's invocations, tasks started."""
+        runtime = self.stack.runtime
+        return len(self.log.lines), runtime.stats.invocations if runtime else 0, self.agent.tasks_started
+
+    def wait_for(self, condition: Callable[[], bool], what: str) -> None:
+        """Wait until the condition holds, for as long as the stack keeps doing something (see harness.wait_for)."""
+        wait_for(condition, what, progress=self.progress)
 
 
 @pytest.fixture

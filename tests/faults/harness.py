@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from launcher.app import ObjectNotice, message_body
+from lew_launcher.events import ObjectNotice
+from lew_launcher.messages import message_body
 from worker.paths import manifest_key
 
 REGION = "us-east-1"
@@ -102,11 +103,38 @@ def verdict(s3: Any, bucket: str, keys: Iterable[str]) -> Verdict:
     return Verdict(succeeded, missing, wrong)
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.2) -> None:
-    """Poll until the condition holds; fail naming what was awaited."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
+# How long a wait may see nothing at all happen before it fails: that is a stuck system, not a slow one. A loaded
+# machine slows every step down, but the steps still happen (log lines, invocations, settled messages), and each
+# one restarts this clock. The overall limit of a test is pytest-timeout's, set generously per module.
+STALL_SECONDS = 120.0
+# A test's overall limit (pytest-timeout): a safety net for a system that keeps moving without ever getting there,
+# far above what any test takes on a loaded machine (the slowest take about a minute and a half unloaded).
+TEST_TIMEOUT_SECONDS = 900
+
+
+def wait_for(
+    condition: Callable[[], bool],
+    what: str,
+    *,
+    progress: Callable[[], object] | None = None,
+    stall: float = STALL_SECONDS,
+    interval: float = 0.2,
+) -> None:
+    """Poll until the condition holds, for as long as the system under test keeps doing something.
+
+    ``progress`` returns a token that changes whenever the system takes a step (the local stack's log length,
+    a worker's outcomes...). The wait fails, naming what was awaited, only when the token has not changed for
+    ``stall`` seconds; without ``progress``, after ``stall`` seconds.
+    """
+    last = progress() if progress is not None else None
+    moved = time.monotonic()
+    while not condition():
+        now = time.monotonic()
+        if progress is not None:
+            token = progress()
+            if token != last:
+                last, moved = token, now
+        if now - moved > stall:
+            seen = f"; the last step seen: {last!r}" if progress is not None else ""
+            raise AssertionError(f"nothing happened for {stall:g} s while waiting for {what}{seen}")
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")

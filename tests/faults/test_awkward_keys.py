@@ -20,6 +20,7 @@ from lew.queues import create_work_queue, queue_depths
 from tests.faults.conftest import StartedStack
 from tests.faults.harness import (
     REGION,
+    TEST_TIMEOUT_SECONDS,
     manifest_key_for,
     read_json,
     verdict,
@@ -32,7 +33,7 @@ from worker.paths import results_folder
 from worker.settings import Settings
 from worker.shutdown import Shutdown
 
-pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(TEST_TIMEOUT_SECONDS)]
 
 S3_KEY_LIMIT = 1024
 
@@ -79,8 +80,8 @@ def test_awkward_keys_are_processed_end_to_end(local_stack: Callable[..., Starte
     for key in keys:
         started.upload(key, zip_archive(key))
     # THEN each one is processed once, its manifest names the exact key, and its inventory lists its members
-    wait_for(lambda: verdict(started.stack.s3, started.bucket, keys).all_succeeded, 90, "every manifest")
-    wait_for(started.idle, 30, "the queue to empty and the workers to exit")
+    started.wait_for(lambda: verdict(started.stack.s3, started.bucket, keys).all_succeeded, "every manifest")
+    started.wait_for(started.idle, "the queue to empty and the workers to exit")
     assert started.successes_per_key() == dict.fromkeys(keys, 1)
     for key in keys:
         manifest = read_json(started.stack.s3, started.bucket, manifest_key_for(key))
@@ -126,7 +127,7 @@ def test_key_whose_results_would_exceed_the_s3_key_limit_is_refused_to_the_dlq_w
         outcomes.update(worker_main.run(settings, {}, Shutdown(grace_seconds=1)).outcomes)
         return queue_depths(sqs, queue_url) == (0, 0)
 
-    wait_for(one_worker, 60, "the work queue to be empty", interval=0.5)
+    wait_for(one_worker, "the work queue to be empty", progress=lambda: len(proxy.calls), interval=0.5)
     # THEN the worker refused it up front, on its first receive: no S3 request for it, no retry, no success
     assert outcomes == Counter(refused=1), outcomes
     assert proxy.count("PutObject") == 0 and proxy.count("GetObject") == 0

@@ -21,7 +21,7 @@ import pytest
 import worker.__main__ as worker_main
 from lew.queues import queue_depths
 from tests.faults.conftest import StartedStack
-from tests.faults.harness import REGION, verdict, wait_for, work_message, zip_archive
+from tests.faults.harness import REGION, TEST_TIMEOUT_SECONDS, verdict, work_message, zip_archive
 from worker.drain import Summary
 from worker.settings import Settings
 from worker.shutdown import Shutdown
@@ -32,7 +32,7 @@ SLOW_COMMAND = (
     "pathlib.Path(os.environ['LEW_OUTPUT_DIR'], 'done.txt').write_text('done')\""
 )
 
-pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(TEST_TIMEOUT_SECONDS)]
 
 
 def s3_event(started: StartedStack, key: str, event_name: str) -> dict[str, Any]:
@@ -67,9 +67,9 @@ def announce_again(started: StartedStack, event: dict[str, Any]) -> None:
 
 
 def assert_processed_once_with_a_logged_skip(started: StartedStack, key: str, announcements: int) -> None:
-    wait_for(lambda: verdict(started.stack.s3, started.bucket, [key]).all_succeeded, 60, "the manifest")
-    wait_for(lambda: len(started.skips()) >= announcements - 1, 60, "the duplicate to be skipped")
-    wait_for(started.idle, 30, "the queue to empty and the workers to exit")
+    started.wait_for(lambda: verdict(started.stack.s3, started.bucket, [key]).all_succeeded, "the manifest")
+    started.wait_for(lambda: len(started.skips()) >= announcements - 1, "the duplicate to be skipped")
+    started.wait_for(started.idle, "the queue to empty and the workers to exit")
     assert started.successes_per_key() == {key: 1}
     assert [record["key"] for record in started.skips()] == [key] * (announcements - 1)
     assert started.counts() == {"queued": 0, "in_flight": 0, "dead": 0}
@@ -139,7 +139,7 @@ def test_duplicate_messages_held_by_two_workers_at_once_are_processed_once(moto_
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=60)
+        thread.join()  # each worker exits once the queue stays empty for its idle polls
     # THEN the object is processed once, and the other delivery is a skip
     outcomes = sum((summary.outcomes for summary in summaries), Counter())
     assert outcomes == Counter(succeeded=1, skipped=1), outcomes

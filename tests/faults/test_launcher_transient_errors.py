@@ -16,14 +16,17 @@ import pytest
 from botocore.config import Config
 
 import worker.__main__ as worker_main
-from launcher import app
 from lew.queues import queue_depths
-from tests.faults.harness import REGION, verdict, wait_for, zip_archive
+from lew_launcher.launch import launch
+from lew_launcher.retry import RetryPolicy
+from lew_launcher.scaling import LaunchMemory
+from lew_launcher.settings import Settings as LauncherSettings
+from tests.faults.harness import REGION, TEST_TIMEOUT_SECONDS, verdict, wait_for, zip_archive
 from tests.faults.proxy import Fault, FaultProxy, Rule, error, reset, throttling
 from worker.settings import Settings as WorkerSettings
 from worker.shutdown import Shutdown
 
-pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(TEST_TIMEOUT_SECONDS)]
 
 BUCKET = "lew-launch-faults"
 KEYS = [f"incoming/launch/scene {index}+x.zip" for index in range(3)]
@@ -83,7 +86,7 @@ def test_launcher_transient_error_loses_nothing_and_the_worker_processes_each_ob
     )
     subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
     group = ec2.describe_security_groups()["SecurityGroups"][0]["GroupId"]
-    settings = app.Settings.from_env(
+    settings = LauncherSettings.from_env(
         {
             "QUEUE_URL": queue_url,
             "CLUSTER": "lew",
@@ -97,13 +100,13 @@ def test_launcher_transient_error_loses_nothing_and_the_worker_processes_each_ob
     launcher_sqs = boto3.client("sqs", endpoint_url=proxy.endpoint, region_name=REGION, config=CLIENT_CONFIG)
     launcher_ecs = boto3.client("ecs", endpoint_url=proxy.endpoint, region_name=REGION, config=CLIENT_CONFIG)
     # WHEN the launcher handles the upload event
-    summary = app.launch(
+    summary = launch(
         s3_event(s3),
         settings=settings,
         sqs=launcher_sqs,
         ecs=launcher_ecs,
-        retry=app.RetryPolicy(attempts=4, sleep=lambda _seconds: None),
-        memory=app.LaunchMemory(),
+        retry=RetryPolicy(attempts=4, sleep=lambda _seconds: None),
+        memory=LaunchMemory(),
     )
     # THEN the fault happened, every object was enqueued (twice when a sent batch was retried), and a worker started
     assert [call.operation for call in proxy.injected()] == [operation]
@@ -120,7 +123,7 @@ def test_launcher_transient_error_loses_nothing_and_the_worker_processes_each_ob
         outcomes.update(worker_main.run(worker_settings, {}, Shutdown(grace_seconds=1)).outcomes)
         return queue_depths(sqs, queue_url) == (0, 0)
 
-    wait_for(one_worker, 60, "the work queue to be drained", interval=0.5)
+    wait_for(one_worker, "the work queue to be drained", progress=outcomes.total, interval=0.5)
     # THEN each object is processed exactly once; the copies are skips
     assert verdict(s3, BUCKET, KEYS).all_succeeded
     assert outcomes["succeeded"] == len(KEYS), outcomes

@@ -11,9 +11,9 @@ import pytest
 
 from lew.cli import main as lew_main
 from tests.faults.conftest import StartedStack
-from tests.faults.harness import manifest_key_for, read_json, verdict, wait_for, zip_archive
+from tests.faults.harness import TEST_TIMEOUT_SECONDS, manifest_key_for, read_json, verdict, zip_archive
 
-pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(TEST_TIMEOUT_SECONDS)]
 
 POISON_BODY = '{"Records": [{"s3": "this is not an S3 record"'  # cut short: not even JSON
 
@@ -41,19 +41,19 @@ def test_poison_message_reaches_the_dlq_with_its_reason_and_redrive_brings_it_ba
     started = local_stack()
     started.stack.sqs.send_message(QueueUrl=started.resources.queue_url, MessageBody=POISON_BODY)
     # WHEN a worker (started by a reconcile tick) receives it
-    wait_for(lambda: started.counts()["dead"] == 1, 60, "the poison message to reach the DLQ")
+    started.wait_for(lambda: started.counts()["dead"] == 1, "the poison message to reach the DLQ")
     # THEN it is in the DLQ, unchanged, with the reason why
     (dead,) = dead_letters(started)
     assert dead["Body"] == POISON_BODY
     assert "not JSON" in dead["MessageAttributes"]["reason"]["StringValue"]
-    wait_for(started.idle, 30, "the work queue to empty and the workers to exit")
+    started.wait_for(started.idle, "the work queue to empty and the workers to exit")
     assert started.counts() == {"queued": 0, "in_flight": 0, "dead": 1}
     # WHEN an operator runs `lew redrive`
     printed = redrive(started, capsys)
     # THEN the message goes back to the work queue; still poison, it is moved aside again: never lost
     assert "moved 1 message(s)" in printed
-    wait_for(lambda: len(started.log.events("poison message: moved to the DLQ")) == 2, 60, "the second move")
-    wait_for(started.idle, 30, "the work queue to empty")
+    started.wait_for(lambda: len(started.log.events("poison message: moved to the DLQ")) == 2, "the second move")
+    started.wait_for(started.idle, "the work queue to empty")
     assert started.counts() == {"queued": 0, "in_flight": 0, "dead": 1}
 
 
@@ -80,7 +80,7 @@ def test_job_failing_every_attempt_reaches_the_dlq_and_is_processed_after_the_fi
     key = "incoming/redrive/scene.zip"
     started.upload(key, zip_archive(key))
     # WHEN it fails on every delivery
-    wait_for(lambda: started.counts()["dead"] == 1, 90, "the message to reach the DLQ after 3 receives")
+    started.wait_for(lambda: started.counts()["dead"] == 1, "the message to reach the DLQ after 3 receives")
     # THEN SQS's redrive policy moves it to the DLQ; no manifest claims anything, and the workers went idle
     assert read_json(started.stack.s3, started.bucket, manifest_key_for(key)) is None
     assert len(started.log.events("job failed; it will be retried")) == 3
@@ -89,7 +89,7 @@ def test_job_failing_every_attempt_reaches_the_dlq_and_is_processed_after_the_fi
     printed = redrive(started, capsys)
     # THEN the message is back on the work queue, a reconcile tick starts a worker, and it succeeds once
     assert "moved 1 message(s)" in printed
-    wait_for(lambda: verdict(started.stack.s3, started.bucket, [key]).all_succeeded, 60, "the manifest")
-    wait_for(started.idle, 30, "the queue to empty and the workers to exit")
+    started.wait_for(lambda: verdict(started.stack.s3, started.bucket, [key]).all_succeeded, "the manifest")
+    started.wait_for(started.idle, "the queue to empty and the workers to exit")
     assert started.successes_per_key() == {key: 1}
     assert started.counts() == {"queued": 0, "in_flight": 0, "dead": 0}

@@ -14,11 +14,11 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 
-from launcher import app
+from lew_launcher import app
 from tests.faults.conftest import StartedStack
-from tests.faults.harness import verdict, wait_for, work_message, zip_archive
+from tests.faults.harness import TEST_TIMEOUT_SECONDS, verdict, work_message, zip_archive
 
-pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(TEST_TIMEOUT_SECONDS)]
 
 CAPACITY_FAILURE = {
     "tasks": [],
@@ -43,10 +43,10 @@ def test_reconcile_starts_a_worker_for_work_queued_while_no_worker_runs(
             QueueUrl=started.resources.queue_url, MessageBody=work_message(started.stack.s3, started.bucket, key)
         )
     # WHEN the reconcile schedule ticks (every second here; every minute in the template)
-    wait_for(lambda: started.agent.tasks_started >= 1, 30, "a reconcile tick to start a worker")
+    started.wait_for(lambda: started.agent.tasks_started >= 1, "a reconcile tick to start a worker")
     # THEN a worker drains the queue: every archive has its success manifest, nothing is left, no worker lingers
-    wait_for(lambda: verdict(started.stack.s3, started.bucket, keys).all_succeeded, 60, "every manifest")
-    wait_for(started.idle, 30, "the queue to empty and the workers to exit")
+    started.wait_for(lambda: verdict(started.stack.s3, started.bucket, keys).all_succeeded, "every manifest")
+    started.wait_for(started.idle, "the queue to empty and the workers to exit")
     assert started.counts() == {"queued": 0, "in_flight": 0, "dead": 0}
     assert started.successes_per_key() == dict.fromkeys(keys, 1)
     assert [line for line in started.log.matching("schedule event handled", "lambda") if '"tasks_started": 1' in line]
@@ -71,7 +71,14 @@ def test_run_task_failing_on_every_retry_leaves_the_work_queued_until_a_reconcil
         status = 400 if "Error" in refusal else 200
         return AWSResponse("https://ecs.invalid", status, HTTPHeaders(), None), refusal
 
-    _, ecs = app.aws_clients()  # the launcher's own cached client (a warm Lambda execution environment)
+    # The launcher's own cached ECS client (a warm Lambda execution environment). The runtime's first invocation
+    # (S3's test event, or a reconcile tick) creates it: taking it before that invocation has finished would race
+    # it, and the hook could land on a client the launcher then replaces with its own (the failure of this test
+    # on a busy machine).
+    runtime = started.stack.runtime
+    assert runtime is not None
+    started.wait_for(lambda: bool(runtime.stats.results), "the launcher's first invocation")
+    _, ecs = app.aws_clients()
     # A before-call handler that returns (response, parsed) replaces the HTTP call; the stubs type it as None.
     ecs.meta.events.register("before-call.ecs.RunTask", cast(Callable[..., None], refuse_run_task))
     keys = [f"incoming/outage/scene-{index}.zip" for index in range(3)]
@@ -80,16 +87,16 @@ def test_run_task_failing_on_every_retry_leaves_the_work_queued_until_a_reconcil
         started.upload(key, zip_archive(key))
     # THEN the launcher retries RunTask, gives up, and fails the invocation (Lambda retries the whole event,
     # which enqueues its objects again); no worker starts, and the work waits on the queue
-    wait_for(lambda: len(started.log.matching("RunTaskError", "lambda")) >= 3, 90, "the invocations to fail")
+    started.wait_for(lambda: len(started.log.matching("RunTaskError", "lambda")) >= 3, "the invocations to fail")
     assert len(refused) >= 10
     assert started.agent.tasks_started == 0
     assert started.counts()["queued"] >= len(keys)
     # WHEN the outage ends
     outage.clear()
     # THEN the next reconcile tick starts a worker, and every archive is processed once; nothing is lost
-    wait_for(lambda: started.agent.tasks_started >= 1, 30, "a reconcile tick to start a worker")
-    wait_for(lambda: verdict(started.stack.s3, started.bucket, keys).all_succeeded, 60, "every manifest")
-    wait_for(started.idle, 30, "the queue to empty and the workers to exit")
+    started.wait_for(lambda: started.agent.tasks_started >= 1, "a reconcile tick to start a worker")
+    started.wait_for(lambda: verdict(started.stack.s3, started.bucket, keys).all_succeeded, "every manifest")
+    started.wait_for(started.idle, "the queue to empty and the workers to exit")
     assert started.counts() == {"queued": 0, "in_flight": 0, "dead": 0}
     # AND the event's retries, which enqueued the same objects again, were skips, not second runs
     assert started.successes_per_key() == dict.fromkeys(keys, 1)

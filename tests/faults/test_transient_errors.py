@@ -19,12 +19,12 @@ from botocore.config import Config
 
 import worker.__main__ as worker_main
 from lew.queues import create_work_queue, queue_depths
-from tests.faults.harness import REGION, verdict, wait_for, work_message, zip_archive
+from tests.faults.harness import REGION, TEST_TIMEOUT_SECONDS, verdict, wait_for, work_message, zip_archive
 from tests.faults.proxy import Fault, FaultProxy, Rule, delay, error, reset, slow_down, throttling
 from worker.settings import Settings
 from worker.shutdown import Shutdown
 
-pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(TEST_TIMEOUT_SECONDS)]
 
 BUCKET = "lew-faults"
 ARCHIVES = 3
@@ -74,7 +74,7 @@ class Pipeline:
             dlq_url=self.dlq_url,
         )
 
-    def run_workers_until_drained(self, timeout: float = 90) -> None:
+    def run_workers_until_drained(self) -> None:
         """Start one worker after another, as the reconcile schedule would, until no message is left."""
 
         def one_worker_then_check() -> bool:
@@ -83,7 +83,13 @@ class Pipeline:
             self.outcomes.update(summary.outcomes)
             return queue_depths(self.sqs, self.queue_url) == (0, 0)
 
-        wait_for(one_worker_then_check, timeout, "the work queue to be drained", interval=0.5)
+        # Each worker's outcomes and the proxy's requests are the steps; a wait fails only when they stop.
+        wait_for(
+            one_worker_then_check,
+            "the work queue to be drained",
+            progress=lambda: (self.outcomes.total(), len(self.proxy.calls)),
+            interval=0.5,
+        )
 
 
 @pytest.fixture
@@ -157,7 +163,7 @@ def test_error_outlasting_the_retries_leaves_the_message_for_a_later_attempt(
     # GIVEN a fault that lasts longer than the clients' five attempts
     pipeline.proxy.add(Rule(operation, fault, times=times))
     # WHEN workers drain the queue (each new worker standing in for the next reconcile tick)
-    pipeline.run_workers_until_drained(timeout=120)
+    pipeline.run_workers_until_drained()
     # THEN the faults happened, and at least one message had to be received again
     assert len(pipeline.proxy.injected(operation)) == times
     assert pipeline.proxy.count("ReceiveMessage") > ARCHIVES
@@ -205,7 +211,7 @@ def test_throttled_heartbeat_still_keeps_a_slow_job_from_a_second_worker(pipelin
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=60)
+        thread.join()  # each worker exits once the queue stays empty for its idle polls
     # THEN the heartbeat was throttled, yet the message stayed with its first worker: one success, no skip
     assert len(pipeline.proxy.injected("ChangeMessageVisibilityBatch")) == 2
     outcomes = sum((summary.outcomes for summary in summaries), Counter())

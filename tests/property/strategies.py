@@ -88,3 +88,64 @@ def valid_records(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
         },
     }
     return record, facts
+
+
+@st.composite
+def eventbridge_events(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A well-formed EventBridge "Object Created" event from S3 (its key is not URL-encoded), and its facts."""
+    facts = {
+        "bucket": draw(bucket_names),
+        "key": draw(object_keys),
+        "size": draw(st.integers(min_value=1, max_value=5 * 2**40)),
+        "etag": draw(etags),
+        "version_id": draw(st.none() | st.text(alphabet="abcdefABCDEF0123456789._", min_size=1, max_size=32)),
+        "sequencer": draw(st.from_regex(r"[0-9A-F]{16,20}", fullmatch=True)),
+    }
+    s3_object: dict[str, Any] = {
+        "key": facts["key"],
+        "size": facts["size"],
+        "etag": facts["etag"],
+        "sequencer": facts["sequencer"],
+    }
+    if facts["version_id"] is not None:
+        s3_object["version-id"] = facts["version_id"]
+    event = {
+        "version": "0",
+        "id": "17793124-05d4-b198-2fde-7ededc63b103",
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": "123456789012",
+        "time": "2026-11-21T19:30:00Z",
+        "region": "us-east-1",
+        "resources": [f"arn:aws:s3:::{facts['bucket']}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": facts["bucket"]},
+            "object": s3_object,
+            "reason": draw(st.sampled_from(["PutObject", "CopyObject", "CompleteMultipartUpload"])),
+        },
+    }
+    return event, facts
+
+
+def sns_notification(message: str) -> dict[str, Any]:
+    """An SNS notification as SNS delivers it to an SQS queue (no raw message delivery) or in a Lambda record."""
+    return {
+        "Type": "Notification",
+        "MessageId": "95df01b4-ee98-5cb9-9903-4c221d41eb5e",
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:lew-uploads",
+        "Subject": "Amazon S3 Notification",
+        "Message": message,
+        "Timestamp": "2026-11-21T19:30:00.512Z",
+        "SignatureVersion": "1",
+        "Signature": "EXAMPLE",
+    }
+
+
+def sns_lambda_event(*messages: str) -> dict[str, Any]:
+    """The event Lambda receives from an SNS subscription: one record per notification."""
+    return {
+        "Records": [
+            {"EventSource": "aws:sns", "EventVersion": "1.0", "Sns": sns_notification(message)} for message in messages
+        ]
+    }

@@ -8,8 +8,9 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from launcher.app import EventKind, ObjectNotice, ParsedEvent, UnsupportedEvent, message_body, parse_event
-from tests.property.strategies import json_values, s3_like_records, valid_records
+from lew_launcher.events import EventKind, ObjectNotice, ParsedEvent, UnsupportedEvent, parse_event
+from lew_launcher.messages import message_body
+from tests.property.strategies import eventbridge_events, json_values, s3_like_records, sns_lambda_event, valid_records
 from worker.messages import Jobs, parse_body
 
 # A record that is right but for the type of one optional field: S3 never sends it, a hand-made event might.
@@ -39,7 +40,7 @@ def parse_or_refuse(event: object, *, check_types: bool = True) -> ParsedEvent |
     except UnsupportedEvent as refused:
         message = str(refused)
         assert message and "Traceback" not in message
-        assert message.startswith(("unsupported", "S3 notification record", "EventBridge")), message
+        assert message.startswith(("unsupported", "S3 notification record", "EventBridge", "SNS record")), message
         return refused
     assert isinstance(parsed, ParsedEvent)
     for notice in parsed.objects if check_types else ():
@@ -115,3 +116,47 @@ def test_launcher_message_round_trips_the_key_through_the_worker(pair: tuple[dic
     assert isinstance(parsed, Jobs)
     (job,) = parsed.jobs
     assert (job.bucket, job.key, job.etag, job.size) == (facts["bucket"], facts["key"], facts["etag"], facts["size"])
+
+
+@PROPERTY_SETTINGS
+@given(json_values)
+def test_parse_event_of_an_sns_event_of_any_json_is_a_result_or_a_clear_refusal(message: Any) -> None:
+    for text in (json.dumps(message), str(message)):
+        outcome = parse_or_refuse(sns_lambda_event(text))
+        if isinstance(outcome, UnsupportedEvent):
+            assert str(outcome).startswith("SNS record 0 (topic "), outcome
+
+
+@PROPERTY_SETTINGS
+@given(st.lists(valid_records(), min_size=1, max_size=3), st.integers(min_value=1, max_value=3))
+def test_parse_event_through_sns_gives_the_objects_of_the_plain_event(
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]], copies: int
+) -> None:
+    # GIVEN an S3 notification, and an SNS event of several records carrying it
+    plain = parse_event({"Records": [record for record, _ in pairs]})
+    message = json.dumps({"Records": [record for record, _ in pairs]})
+    # WHEN parsed
+    wrapped = parse_event(sns_lambda_event(*[message] * copies))
+    # THEN the SNS event gives the plain event's objects, once per SNS record
+    assert wrapped.kind is EventKind.SNS
+    assert wrapped.objects == plain.objects * copies
+
+
+@PROPERTY_SETTINGS
+@given(eventbridge_events())
+def test_eventbridge_key_reaches_the_worker_unchanged(pair: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    # GIVEN an EventBridge event from S3, directly or through SNS
+    event, facts = pair
+    for delivered in (event, sns_lambda_event(json.dumps(event))):
+        (notice,) = parse_event(delivered).objects
+        # WHEN the launcher makes its work message and the worker parses it
+        parsed = parse_body(message_body(notice))
+        # THEN the worker's job is the object EventBridge named, key unchanged
+        assert isinstance(parsed, Jobs)
+        (job,) = parsed.jobs
+        assert (job.bucket, job.key, job.version_id, job.sequencer) == (
+            facts["bucket"],
+            facts["key"],
+            facts["version_id"],
+            facts["sequencer"],
+        )

@@ -8,7 +8,13 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.property.strategies import json_values, s3_like_records, valid_records
+from tests.property.strategies import (
+    eventbridge_events,
+    json_values,
+    s3_like_records,
+    sns_notification,
+    valid_records,
+)
 from worker.messages import Job, Jobs, Poison, TestEvent, parse_body
 
 PROPERTY_SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -30,6 +36,7 @@ def check_outcome(body: str) -> Jobs | TestEvent | Poison:
             assert job.etag is None or isinstance(job.etag, str)
             assert job.version_id is None or isinstance(job.version_id, str)
             assert job.event_name.startswith("ObjectCreated")
+            assert job.sequencer is None or isinstance(job.sequencer, str)
     return parsed
 
 
@@ -68,3 +75,47 @@ def test_parse_body_decodes_every_key_as_s3_encoded_it(pairs: list[tuple[dict[st
 def test_parse_body_recognises_the_s3_test_event() -> None:
     body = json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "b"})
     assert isinstance(parse_body(body), TestEvent)
+
+
+@PROPERTY_SETTINGS
+@given(json_values)
+def test_parse_body_of_an_sns_notification_of_any_json_never_raises(message: Any) -> None:
+    # GIVEN an SNS notification whose Message is any JSON (or any text)
+    for text in (json.dumps(message), str(message)):
+        parsed = check_outcome(json.dumps(sns_notification(text)))
+        # THEN what is not an S3 event is poison that says it came in an SNS notification
+        if isinstance(parsed, Poison):
+            assert "SNS notification" in parsed.reason, parsed.reason
+
+
+@PROPERTY_SETTINGS
+@given(st.lists(s3_like_records(), min_size=1, max_size=3))
+def test_parse_body_of_sns_wrapped_records_is_what_the_plain_notification_gives(records: list[dict[str, Any]]) -> None:
+    # GIVEN any S3-like notification, plain and wrapped in an SNS notification
+    plain = parse_body(json.dumps({"Records": records}))
+    wrapped = check_outcome(json.dumps(sns_notification(json.dumps({"Records": records}))))
+    # THEN both give the same jobs, or both are poison (the wrapped reason naming the envelope)
+    if isinstance(plain, Poison):
+        assert isinstance(wrapped, Poison)
+        assert wrapped.reason.endswith(plain.reason)
+    else:
+        assert wrapped == plain
+
+
+@PROPERTY_SETTINGS
+@given(eventbridge_events())
+def test_parse_body_of_eventbridge_events_keeps_every_fact(pair: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    event, facts = pair
+    for body in (json.dumps(event), json.dumps(sns_notification(json.dumps(event)))):
+        parsed = check_outcome(body)
+        assert isinstance(parsed, Jobs)
+        (job,) = parsed.jobs
+        # The key is the object's own (EventBridge does not encode it), and so is every other fact.
+        assert (job.bucket, job.key, job.size, job.etag, job.version_id, job.sequencer) == (
+            facts["bucket"],
+            facts["key"],
+            facts["size"],
+            facts["etag"],
+            facts["version_id"],
+            facts["sequencer"],
+        )

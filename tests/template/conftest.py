@@ -50,8 +50,12 @@ def load_template() -> dict[str, Any]:
     return loaded
 
 
-def translate(template: Mapping[str, Any]) -> dict[str, Any]:
-    """Run the SAM transform offline, the way `sam validate` does (local CodeUri replaced by an S3 URI)."""
+def translate(template: Mapping[str, Any], parameters: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Run the SAM transform offline, the way `sam validate` does (local CodeUri replaced by an S3 URI).
+
+    ``parameters`` are the values a deploy gives (the others take their defaults): SAM decides some properties,
+    such as a function's tracing and its X-Ray policy, from them.
+    """
     document = copy.deepcopy(dict(template))
     for resource in document["Resources"].values():
         if resource.get("Type") == "AWS::Serverless::Function":
@@ -59,7 +63,8 @@ def translate(template: Mapping[str, Any]) -> dict[str, Any]:
     with pytest.MonkeyPatch.context() as patch:  # samtranslator asks boto3 for a region; never a real account's
         patch.setenv("AWS_DEFAULT_REGION", PSEUDO_PARAMETERS["AWS::Region"])
         patch.delenv("AWS_PROFILE", raising=False)
-        translated: dict[str, Any] = transform(document, dict(PSEUDO_PARAMETERS), _NoManagedPolicies())
+        values = {**PSEUDO_PARAMETERS, **(parameters or {})}
+        translated: dict[str, Any] = transform(document, values, _NoManagedPolicies())
     return translated
 
 

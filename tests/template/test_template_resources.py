@@ -96,7 +96,7 @@ def test_every_parameter_and_output_is_described(raw_template: dict[str, Any]) -
 def test_globals_set_runtime_tracing_and_powertools(raw_template: dict[str, Any]) -> None:
     function = raw_template["Globals"]["Function"]
     assert function["Runtime"] == "python3.12"
-    assert function["Tracing"] == "Active"
+    assert function["Tracing"] == {"Ref": "Tracing"}
     assert function["Architectures"] == ["arm64"]
     assert {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"} <= set(function["Environment"]["Variables"])
 
@@ -193,10 +193,9 @@ def test_queues_deny_requests_without_tls(resolved: Resolved) -> None:
 def test_launcher_environment_is_exactly_the_contract(resolved: Resolved) -> None:
     function = props(resolved(), "LauncherFunction")
     variables = function["Environment"]["Variables"]
-    assert set(variables) - {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"} == (
-        LAUNCHER_ENV
-    )
-    assert function["Handler"] == "app.handler"
+    powertools = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
+    assert set(variables) - powertools - {"POWERTOOLS_TRACE_DISABLED"} == LAUNCHER_ENV
+    assert function["Handler"] == "lew_launcher.app.handler"
     assert variables["CONTAINER_NAME"] == "worker"
     assert variables["TASK_DEFINITION"] == {"Ref": "WorkerTaskDefinition"}
     assert (variables["MAX_WORKERS"], variables["MESSAGES_PER_WORKER"], variables["SUFFIXES"]) == (
@@ -372,3 +371,37 @@ def test_outputs_cover_what_operators_need(resolved: Resolved) -> None:
     assert outputs["DlqUrl"]["Value"] == {"Ref": "DeadLetterQueue"}
     assert outputs["TaskDefinitionArn"]["Value"] == {"Ref": "WorkerTaskDefinition"}
     assert outputs["RepositoryUri"]["Value"] == {"Fn::GetAtt": ["Repository", "RepositoryUri"]}
+
+
+XRAY_POLICY = "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"
+
+
+def _launcher_tracing(helpers: ModuleType, raw_template: dict[str, Any], tracing: str | None) -> tuple[Any, Any, Any]:
+    """The launcher's TracingConfig, managed policies and POWERTOOLS_TRACE_DISABLED as deployed with Tracing."""
+    overrides = {} if tracing is None else {"Tracing": tracing}
+    deployed = helpers.resolve(helpers.translate(raw_template, overrides), overrides)
+    function = props(deployed, "LauncherFunction")
+    policies = props(deployed, "LauncherFunctionRole")["ManagedPolicyArns"]
+    return function.get("TracingConfig"), policies, function["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"]
+
+
+def test_launcher_tracing_is_off_by_default_with_no_xray_permission(
+    helpers: ModuleType, raw_template: dict[str, Any]
+) -> None:
+    # GIVEN the default parameters
+    # WHEN the template is deployed
+    tracing_config, policies, trace_disabled = _launcher_tracing(helpers, raw_template, None)
+    # THEN Lambda does not trace, the role may not write to X-Ray, and the launcher never loads the X-Ray SDK
+    assert raw_template["Parameters"]["Tracing"]["Default"] == "Disabled"
+    assert tracing_config is None
+    assert XRAY_POLICY not in policies
+    assert trace_disabled == "true"
+
+
+def test_launcher_tracing_active_traces_with_xray_permission(helpers: ModuleType, raw_template: dict[str, Any]) -> None:
+    # GIVEN Tracing=Active
+    tracing_config, policies, trace_disabled = _launcher_tracing(helpers, raw_template, "Active")
+    # THEN Lambda traces actively, the role may write to X-Ray, and Powertools' Tracer records the subsegments
+    assert tracing_config == {"Mode": "Active"}
+    assert XRAY_POLICY in policies
+    assert trace_disabled == "false"

@@ -42,5 +42,13 @@ def test_sam_build_builds_the_launcher(tmp_path: Path) -> None:
     argv = [str(VENV_BIN / "sam"), "build", "--template", "template.yaml", "--build-dir", str(build_dir)]
     result = run([*argv, "--cache-dir", str(tmp_path / "cache")], env=environment)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert (build_dir / "LauncherFunction" / "app.py").is_file()
-    assert (build_dir / "LauncherFunction" / "aws_lambda_powertools").is_dir()
+    bundle = build_dir / "LauncherFunction"
+    # THEN the bundle's root holds the handler's package, every module of it, as Lambda imports it ...
+    package = REPO_ROOT / "launcher" / "lew_launcher"
+    assert sorted(path.name for path in (bundle / "lew_launcher").glob("*.py")) == sorted(
+        path.name for path in package.glob("*.py")
+    )
+    assert "def handler(" in (bundle / "lew_launcher" / "app.py").read_text(encoding="utf-8")
+    assert (bundle / "aws_lambda_powertools").is_dir()
+    # ... and none of the repository's other code
+    assert not {"launcher", "worker", "lew", "tests", "bench", "app.py"} & {path.name for path in bundle.iterdir()}

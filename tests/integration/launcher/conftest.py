@@ -12,7 +12,9 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from moto.moto_api import state_manager
 
-from launcher import app
+from lew_launcher import app
+from lew_launcher.keys import decode_key
+from lew_launcher.retry import RetryPolicy
 
 FAMILY = "lew-worker"
 
@@ -22,7 +24,7 @@ def fresh_launcher(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test gets new clients (inside its own moto mock), an empty launch memory, and retries that don't sleep."""
     app.aws_clients.cache_clear()
     app.LAUNCH_MEMORY.clear()
-    monkeypatch.setattr(app, "DEFAULT_RETRY", app.RetryPolicy(attempts=4, sleep=lambda _seconds: None))
+    monkeypatch.setattr(app, "DEFAULT_RETRY", RetryPolicy(attempts=4, sleep=lambda _seconds: None))
     yield
     app.aws_clients.cache_clear()
     app.LAUNCH_MEMORY.clear()
@@ -57,7 +59,7 @@ class Stack:
 
     def keys(self) -> list[str]:
         """The decoded object keys of every message on the queue, the way the worker decodes them."""
-        return [app.decode_key(record["s3"]["object"]["key"]) for body in self.messages() for record in body["Records"]]
+        return [decode_key(record["s3"]["object"]["key"]) for body in self.messages() for record in body["Records"]]
 
     def running_tasks(self) -> list[str]:
         ecs = boto3.client("ecs")

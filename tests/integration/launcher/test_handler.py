@@ -11,7 +11,11 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
-from launcher import app
+from lew_launcher import app
+from lew_launcher.events import UnsupportedEvent
+from lew_launcher.observability import logger
+from lew_launcher.scaling import RunTaskError
+from lew_launcher.settings import ConfigurationError
 
 if TYPE_CHECKING:  # fixtures' types; pytest's importlib mode lets no test module import another at run time
     from tests.integration.launcher.conftest import RunTaskSpy, Stack
@@ -104,7 +108,7 @@ def test_handler_s3_put_many_enqueues_every_accepted_record(
     assert run_task_spy.counts == [1]  # 4 messages, 5 per worker
 
 
-@pytest.mark.parametrize("name", ["s3-put-ignored", "s3-test-event"])
+@pytest.mark.parametrize("name", ["s3-put-ignored", "s3-test-event", "sns-s3-test-event"])
 def test_handler_ignored_events_enqueue_nothing_and_start_nothing(
     stack: Stack, run_task_spy: RunTaskSpy, load_event: LoadEvent, lambda_context: Any, name: str
 ) -> None:
@@ -122,6 +126,18 @@ def test_handler_eventbridge_object_created(
 
     assert stack.keys() == ["incoming/eventbridge/my scène 2.tar.gz"]
     assert summary["event"] == "eventbridge-object-created"
+    assert run_task_spy.counts == [1]
+
+
+def test_handler_s3_event_through_sns_enqueues_it_like_the_plain_event(
+    stack: Stack, run_task_spy: RunTaskSpy, load_event: LoadEvent, lambda_context: Any
+) -> None:
+    # GIVEN the launcher subscribed to an SNS topic that the bucket notifies
+    # WHEN SNS delivers the S3 event
+    summary = app.handler(load_event("sns-s3-put"), lambda_context)
+    # THEN the object is enqueued (key decoded) and a worker started, as for the plain S3 event
+    assert stack.keys() == ["incoming/my scène.zip"]
+    assert (summary["event"], summary["accepted"], summary["enqueued"]) == ("sns-notification", 1, 1)
     assert run_task_spy.counts == [1]
 
 
@@ -276,7 +292,7 @@ def test_handler_run_task_keeps_failing_raises_and_the_message_stays_queued(
     run_task_spy.answers = [failure] * 10
 
     # WHEN an upload arrives, THEN the invocation fails after a bounded number of attempts (Lambda retries it)
-    with pytest.raises(app.RunTaskError, match="started 0 of 1 worker"):
+    with pytest.raises(RunTaskError, match="started 0 of 1 worker"):
         app.handler(load_event("s3-put"), lambda_context)
     assert len(run_task_spy.requests) == 4  # the attempts of the test's RetryPolicy
     assert stack.running_tasks() == []
@@ -304,7 +320,7 @@ def test_handler_throttling_then_success(
 def test_handler_unsupported_event_raises_and_enqueues_nothing(
     stack: Stack, run_task_spy: RunTaskSpy, lambda_context: Any
 ) -> None:
-    with pytest.raises(app.UnsupportedEvent, match="top-level keys: hello"):
+    with pytest.raises(UnsupportedEvent, match="top-level keys: hello"):
         app.handler({"hello": "world"}, lambda_context)
 
     assert stack.keys() == []
@@ -318,7 +334,7 @@ def test_handler_configuration_error_names_the_variable(
     monkeypatch.delenv("QUEUE_URL")
     monkeypatch.setenv("MAX_WORKERS", "lots")
 
-    with pytest.raises(app.ConfigurationError) as raised:
+    with pytest.raises(ConfigurationError) as raised:
         app.handler(load_event("s3-put"), lambda_context)
 
     assert "QUEUE_URL is required" in str(raised.value)
@@ -330,7 +346,7 @@ def test_handler_configuration_error_names_the_variable(
 def log_lines(monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[dict[str, Any]]]:
     """The launcher's JSON log lines (its handler keeps the stdout it was created with, so capsys can't see them)."""
     stream = io.StringIO()
-    handler = app.logger.registered_handler
+    handler = logger.registered_handler
     assert isinstance(handler, logging.StreamHandler)
     monkeypatch.setattr(handler, "stream", stream)
     return lambda: [json.loads(line) for line in stream.getvalue().splitlines()]

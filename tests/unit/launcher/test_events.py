@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from launcher.app import (
-    EventKind,
-    ObjectNotice,
-    Settings,
-    UnsupportedEvent,
-    decode_key,
-    matches_suffix,
-    parse_event,
-    skip_reason,
-)
+from lew_launcher.events import EventKind, ObjectNotice, UnsupportedEvent, parse_event
+from lew_launcher.keys import decode_key
+from lew_launcher.settings import Settings
+from lew_launcher.skips import matches_suffix, skip_reason
 
 LoadEvent = Callable[[str], dict[str, Any]]
 
@@ -146,6 +141,100 @@ def test_parse_event_eventbridge_object_deleted_is_parsed_then_skipped(load_even
     assert skip_reason(notice, SETTINGS) == "event 'Object Deleted' is not an object creation"
 
 
+@pytest.mark.parametrize("key", ["incoming/a+b.zip", "incoming/100%.zip", "incoming/my scène.zip", "incoming/x%2F.zip"])
+def test_parse_event_eventbridge_key_is_taken_as_it_is(load_event: LoadEvent, key: str) -> None:
+    # GIVEN an EventBridge event, whose keys S3 does not URL-encode, for a key with '+', '%' or a space
+    event = load_event("eventbridge-object-created")
+    event["detail"]["object"]["key"] = key
+    # WHEN parsed
+    (notice,) = parse_event(event).objects
+    # THEN the key is the object's key, not decoded ('+' stays a plus)
+    assert notice.key == key
+
+
+def _sns_event(load_event: LoadEvent, *messages: object) -> dict[str, Any]:
+    """The committed S3 -> SNS -> Lambda sample, with one SNS record per message (JSON-encoded unless a str)."""
+    event = load_event("sns-s3-put")
+    template = event["Records"][0]
+    event["Records"] = []
+    for message in messages:
+        record = copy.deepcopy(template)
+        record["Sns"]["Message"] = message if isinstance(message, str) else json.dumps(message)
+        event["Records"].append(record)
+    return event
+
+
+def test_parse_event_s3_notification_through_sns(load_event: LoadEvent) -> None:
+    # GIVEN the S3 event S3 published to an SNS topic, delivered to the launcher by its subscription
+    # WHEN parsed
+    parsed = parse_event(load_event("sns-s3-put"))
+    # THEN it gives the same object as the S3 event delivered directly
+    assert parsed.kind is EventKind.SNS
+    assert parsed.objects == parse_event(load_event("s3-put")).objects
+    assert parsed.objects[0].key == "incoming/my scène.zip"
+    assert parsed.test_events == 0
+
+
+def test_parse_event_every_sns_record_and_every_s3_record_inside(load_event: LoadEvent) -> None:
+    # GIVEN two SNS records: a two-record S3 notification and an EventBridge event (EventBridge -> SNS -> Lambda)
+    many = load_event("s3-put-many")
+    bridge = load_event("eventbridge-object-created")
+    # WHEN parsed
+    parsed = parse_event(_sns_event(load_event, many, bridge))
+    # THEN every object of both is there, in order
+    assert [notice.key for notice in parsed.objects] == [
+        *(notice.key for notice in parse_event(many).objects),
+        "incoming/eventbridge/my scène 2.tar.gz",
+    ]
+
+
+def test_parse_event_s3_test_event_through_sns_is_a_test_event(load_event: LoadEvent) -> None:
+    parsed = parse_event(load_event("sns-s3-test-event"))
+
+    assert (parsed.kind, parsed.objects, parsed.test_events) == (EventKind.SNS, (), 1)
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        ("example message", "an SNS notification whose Message is not an S3 event: not JSON ('example message')"),
+        ({"hello": "world"}, "an SNS notification whose Message is not an S3 event (top-level keys: hello;"),
+        ([1, 2], "an SNS notification whose Message is not an S3 event (JSON list)"),
+        (
+            {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}},
+            "whose Message is not an S3 event (top-level keys: detail, detail-type, source; source='aws.events'",
+        ),
+        ({"Records": [{"eventSource": "aws:s3", "s3": {}}]}, "S3 notification record 0 lacks a field"),
+    ],
+)
+def test_parse_event_sns_message_that_is_not_an_s3_event_is_refused_naming_it(
+    load_event: LoadEvent, message: object, reason: str
+) -> None:
+    # GIVEN an SNS record whose Message is something else than an S3 event
+    event = _sns_event(load_event, message)
+    # WHEN parsed, THEN it is refused, naming the record, the topic and what the Message was
+    with pytest.raises(UnsupportedEvent) as raised:
+        parse_event(event)
+    assert str(raised.value).startswith("SNS record 0 (topic 'arn:aws:sns:us-east-1:123456789012:lew-uploads'): ")
+    assert reason in str(raised.value)
+
+
+def test_parse_event_sns_record_without_a_message_string_is_refused(load_event: LoadEvent) -> None:
+    event = load_event("sns-s3-put")
+    event["Records"][0]["Sns"]["Message"] = None
+
+    with pytest.raises(UnsupportedEvent, match="an SNS notification whose Message is not a string: None"):
+        parse_event(event)
+
+
+def test_parse_event_sns_event_mixing_other_records_is_refused(load_event: LoadEvent) -> None:
+    event = load_event("sns-s3-put")
+    event["Records"].append(load_event("s3-put")["Records"][0])
+
+    with pytest.raises(UnsupportedEvent, match=r"SNS record 1 is not an SNS record"):
+        parse_event(event)
+
+
 def _broken_s3_event(load_event: LoadEvent, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     event = copy.deepcopy(load_event("s3-put"))
     change(event)
@@ -162,6 +251,7 @@ def _broken_s3_event(load_event: LoadEvent, change: Callable[[dict[str, Any]], N
         (lambda e: e["Records"][0]["s3"]["object"].update(key=""), "s3.object.key must be a non-empty string"),
         (lambda e: e["Records"][0]["s3"]["bucket"].update(name=7), "s3.bucket.name must be a non-empty string"),
         (lambda e: e["Records"][0]["s3"]["object"].update(size="big"), "s3.object.size must be a whole number"),
+        (lambda e: e["Records"][0]["s3"]["object"].update(size=-1), "s3.object.size must be a byte count"),
         (lambda e: e["Records"][0].pop("s3"), "record 0 lacks a field the launcher needs: 's3'"),
         (lambda e: e["Records"].append("junk"), "record 1 is not a JSON object"),
     ],

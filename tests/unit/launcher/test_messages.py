@@ -10,7 +10,9 @@ from urllib.parse import unquote_plus
 from hypothesis import given
 from hypothesis import strategies as st
 
-from launcher.app import ObjectNotice, decode_key, encode_key, message_body, parse_event
+from lew_launcher.events import ObjectNotice, parse_event
+from lew_launcher.keys import decode_key, encode_key
+from lew_launcher.messages import message_body
 
 LoadEvent = Callable[[str], dict[str, Any]]
 

@@ -9,22 +9,21 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from launcher.app import (
-    EnqueueError,
+from lew_launcher.enqueue import EnqueueError, enqueue
+from lew_launcher.events import ObjectNotice
+from lew_launcher.messages import message_body
+from lew_launcher.retry import RetryPolicy
+from lew_launcher.scaling import (
     LaunchMemory,
-    ObjectNotice,
-    RetryPolicy,
     RunTaskError,
-    Settings,
     count_active_tasks,
     desired_workers,
-    enqueue,
     is_retryable_failure,
     is_throttling,
-    message_body,
     run_task_request,
     start_tasks,
 )
+from lew_launcher.settings import Settings
 
 ENVIRON = {
     "QUEUE_URL": "https://queue",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from launcher.app import AssignPublicIp, CapacityProvider, ConfigurationError, Settings, task_family
+from lew_launcher.settings import AssignPublicIp, CapacityProvider, ConfigurationError, Settings, task_family
 
 REQUIRED = {
     "QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/lew-work",
