@@ -6,7 +6,9 @@ Events accepted:
 * EventBridge ``Object Created`` events from ``aws.s3``;
 * either of those delivered through SNS (the function subscribed to a topic that S3 or an EventBridge rule
   publishes to): ``Records[].EventSource == "aws:sns"``, the S3 event is the JSON string ``Records[].Sns.Message``;
-* the scheduled reconcile event (``aws.events`` / ``Scheduled Event``), which only runs the scaling step.
+* the scheduled reconcile event (``aws.events`` / ``Scheduled Event``), which only runs the scaling step;
+* ECS ``Task State Change`` events (``aws.ecs``) of a stopped task, which the template's rule sends only for worker
+  tasks that stopped without ever running (``TaskStop``; see ``start_failures``).
 
 Anything else raises ``UnsupportedEvent`` naming the shape it saw, so Lambda's retries and on-failure destination
 keep the event.
@@ -42,6 +44,7 @@ class EventKind(StrEnum):
     EVENTBRIDGE = "eventbridge-object-created"
     SNS = "sns-notification"  # one of the S3 events above, delivered through an SNS topic
     RECONCILE = "scheduled-reconcile"
+    TASK_STOPPED = "ecs-task-stopped"
 
 
 @dataclass(frozen=True)
@@ -65,10 +68,35 @@ class ObjectNotice:
 
 
 @dataclass(frozen=True)
+class TaskStop:
+    """A stopped ECS task, from an ECS ``Task State Change`` event's ``detail`` (fields ECS may omit are None)."""
+
+    task_arn: str
+    cluster_arn: str
+    task_definition_arn: str
+    stop_code: str | None  # e.g. TaskFailedToStart, SpotInterruption, EssentialContainerExited, UserInitiated
+    stopped_reason: str
+    container_reasons: tuple[str, ...]  # "<container>: <reason>", e.g. "worker: CannotPullContainerError: ..."
+    started_at: str | None  # absent when the task never ran
+    capacity_provider: str | None  # FARGATE or FARGATE_SPOT
+    started_by: str | None
+
+    @property
+    def task_id(self) -> str:
+        return self.task_arn.rsplit("/", 1)[-1]
+
+    @property
+    def reason(self) -> str:
+        """The task's stopped reason followed by its containers' reasons: what to tell the operator."""
+        return "; ".join(part for part in (self.stopped_reason, *self.container_reasons) if part) or "no reason given"
+
+
+@dataclass(frozen=True)
 class ParsedEvent:
     kind: EventKind
     objects: tuple[ObjectNotice, ...] = ()
     test_events: int = 0  # s3:TestEvents (S3 sends one when a notification is configured): nothing to enqueue
+    task_stop: TaskStop | None = None
 
 
 # EventBridge's "reason" for an Object Created event, in the eventName notation S3 uses for notifications.
@@ -88,11 +116,14 @@ def parse_event(event: object) -> ParsedEvent:
         return _parse_sns_event(event)
     if event.get("source") == "aws.events" and event.get("detail-type") == "Scheduled Event":
         return ParsedEvent(EventKind.RECONCILE)
+    if event.get("source") == "aws.ecs" and event.get("detail-type") == "ECS Task State Change":
+        return ParsedEvent(EventKind.TASK_STOPPED, task_stop=_parse_task_stop(event))
     parsed = _parse_s3_event(event)
     if parsed is None:
         raise UnsupportedEvent(
             f"unsupported event ({describe_shape(event)}); the launcher accepts S3 notifications and EventBridge "
-            "'Object Created' events from aws.s3, directly or through SNS, and the scheduled reconcile event"
+            "'Object Created' events from aws.s3, directly or through SNS, the scheduled reconcile event and ECS "
+            "'Task State Change' events of stopped tasks"
         )
     return parsed
 
@@ -220,6 +251,37 @@ def _parse_eventbridge(event: Mapping[str, Any]) -> ObjectNotice:
         version_id=_optional_text(s3_object.get("version-id"), "EventBridge detail.object.version-id"),
         sequencer=_optional_text(s3_object.get("sequencer"), "EventBridge detail.object.sequencer"),
         bucket_arn=resources[0] if resources else None,
+    )
+
+
+def _parse_task_stop(event: Mapping[str, Any]) -> TaskStop:
+    detail = event.get("detail")
+    if not isinstance(detail, dict):
+        raise UnsupportedEvent("ECS Task State Change event has no 'detail' object")
+    status = detail.get("lastStatus")
+    if status != "STOPPED":
+        # The template's rule sends only stopped tasks; anything else here comes from a rule set up by hand.
+        raise UnsupportedEvent(f"ECS Task State Change event of a task in state {status!r}: only STOPPED is handled")
+    containers = detail.get("containers") or []
+    if not isinstance(containers, list):
+        raise UnsupportedEvent("ECS Task State Change detail.containers must be a list")
+    container_reasons = tuple(
+        f"{container.get('name', '?')}: {container['reason']}"
+        for container in containers
+        if isinstance(container, dict) and isinstance(container.get("reason"), str) and container["reason"]
+    )
+    return TaskStop(
+        task_arn=_text(detail.get("taskArn"), "ECS Task State Change detail.taskArn"),
+        cluster_arn=_text(detail.get("clusterArn"), "ECS Task State Change detail.clusterArn"),
+        task_definition_arn=_text(detail.get("taskDefinitionArn"), "ECS Task State Change detail.taskDefinitionArn"),
+        stop_code=_optional_text(detail.get("stopCode"), "ECS Task State Change detail.stopCode"),
+        stopped_reason=_optional_text(detail.get("stoppedReason"), "ECS Task State Change detail.stoppedReason") or "",
+        container_reasons=container_reasons,
+        started_at=_optional_text(detail.get("startedAt"), "ECS Task State Change detail.startedAt"),
+        capacity_provider=_optional_text(
+            detail.get("capacityProviderName"), "ECS Task State Change detail.capacityProviderName"
+        ),
+        started_by=_optional_text(detail.get("startedBy"), "ECS Task State Change detail.startedBy"),
     )
 
 

@@ -1,4 +1,7 @@
-"""One invocation end to end: recognise the event, skip what is not work, enqueue the rest, then scale."""
+"""One invocation end to end: recognise the event, skip what is not work, enqueue the rest, then scale.
+
+A stopped worker task's event goes to ``start_failures.handle_task_stop`` instead.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from lew_launcher.retry import DEFAULT_RETRY, RetryPolicy
 from lew_launcher.scaling import LaunchMemory, scale_workers
 from lew_launcher.settings import Settings
 from lew_launcher.skips import skip_reason
+from lew_launcher.start_failures import handle_task_stop
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs.client import ECSClient
@@ -32,6 +36,8 @@ def launch(
     retry = retry or DEFAULT_RETRY
     memory = memory if memory is not None else LaunchMemory()
     parsed = parse_event(event)
+    if parsed.task_stop is not None:
+        return handle_task_stop(parsed.task_stop, settings=settings, sqs=sqs, ecs=ecs, retry=retry, memory=memory)
     accepted: list[ObjectNotice] = []
     skipped = 0
     for _ in range(parsed.test_events):
@@ -53,11 +59,6 @@ def launch(
     summary |= {"enqueued": enqueued, "backlog": None, "active_tasks": None, "desired_tasks": None, "tasks_started": 0}
     if enqueued or parsed.kind is EventKind.RECONCILE:
         scale = scale_workers(settings, sqs=sqs, ecs=ecs, retry=retry, memory=memory, just_enqueued=enqueued)
-        summary |= {
-            "backlog": scale.backlog,
-            "active_tasks": scale.active_tasks,
-            "desired_tasks": scale.desired_tasks,
-            "tasks_started": scale.tasks_started,
-        }
+        summary |= scale.summary()
     logger.info("Launcher summary", extra={"summary": summary})
     return summary

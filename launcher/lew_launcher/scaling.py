@@ -17,15 +17,18 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
 from lew_launcher.batches import DESCRIBE_TASKS_MAX, RUN_TASK_MAX_COUNT, chunks
+from lew_launcher.holdoff import StartFailureStreak
 from lew_launcher.observability import logger, metrics, tracer
 from lew_launcher.retry import RetryPolicy
 from lew_launcher.settings import CapacityProvider, Settings
+from lew_launcher.spot_fallback import ClusterFallback, begin_fallback, read_fallback
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs.client import ECSClient
@@ -58,6 +61,8 @@ class LaunchMemory:
     ttl: float = LAUNCH_MEMORY_SECONDS
     clock: Callable[[], float] = time.monotonic
     _started: dict[str, float] = field(default_factory=dict)
+    # Tasks that stopped without running since a task last started: they hold back new starts (see holdoff).
+    start_failures: StartFailureStreak = field(default_factory=StartFailureStreak)
 
     def remember(self, task_arns: Iterable[str]) -> None:
         now = self.clock()
@@ -71,6 +76,7 @@ class LaunchMemory:
 
     def clear(self) -> None:
         self._started.clear()
+        self.start_failures.clear()
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,61 @@ class ScaleResult:
     active_tasks: int | None  # None: not counted, because no worker is wanted
     desired_tasks: int
     tasks_started: int
+    held_back_seconds: float = 0.0  # > 0: starts were held back this long after repeated start failures
+    capacity_provider: CapacityProvider | None = None  # what RunTask used, when it started any
+    fallback_until: datetime | None = None  # the end of the FARGATE_SPOT -> FARGATE fallback RunTask was under
+
+    def summary(self) -> dict[str, Any]:
+        """The launcher summary's scaling fields; the fallback and hold-off ones only when they applied."""
+        fields: dict[str, Any] = {
+            "backlog": self.backlog,
+            "active_tasks": self.active_tasks,
+            "desired_tasks": self.desired_tasks,
+            "tasks_started": self.tasks_started,
+        }
+        if self.held_back_seconds:
+            fields["starts_held_back_seconds"] = round(self.held_back_seconds, 1)
+        if self.fallback_until is not None:
+            fields["capacity_provider"] = str(self.capacity_provider)
+            fields["spot_fallback_until"] = self.fallback_until.isoformat()
+        return fields
+
+
+@dataclass
+class CapacityPlan:
+    """The capacity provider RunTask uses, and how to fall back from FARGATE_SPOT when Spot has no capacity."""
+
+    provider: CapacityProvider
+    cluster_arn: str | None = None  # known when a fallback to FARGATE may be recorded
+    fallback_seconds: int = 0
+    fallback_until: datetime | None = None
+
+    def fall_back(self, ecs: ECSClient, now: datetime) -> bool:
+        """Switch from FARGATE_SPOT to FARGATE and record the cool-down on the cluster; False if it cannot."""
+        if self.provider is not CapacityProvider.FARGATE_SPOT or not self.fallback_seconds or not self.cluster_arn:
+            return False
+        self.fallback_until = begin_fallback(ecs, self.cluster_arn, self.fallback_seconds, now)
+        self.provider = CapacityProvider.FARGATE
+        metrics.add_metric(name="SpotFallbacks", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "FARGATE_SPOT has no capacity: starting workers on FARGATE until the cool-down ends",
+            extra={"fallback_until": self.fallback_until.isoformat()},
+        )
+        return True
+
+
+def capacity_plan(
+    ecs: ECSClient, settings: Settings, now: datetime, fallback: ClusterFallback | None = None
+) -> CapacityPlan:
+    """FARGATE_SPOT unless the cluster's fallback tag says FARGATE until a later time (read only with Spot)."""
+    if settings.capacity_provider is not CapacityProvider.FARGATE_SPOT or not settings.spot_fallback_seconds:
+        return CapacityPlan(settings.capacity_provider)
+    fallback = fallback or read_fallback(ecs, settings.cluster)
+    if fallback is None:
+        return CapacityPlan(settings.capacity_provider)
+    if fallback.active(now):
+        return CapacityPlan(CapacityProvider.FARGATE, fallback.cluster_arn, fallback_until=fallback.until)
+    return CapacityPlan(settings.capacity_provider, fallback.cluster_arn, settings.spot_fallback_seconds)
 
 
 def desired_workers(backlog: int, max_workers: int, messages_per_worker: int) -> int:
@@ -107,6 +168,7 @@ def count_active_tasks(ecs: ECSClient, settings: Settings, memory: LaunchMemory)
         for task in ecs.describe_tasks(cluster=settings.cluster, tasks=list(batch)).get("tasks", []):
             described.add(task.get("taskArn", ""))
             active += _is_active(task, settings.container_name)
+            memory.start_failures.saw_start(task.get("startedAt"))
     # A task we just started that ECS does not describe yet is still coming up.
     return active + len(recent - described)
 
@@ -121,8 +183,10 @@ def _is_active(task: Mapping[str, Any], container_name: str) -> bool:
     )
 
 
-def run_task_request(settings: Settings, count: int, client_token: str) -> RunTaskRequestTypeDef:
-    """The RunTask parameters for ``count`` (≤ 10) workers."""
+def run_task_request(
+    settings: Settings, count: int, client_token: str, capacity_provider: CapacityProvider | None = None
+) -> RunTaskRequestTypeDef:
+    """The RunTask parameters for ``count`` (≤ 10) workers, on ``capacity_provider`` (default: the settings')."""
     network: dict[str, Any] = {"subnets": list(settings.subnets), "assignPublicIp": settings.assign_public_ip.value}
     if settings.security_groups:  # omitted, ECS uses the VPC's default security group
         network["securityGroups"] = list(settings.security_groups)
@@ -134,11 +198,16 @@ def run_task_request(settings: Settings, count: int, client_token: str) -> RunTa
         "clientToken": client_token,
         "networkConfiguration": {"awsvpcConfiguration": network},
     }
-    if settings.capacity_provider is CapacityProvider.FARGATE_SPOT:
+    if (capacity_provider or settings.capacity_provider) is CapacityProvider.FARGATE_SPOT:
         request["capacityProviderStrategy"] = [{"capacityProvider": CapacityProvider.FARGATE_SPOT.value, "weight": 1}]
     else:
         request["launchType"] = "FARGATE"
     return request  # type: ignore[return-value]  # built as a plain dict; the keys above are RunTask's
+
+
+def is_capacity_failure(reason: str) -> bool:
+    """Fargate (or Spot) has no capacity for the task right now."""
+    return "capacity is unavailable" in reason.lower()
 
 
 def is_retryable_failure(reason: str) -> bool:
@@ -162,17 +231,38 @@ def is_throttling(error: ClientError) -> bool:
 
 
 @tracer.capture_method(capture_response=False)
-def start_tasks(ecs: ECSClient, settings: Settings, count: int, retry: RetryPolicy, memory: LaunchMemory) -> int:
-    """Start ``count`` workers, at most 10 per RunTask call, retrying throttling and capacity failures."""
+def start_tasks(
+    ecs: ECSClient,
+    settings: Settings,
+    count: int,
+    retry: RetryPolicy,
+    memory: LaunchMemory,
+    *,
+    plan: CapacityPlan | None = None,
+) -> int:
+    """Start ``count`` workers, at most 10 per RunTask call, retrying throttling and capacity failures.
+
+    With FARGATE_SPOT, a capacity failure switches ``plan`` to FARGATE (recording the cool-down) before the retry.
+    """
+    plan = plan or CapacityPlan(settings.capacity_provider)
     started = 0
     while started < count:
         wanted = min(RUN_TASK_MAX_COUNT, count - started)
-        started += _run_task_with_retries(ecs, settings, wanted, retry=retry, memory=memory, started_before=started)
+        started += _run_task_with_retries(
+            ecs, settings, wanted, retry=retry, memory=memory, started_before=started, plan=plan
+        )
     return started
 
 
 def _run_task_with_retries(
-    ecs: ECSClient, settings: Settings, wanted: int, *, retry: RetryPolicy, memory: LaunchMemory, started_before: int
+    ecs: ECSClient,
+    settings: Settings,
+    wanted: int,
+    *,
+    retry: RetryPolicy,
+    memory: LaunchMemory,
+    started_before: int,
+    plan: CapacityPlan,
 ) -> int:
     started = 0
     # One token per distinct request: a retry after an exception may repeat a call ECS did run, and must not
@@ -180,7 +270,7 @@ def _run_task_with_retries(
     client_token = str(uuid.uuid4())
     for attempt in range(retry.attempts):
         try:
-            response = ecs.run_task(**run_task_request(settings, wanted - started, client_token))
+            response = ecs.run_task(**run_task_request(settings, wanted - started, client_token, plan.provider))
         except ClientError as error:
             if not is_throttling(error):
                 raise
@@ -201,6 +291,8 @@ def _run_task_with_retries(
                 raise RunTaskError(
                     f"RunTask failed for a reason that retrying will not fix: {problem}", started_before + started
                 )
+            if any(is_capacity_failure(reason) for reason in reasons):
+                plan.fall_back(ecs, datetime.now(UTC))
             client_token = str(uuid.uuid4())
         if attempt + 1 < retry.attempts:
             logger.warning("Retrying RunTask", extra={"problem": problem, "attempt": attempt, "started": started})
@@ -221,13 +313,37 @@ def scale_workers(
     retry: RetryPolicy,
     memory: LaunchMemory,
     just_enqueued: int = 0,
+    fallback: ClusterFallback | None = None,
 ) -> ScaleResult:
-    """Start workers until ``min(MAX_WORKERS, ceil(backlog / MESSAGES_PER_WORKER))`` are active."""
+    """Start workers until ``min(MAX_WORKERS, ceil(backlog / MESSAGES_PER_WORKER))`` are active.
+
+    Starts are held back while tasks keep failing to start (see ``holdoff``); with FARGATE_SPOT they go to FARGATE
+    while the cluster's fallback lasts (``fallback``, when the caller has just recorded one, saves reading it).
+    """
     # ApproximateNumberOfMessages lags behind SendMessage; the messages we just sent are waiting for sure.
     backlog = max(queue_backlog(sqs, settings.queue_url), just_enqueued)
     desired = desired_workers(backlog, settings.max_workers, settings.messages_per_worker)
     # With nothing waiting there is nothing to start, so the tasks need not be counted.
     active = count_active_tasks(ecs, settings, memory) if desired else None
     to_start = max(0, desired - (active or 0))
-    started = start_tasks(ecs, settings, to_start, retry, memory) if to_start else 0
-    return ScaleResult(backlog=backlog, active_tasks=active, desired_tasks=desired, tasks_started=started)
+    held = memory.start_failures.remaining_hold() if to_start else 0.0
+    if held:
+        logger.warning(
+            "Holding back worker starts: tasks keep failing to start",
+            extra={"start_failures": memory.start_failures.failures, "seconds": round(held, 1), "wanted": to_start},
+        )
+        to_start = 0
+    started, provider, fallback_until = 0, None, None
+    if to_start:
+        plan = capacity_plan(ecs, settings, datetime.now(UTC), fallback)
+        started = start_tasks(ecs, settings, to_start, retry, memory, plan=plan)
+        provider, fallback_until = plan.provider, plan.fallback_until
+    return ScaleResult(
+        backlog=backlog,
+        active_tasks=active,
+        desired_tasks=desired,
+        tasks_started=started,
+        held_back_seconds=held,
+        capacity_provider=provider,
+        fallback_until=fallback_until,
+    )

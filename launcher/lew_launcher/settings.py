@@ -35,6 +35,7 @@ ENV_DEFAULTS: Final[Mapping[str, str]] = {
     "MAX_WORKERS": "4",
     "MESSAGES_PER_WORKER": "5",
     "CAPACITY_PROVIDER": "FARGATE",
+    "SPOT_FALLBACK_SECONDS": "900",
 }
 
 
@@ -55,6 +56,8 @@ class Settings:
     max_workers: int
     messages_per_worker: int
     capacity_provider: CapacityProvider
+    # With FARGATE_SPOT: after a capacity failure, start workers on FARGATE for this long (0: never fall back).
+    spot_fallback_seconds: int = 900
 
     @property
     def task_family(self) -> str:
@@ -122,10 +125,16 @@ class Settings:
             max_workers=integer("MAX_WORKERS", minimum=0),
             messages_per_worker=integer("MESSAGES_PER_WORKER", minimum=1),
             capacity_provider=choice("CAPACITY_PROVIDER", CapacityProvider),
+            spot_fallback_seconds=integer("SPOT_FALLBACK_SECONDS", minimum=0),
         )
         if problems:
             raise ConfigurationError("invalid launcher configuration: " + "; ".join(problems))
         return settings
+
+
+def cluster_name(cluster: str) -> str:
+    """The cluster's name, whether given as a name or as an ARN (``arn:...:cluster/NAME``)."""
+    return cluster.rsplit("cluster/", 1)[-1] if cluster.startswith("arn:") else cluster
 
 
 def task_family(task_definition: str) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +16,7 @@ from moto.moto_api import state_manager
 
 from lew_launcher import app
 from lew_launcher.keys import decode_key
+from lew_launcher.observability import logger
 from lew_launcher.retry import RetryPolicy
 
 FAMILY = "lew-worker"
@@ -139,3 +142,13 @@ def run_task_spy(stack: Stack) -> RunTaskSpy:
     ecs.meta.events.register("before-parameter-build.ecs.RunTask", spy.record)
     ecs.meta.events.register("before-call.ecs.RunTask", spy.answer)
     return spy
+
+
+@pytest.fixture
+def log_lines(monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[dict[str, Any]]]:
+    """The launcher's JSON log lines (its handler keeps the stdout it was created with, so capsys can't see them)."""
+    stream = io.StringIO()
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    monkeypatch.setattr(handler, "stream", stream)
+    return lambda: [json.loads(line) for line in stream.getvalue().splitlines()]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +11,6 @@ import pytest
 
 from lew_launcher import app
 from lew_launcher.events import UnsupportedEvent
-from lew_launcher.observability import logger
 from lew_launcher.scaling import RunTaskError
 from lew_launcher.settings import ConfigurationError
 
@@ -340,16 +337,6 @@ def test_handler_configuration_error_names_the_variable(
     assert "QUEUE_URL is required" in str(raised.value)
     assert "MAX_WORKERS must be a whole number, got 'lots'" in str(raised.value)
     assert stack.keys() == []
-
-
-@pytest.fixture
-def log_lines(monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[dict[str, Any]]]:
-    """The launcher's JSON log lines (its handler keeps the stdout it was created with, so capsys can't see them)."""
-    stream = io.StringIO()
-    handler = logger.registered_handler
-    assert isinstance(handler, logging.StreamHandler)
-    monkeypatch.setattr(handler, "stream", stream)
-    return lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
 
 
 def emf_documents(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ def test_settings_defaults_match_the_template_parameters() -> None:
     assert settings.max_workers == 4
     assert settings.messages_per_worker == 5
     assert settings.capacity_provider is CapacityProvider.FARGATE
+    assert settings.spot_fallback_seconds == 900
 
 
 def test_settings_parse_lists_choices_and_numbers() -> None:
@@ -81,6 +82,8 @@ def test_settings_missing_required_variable_is_named(missing: str) -> None:
         ("MESSAGES_PER_WORKER", "2.5", "MESSAGES_PER_WORKER must be a whole number"),
         ("CAPACITY_PROVIDER", "EC2", "CAPACITY_PROVIDER must be one of FARGATE, FARGATE_SPOT, got 'EC2'"),
         ("ASSIGN_PUBLIC_IP", "yes", "ASSIGN_PUBLIC_IP must be one of ENABLED, DISABLED, got 'YES'"),
+        ("SPOT_FALLBACK_SECONDS", "-1", "SPOT_FALLBACK_SECONDS must be at least 0, got -1"),
+        ("SPOT_FALLBACK_SECONDS", "15m", "SPOT_FALLBACK_SECONDS must be a whole number, got '15m'"),
         ("RESULT_PREFIX", "", "RESULT_PREFIX must not be empty"),
         ("CONTAINER_NAME", " ", "CONTAINER_NAME must not be empty"),
         ("TASK_DEFINITION", ":3", "TASK_DEFINITION ':3' names no task definition family"),
