@@ -32,6 +32,7 @@ LAUNCHER_ENV_FROM_PARAMETERS = {
     "MAX_WORKERS": "MaxWorkers",
     "MESSAGES_PER_WORKER": "MessagesPerWorker",
     "CAPACITY_PROVIDER": "CapacityProvider",
+    "SPOT_FALLBACK_SECONDS": "SpotFallbackSeconds",
     "ASSIGN_PUBLIC_IP": "AssignPublicIp",
 }
 WORKER_ENV_FROM_PARAMETERS = {

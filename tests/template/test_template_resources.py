@@ -19,6 +19,7 @@ CONTRACT_DEFAULTS = {
     "MaxWorkers": "4",
     "MessagesPerWorker": "5",
     "CapacityProvider": "FARGATE",
+    "SpotFallbackSeconds": "900",
     "Subnets": "",
     "SecurityGroups": "",
     "AssignPublicIp": "ENABLED",
@@ -43,6 +44,7 @@ CONTRACT_DEFAULTS = {
 LAUNCHER_ENV = {
     "QUEUE_URL", "CLUSTER", "TASK_DEFINITION", "CONTAINER_NAME", "SUBNETS", "SECURITY_GROUPS", "ASSIGN_PUBLIC_IP",
     "SUFFIXES", "INPUT_PREFIX", "RESULT_PREFIX", "MAX_WORKERS", "MESSAGES_PER_WORKER", "CAPACITY_PROVIDER",
+    "SPOT_FALLBACK_SECONDS",
 }  # fmt: skip
 WORKER_ENV = {
     "QUEUE_URL": {"Ref": "WorkQueue"},
@@ -252,7 +254,11 @@ def test_launcher_async_retries_are_bounded_and_failures_kept(resolved: Resolved
 
 def test_reconcile_schedule_rate_is_the_parameter(resolved: Resolved) -> None:
     template = resolved(ReconcileSchedule="rate(5 minutes)")
-    [(rule_id, rule)] = of_type(template, "AWS::Events::Rule").items()
+    [(rule_id, rule)] = [
+        (name, rule)
+        for name, rule in of_type(template, "AWS::Events::Rule").items()
+        if "ScheduleExpression" in rule["Properties"]
+    ]
     assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
     assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": ["LauncherFunction", "Arn"]}
     permission = props(template, f"{rule_id}Permission")
