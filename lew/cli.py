@@ -24,12 +24,13 @@ from typing import Any, TypeAlias
 
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
-from lew import cost, ops
+from lew import cost, ops, stopped_tasks
 from lew.argparsing import OneLineParser, one_line
 from lew.aws_failures import describe_aws_failure
 from lew.demo import DemoOptions, run_demo
 from lew.errors import LewError
 from lew.files import check_writable_folder
+from lew.local.chaos import add_fail_task_starts_option, start_failures_from_args
 from lew.local.output import LogSink, prefixed_stream_sink
 from lew.local.settings import (
     DEFAULT_RECONCILE_SECONDS,
@@ -202,6 +203,7 @@ def register_local(subcommands: Subcommands) -> None:
         help="the endpoint's port on 127.0.0.1; 0 for any free port "
         "(default: the port of the last stack started in this folder when it is free, else any free port)",
     )
+    add_fail_task_starts_option(up)
     up.set_defaults(handler=_local_up)
 
 
@@ -217,7 +219,11 @@ def _port(text: str) -> int:
 
 def _local_up(args: argparse.Namespace) -> int:
     settings = build_settings(
-        args.template, processor=args.processor, parameters=_parameters(args), reconcile_seconds=args.reconcile_seconds
+        args.template,
+        processor=args.processor,
+        parameters=_parameters(args),
+        reconcile_seconds=args.reconcile_seconds,
+        task_start_failures=start_failures_from_args(args),
     )
     out = sys.stdout
     reader_gone = threading.Event()  # `lew local up | head`: once the reader has gone, the stack stops
@@ -338,7 +344,10 @@ def _submit(args: argparse.Namespace) -> int:
 def register_status(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser("status", parents=[_target_options()], help="queue depth, workers, recent results")
     parser.add_argument(
-        "--limit", type=_positive_int, default=10, help="how many recent manifests (default: %(default)s)"
+        "--limit",
+        type=_positive_int,
+        default=10,
+        help="how many recent manifests and stopped tasks (default: %(default)s)",
     )
     parser.set_defaults(handler=_status)
 
@@ -351,6 +360,9 @@ def _status(args: argparse.Namespace) -> int:
     print(f"{target.description}")
     print(f"queued {report.queued}  in flight {report.in_flight}  DLQ {dead}  active tasks {tasks}")
     _manifest_table("recent results", report.manifests)
+    if target.cluster:
+        stopped = stopped_tasks.stopped_tasks_report(target.ecs, target.cluster, target.task_family)
+        stopped_tasks.print_stopped_tasks(stopped, limit=args.limit)
     return 0
 
 

@@ -32,22 +32,19 @@ from lew_launcher.retry import RetryPolicy
 from lew_launcher.scaling import LaunchMemory, RunTaskError, is_capacity_failure, scale_workers
 from lew_launcher.settings import CapacityProvider, Settings, cluster_name, task_family
 from lew_launcher.spot_fallback import ClusterFallback, begin_fallback
+from lew_launcher.stops import failed_to_start
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs.client import ECSClient
     from mypy_boto3_sqs.client import SQSClient
 
 START_FAILURE_METRIC: Final = "TaskStartFailures"
-# Stops that someone chose: a task stopped by hand (or by a service) before it ran did not fail to start.
-DELIBERATE_STOP_CODES: Final = frozenset({"UserInitiated", "ServiceSchedulerInitiated"})
 SPOT_INTERRUPTION: Final = "SpotInterruption"
 
 
 def is_start_failure(stop: TaskStop) -> bool:
     """The task stopped without ever running (or ECS says it failed to start), and nobody chose to stop it."""
-    if stop.stop_code in DELIBERATE_STOP_CODES:
-        return False
-    return stop.stop_code == "TaskFailedToStart" or stop.started_at is None
+    return failed_to_start(stop.stop_code, started=stop.started_at is not None)
 
 
 def is_capacity_stop(stop: TaskStop) -> bool:

@@ -2,6 +2,10 @@
 
 The agent keeps its own record of each task's state instead of trusting moto's `lastStatus` (moto moves
 it forward on every DescribeTasks). A task stopped from outside (StopTask) gets SIGTERM, as on Fargate.
+
+Like ECS, it reports each task it stops: the stop code, start and stop times on the task, and a ``Task State Change``
+event (``lew.local.task_state``). With ``start_failures`` (the chaos option ``--fail-task-starts``) it stops a share
+of new tasks before their worker runs, as Fargate does when an image pull or a network interface fails.
 """
 
 from __future__ import annotations
@@ -15,10 +19,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from lew.local.chaos import StartFailureInjector
 from lew.local.output import LogSink
+from lew.local.task_state import CONTAINER_EXITED, MotoTaskNotes, task_state_change_event
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -45,6 +52,8 @@ class WorkerProcess:
     sigterm_sent: bool = False
     last_line: str = ""  # what the worker said last: on a configuration error, the one line naming the problem
     readers: list[threading.Thread] = field(default_factory=list)
+    task: Mapping[str, Any] = field(default_factory=dict, repr=False)  # as DescribeTasks gave it, for the event
+    launched_at: datetime | None = None  # when its worker started (None: it never ran)
 
     @property
     def running(self) -> bool:
@@ -67,6 +76,11 @@ class LocalEcsAgent:
         kill_grace_seconds: float = 10.0,
         poll_seconds: float = POLL_SECONDS,
         on_configuration_error: Callable[[str], None] = lambda line: None,
+        start_failures: StartFailureInjector | None = None,
+        task_notes: MotoTaskNotes | None = None,
+        publish_event: Callable[[dict[str, Any]], None] | None = None,
+        region: str = "us-east-1",
+        account_id: str = "123456789012",
     ) -> None:
         self._ecs = ecs
         self._cluster = cluster
@@ -78,6 +92,10 @@ class LocalEcsAgent:
         self._kill_grace_seconds = kill_grace_seconds
         self._poll_seconds = poll_seconds
         self._on_configuration_error = on_configuration_error
+        self._start_failures = start_failures
+        self._task_notes = task_notes
+        self._publish_event = publish_event
+        self._region, self._account_id = region, account_id
         self._task_environments: dict[str, dict[str, dict[str, str]]] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -96,6 +114,12 @@ class LocalEcsAgent:
     def tasks_started(self) -> int:
         with self._lock:
             return len(self.workers)
+
+    @property
+    def failed_starts(self) -> int:
+        """Tasks stopped before their worker ran (``--fail-task-starts``)."""
+        with self._lock:
+            return sum(1 for worker in self.workers.values() if worker.launched_at is None)
 
     def exit_codes(self) -> dict[str, int | None]:
         with self._lock:
@@ -156,7 +180,10 @@ class LocalEcsAgent:
             known = list(self.workers.values())
         if new_arns:
             for task in self._ecs.describe_tasks(cluster=self._cluster, tasks=new_arns)["tasks"]:
-                self._launch(task)
+                if self._start_failures is not None and self._start_failures.should_fail():
+                    self._fail_start(task)
+                else:
+                    self._launch(task)
         for worker in known:
             if worker.running and worker.task_arn not in running_arns and not worker.sigterm_sent:
                 # Stopped through the API (scale-in, `aws ecs stop-task`): Fargate sends SIGTERM.
@@ -176,6 +203,41 @@ class LocalEcsAgent:
         for page in paginator.paginate(cluster=self._cluster, desiredStatus="RUNNING"):
             arns.update(page["taskArns"])
         return arns
+
+    def _fail_start(self, task: Any) -> None:
+        """Stop the task before its worker runs, with the injected stop code and reason, and report it like ECS."""
+        assert self._start_failures is not None  # noqa: S101  # only called when failures are injected
+        failures = self._start_failures.failures
+        task_arn = str(task["taskArn"])
+        with self._lock:
+            label = f"worker-{len(self.workers) + 1}"
+            worker = WorkerProcess(task_arn=task_arn, label=label, process=None, task=task)
+            self.workers[task_arn] = worker
+        worker.stopped_reason = failures.reason
+        self._ecs.stop_task(cluster=self._cluster, task=task_arn, reason=failures.reason)
+        worker.task_stopped = True
+        self._report_stop(worker, failures.stop_code)
+        self._log(f"{label}: task {task_arn.rsplit('/', 1)[-1]} failed to start: {failures.stop_code}")
+
+    def _report_stop(self, worker: WorkerProcess, stop_code: str) -> None:
+        """What ECS records and announces about a stopped task: its stop code and times, and the state event."""
+        now = datetime.now(UTC)
+        if self._task_notes is not None:
+            self._task_notes.stopped(worker.task_arn, stop_code, now)
+        if self._publish_event is not None and worker.task:
+            event = task_state_change_event(
+                worker.task,
+                stop_code=stop_code,
+                reason=worker.stopped_reason or "",
+                started_at=worker.launched_at,
+                stopped_at=now,
+                region=self._region,
+                account_id=self._account_id,
+            )
+            try:
+                self._publish_event(event)
+            except Exception as error:  # noqa: BLE001  # the endpoint may already be gone while stopping
+                self._log(f"{worker.label}: could not publish its Task State Change event: {error}")
 
     def _launch(self, task: Any) -> None:
         task_arn = str(task["taskArn"])
@@ -199,7 +261,11 @@ class LocalEcsAgent:
                 self.workers[task_arn] = worker
             self._settle(worker)
             return
-        worker = WorkerProcess(task_arn=task_arn, label=label, process=process)
+        worker = WorkerProcess(
+            task_arn=task_arn, label=label, process=process, task=task, launched_at=datetime.now(UTC)
+        )
+        if self._task_notes is not None:
+            self._task_notes.started(task_arn, worker.launched_at or datetime.now(UTC))
         reader = threading.Thread(target=self._pump, args=(worker, process.stdout), name=f"lew-{label}", daemon=True)
         worker.readers.append(reader)
         with self._lock:
@@ -246,6 +312,8 @@ class LocalEcsAgent:
         except Exception as error:  # noqa: BLE001  # the endpoint may already be gone while stopping
             if not quiet_errors:
                 self._log(f"{worker.label}: StopTask failed: {type(error).__name__}: {error}")
+        else:
+            self._report_stop(worker, CONTAINER_EXITED)
         worker.task_stopped = True
         seconds = time.monotonic() - worker.started_at
         self._log(f"{worker.label}: exited with code {worker.exit_code} after {seconds:.1f} s; task stopped")

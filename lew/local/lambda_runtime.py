@@ -1,4 +1,4 @@
-"""A local Lambda runtime for the launcher: S3 events from an SQS inbox, plus the reconcile schedule.
+"""A local Lambda runtime for the launcher: S3 and EventBridge events from an SQS inbox, plus the reconcile schedule.
 
 It invokes the handler the way Lambda's asynchronous invocation does: one event at a time (like reserved
 concurrency 1), up to two retries with a delay when the handler raises, then an on-failure record (the
@@ -176,7 +176,7 @@ class LocalLambdaRuntime:
             if isinstance(event, ValueError):
                 self._log(f"inbox message {message['MessageId']} is not an event ({event}); sent to the failure queue")
                 self._record_failure({"body": message["Body"]}, event, attempts=0)
-            elif not self.invoke_async(event, source="s3"):
+            elif not self.invoke_async(event, source=_event_source(event)):
                 continue  # stopping during retries: leave the message for the next start
             self._sqs.delete_message(QueueUrl=self._inbox_url, ReceiptHandle=message["ReceiptHandle"])
 
@@ -251,6 +251,12 @@ def parse_event(body: str) -> dict[str, Any] | ValueError:
     if not isinstance(event, dict):
         return ValueError(f"expected a JSON object, got {type(event).__name__}")
     return event
+
+
+def _event_source(event: dict[str, Any]) -> str:
+    """A short name of what sent an inbox event, for log lines: s3 (notifications) or the EventBridge source."""
+    source = event.get("source")
+    return str(source).removeprefix("aws.") if isinstance(source, str) else "s3"
 
 
 def _started_tasks(result: Any) -> bool:

@@ -13,6 +13,7 @@ from lew import fargate
 from lew import parameter_rules as rules
 from lew import template as cfn
 from lew.errors import LewError
+from lew.local.chaos import StartFailures
 
 LOCAL_STACK_NAME = "lew-local"
 LOCAL_REGION = "us-east-1"
@@ -105,6 +106,7 @@ class LocalSettings:
     worker_cwd: Path = cfn.REPO_ROOT
     worker_kill_grace_seconds: float = 10.0
     port: int = 0  # the moto server's port on 127.0.0.1; 0 takes any free one
+    task_start_failures: StartFailures | None = None  # the chaos option --fail-task-starts (lew.local.chaos)
 
     @property
     def names(self) -> ResourceNames:

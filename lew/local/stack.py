@@ -22,11 +22,13 @@ from werkzeug.serving import make_server
 
 from lew.clients import ServiceClients
 from lew.errors import LewError
+from lew.local.chaos import StartFailureInjector
 from lew.local.ecs_agent import LocalEcsAgent
 from lew.local.lambda_runtime import Handler, LocalLambdaRuntime, load_launcher_handler
 from lew.local.output import LogSink, ThreadRoutedStdout, prefixed_stream_sink
 from lew.local.resources import LocalResources, create_resources
 from lew.local.settings import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, LocalSettings
+from lew.local.task_state import EventBridgePublisher, MotoTaskNotes, create_task_stopped_rule, resolved_pattern
 from lew.queues import queue_depths
 from lew.state import LocalState
 
@@ -118,6 +120,8 @@ class LocalStack(ServiceClients):
         )
         self._route_launcher_output()
         handler = self._handler or _import_launcher()
+        self._create_task_stopped_rule()
+        failures = self.settings.task_start_failures
 
         self.agent = LocalEcsAgent(
             ecs=self.ecs,
@@ -136,6 +140,11 @@ class LocalStack(ServiceClients):
             },
             kill_grace_seconds=self.settings.worker_kill_grace_seconds,
             on_configuration_error=self._configuration_failed,
+            start_failures=StartFailureInjector(failures) if failures is not None else None,
+            task_notes=MotoTaskNotes(self.settings.account_id, self.settings.region, self.resources.cluster),
+            publish_event=EventBridgePublisher(self.client("events")),
+            region=self.settings.region,
+            account_id=self.settings.account_id,
         )
         self.runtime = LocalLambdaRuntime(
             sqs=self.sqs,
@@ -189,6 +198,26 @@ class LocalStack(ServiceClients):
             self.configuration_error = line
             self._sink("lew", line)
         self.failed.set()
+
+    def _create_task_stopped_rule(self) -> None:
+        """The template's rule for tasks that stopped without running, sending their events to the launcher."""
+        assert self.resources is not None  # noqa: S101  # called after the resources exist
+        (cluster,) = self.ecs.describe_clusters(clusters=[self.resources.cluster])["clusters"]
+        pseudo = {
+            "AWS::Partition": "aws",
+            "AWS::Region": self.settings.region,
+            "AWS::AccountId": self.settings.account_id,
+            "AWS::StackName": self.settings.stack_name,
+        }
+        pattern = resolved_pattern(self.settings.template, cluster_arn=cluster["clusterArn"], pseudo=pseudo)
+        if pattern is not None:
+            create_task_stopped_rule(
+                self.client("events"),
+                self.sqs,
+                name=f"{self.settings.stack_name}-task-start-failure",
+                pattern=pattern,
+                inbox_url=self.resources.inbox_url,
+            )
 
     def _moto_api(self, path: str, body: dict[str, Any] | None) -> None:
         """Call moto's own control API on our server (plain http on 127.0.0.1)."""
