@@ -69,9 +69,13 @@ class ObjectNotice:
 
 @dataclass(frozen=True)
 class TaskStop:
-    """A stopped ECS task, from an ECS ``Task State Change`` event's ``detail`` (fields ECS may omit are None)."""
+    """A task from an ECS ``Task State Change`` event's ``detail`` (fields ECS may omit are None).
+
+    The template's rule sends only stopped tasks; another ``last_status`` comes from a rule set up by hand.
+    """
 
     task_arn: str
+    last_status: str  # STOPPED for every event the template's rule sends
     cluster_arn: str
     task_definition_arn: str
     stop_code: str | None  # e.g. TaskFailedToStart, SpotInterruption, EssentialContainerExited, UserInitiated
@@ -258,10 +262,6 @@ def _parse_task_stop(event: Mapping[str, Any]) -> TaskStop:
     detail = event.get("detail")
     if not isinstance(detail, dict):
         raise UnsupportedEvent("ECS Task State Change event has no 'detail' object")
-    status = detail.get("lastStatus")
-    if status != "STOPPED":
-        # The template's rule sends only stopped tasks; anything else here comes from a rule set up by hand.
-        raise UnsupportedEvent(f"ECS Task State Change event of a task in state {status!r}: only STOPPED is handled")
     containers = detail.get("containers") or []
     if not isinstance(containers, list):
         raise UnsupportedEvent("ECS Task State Change detail.containers must be a list")
@@ -272,6 +272,7 @@ def _parse_task_stop(event: Mapping[str, Any]) -> TaskStop:
     )
     return TaskStop(
         task_arn=_text(detail.get("taskArn"), "ECS Task State Change detail.taskArn"),
+        last_status=_text(detail.get("lastStatus"), "ECS Task State Change detail.lastStatus"),
         cluster_arn=_text(detail.get("clusterArn"), "ECS Task State Change detail.clusterArn"),
         task_definition_arn=_text(detail.get("taskDefinitionArn"), "ECS Task State Change detail.taskDefinitionArn"),
         stop_code=_optional_text(detail.get("stopCode"), "ECS Task State Change detail.stopCode"),

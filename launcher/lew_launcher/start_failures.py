@@ -6,7 +6,8 @@ for any reason but a deliberate stop (``UserInitiated``, ``ServiceSchedulerIniti
 (``CannotPullContainerError``), network interfaces and secrets (``ResourceInitializationError``), no capacity
 (``Capacity is unavailable at this time``), Spot reclaiming a task before it ran. Per event the launcher:
 
-1. ignores the event, with a log line, if the task is not one of its workers or did run (a rule set up by hand);
+1. ignores the event, with a log line, if the task is not one of its workers, has not stopped, or ran (a rule set
+   up by hand may send such events);
 2. logs ``Worker task failed to start`` with the stop code and the task's and containers' reasons;
 3. publishes ``TaskStartFailures`` (dimensions ``service`` + ``Cluster``, and ``service`` + ``Cluster`` +
    ``StopCode``), which the template's alarm watches;
@@ -95,6 +96,8 @@ def handle_task_stop(
                 "Ignored stopped task: not a worker of this launcher",
                 extra={"cluster_arn": stop.cluster_arn, "task_definition_arn": stop.task_definition_arn},
             )
+        elif stop.last_status != "STOPPED":
+            logger.info("Ignored task state change: the task has not stopped", extra={"last_status": stop.last_status})
         elif not is_start_failure(stop):
             logger.info("Ignored stopped task: it ran, or was stopped on purpose", extra={"reason": stop.reason})
         else:

@@ -98,8 +98,9 @@ def test_handler_task_failed_to_start_is_logged_counted_and_replaced_at_once(  #
         {"clusterArn": "arn:aws:ecs:us-east-1:123456789012:cluster/other"},
         {"stopCode": "EssentialContainerExited", "startedAt": "2026-11-21T19:31:20Z"},  # it ran
         {"stopCode": "UserInitiated"},  # stopped on purpose before it ran
+        {"lastStatus": "PROVISIONING", "desiredStatus": "RUNNING", "stopCode": None},  # from a rule made by hand
     ],
-    ids=["other-family", "other-cluster", "ran", "user-initiated"],
+    ids=["other-family", "other-cluster", "ran", "user-initiated", "not-stopped"],
 )
 def test_handler_task_stop_that_is_not_a_failed_start_of_ours_is_ignored(  # noqa: PLR0917  # pytest fixtures
     stack: Stack,

@@ -25,6 +25,7 @@ CAPACITY = "Capacity is unavailable at this time. Please try again later or in a
 def stop(**fields: Any) -> TaskStop:
     defaults: dict[str, Any] = {
         "task_arn": "arn:aws:ecs:us-east-1:123456789012:task/lew/abc",
+        "last_status": "STOPPED",
         "cluster_arn": "arn:aws:ecs:us-east-1:123456789012:cluster/lew",
         "task_definition_arn": "arn:aws:ecs:us-east-1:123456789012:task-definition/lew-worker:7",
         "stop_code": "TaskFailedToStart",
@@ -56,7 +57,7 @@ def test_parse_event_reads_the_stopped_task_of_the_sample_event(load_event: Load
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"lastStatus": "RUNNING"}, "state 'RUNNING': only STOPPED is handled"),
+        ({"lastStatus": None}, "detail.lastStatus must be a non-empty string"),
         ({"taskArn": None}, "detail.taskArn must be a non-empty string"),
         ({"stopCode": 3}, "detail.stopCode must be a string when present"),
         ({"containers": "worker"}, "detail.containers must be a list"),
