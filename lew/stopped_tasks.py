@@ -58,7 +58,7 @@ def stopped_task(task: Mapping[str, Any]) -> StoppedTask:
     """A DescribeTasks task, read defensively (fields ECS leaves out are None or empty)."""
     parts = [str(task.get("stoppedReason") or "")]
     for container in task.get("containers") or []:
-        if container.get("reason"):
+        if container.get("reason") and container["reason"] != task.get("stoppedReason"):
             parts.append(f"{container.get('name', '?')}: {container['reason']}")
         elif container.get("exitCode") is not None and task.get("startedAt"):
             parts.append(f"{container.get('name', '?')}: exit {container['exitCode']}")

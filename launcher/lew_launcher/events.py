@@ -91,8 +91,9 @@ class TaskStop:
 
     @property
     def reason(self) -> str:
-        """The task's stopped reason followed by its containers' reasons: what to tell the operator."""
-        return "; ".join(part for part in (self.stopped_reason, *self.container_reasons) if part) or "no reason given"
+        """The task's stopped reason followed by its containers' reasons (each once): what to tell the operator."""
+        parts = [self.stopped_reason, *self.container_reasons]
+        return "; ".join(dict.fromkeys(part for part in parts if part)) or "no reason given"
 
 
 @dataclass(frozen=True)
@@ -265,10 +266,14 @@ def _parse_task_stop(event: Mapping[str, Any]) -> TaskStop:
     containers = detail.get("containers") or []
     if not isinstance(containers, list):
         raise UnsupportedEvent("ECS Task State Change detail.containers must be a list")
+    # A container's reason that only repeats the task's stopped reason adds nothing to what the operator reads.
     container_reasons = tuple(
         f"{container.get('name', '?')}: {container['reason']}"
         for container in containers
-        if isinstance(container, dict) and isinstance(container.get("reason"), str) and container["reason"]
+        if isinstance(container, dict)
+        and isinstance(container.get("reason"), str)
+        and container["reason"]
+        and container["reason"] != detail.get("stoppedReason")
     )
     return TaskStop(
         task_arn=_text(detail.get("taskArn"), "ECS Task State Change detail.taskArn"),

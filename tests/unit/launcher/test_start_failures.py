@@ -52,6 +52,12 @@ def test_parse_event_reads_the_stopped_task_of_the_sample_event(load_event: Load
     assert task.container_reasons[0].startswith("worker: CannotPullContainerError: pull image manifest")
     assert task.reason.startswith("CannotPullContainerError: The task cannot pull")
     assert "; worker: CannotPullContainerError" in task.reason
+    # a container's reason that repeats the task's is not repeated
+    event = copy.deepcopy(load_event("ecs-task-failed-to-start"))
+    event["detail"]["containers"][0]["reason"] = event["detail"]["stoppedReason"]
+    repeated = parse_event(event).task_stop
+    assert repeated is not None
+    assert (repeated.container_reasons, repeated.reason) == ((), event["detail"]["stoppedReason"])
 
 
 @pytest.mark.parametrize(
