@@ -1,0 +1,97 @@
+"""`lew status`'s stopped tasks against moto: the family's tasks stopped in the last hour, failed starts first."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+from moto.ecs.models import ecs_backends  # moto keeps no stopCode or times: the test sets them as ECS would
+
+from lew.stopped_tasks import stopped_tasks, stopped_tasks_report
+
+REGION = "us-east-1"
+NOW = datetime(2026, 11, 30, 17, 0, tzinfo=UTC)
+
+
+def start_task(ecs: Any, family: str) -> str:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    subnet = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"][0]
+    group = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["default"]}])["SecurityGroups"][0]
+    task = ecs.run_task(
+        cluster="lew",
+        taskDefinition=family,
+        launchType="FARGATE",
+        networkConfiguration={
+            "awsvpcConfiguration": {"subnets": [subnet["SubnetId"]], "securityGroups": [group["GroupId"]]}
+        },
+    )["tasks"][0]
+    return str(task["taskArn"])
+
+
+def stop(ecs: Any, arn: str, *, code: str, reason: str, ago: timedelta, ran: bool) -> None:
+    ecs.stop_task(cluster="lew", task=arn, reason=reason)
+    task = ecs_backends["123456789012"][REGION].tasks["lew"][arn]
+    task.stop_code, task.stopped_at = code, NOW - ago
+    if ran:
+        task.started_at = NOW - ago - timedelta(minutes=1)
+
+
+def test_stopped_tasks_lists_the_family_stopped_within_the_hour_failed_starts_first(aws: None) -> None:
+    # GIVEN the worker family and another family in the cluster
+    ecs = boto3.client("ecs", region_name=REGION)
+    ecs.create_cluster(clusterName="lew")
+    for family in ("lew-worker", "other"):
+        ecs.register_task_definition(
+            family=family,
+            networkMode="awsvpc",
+            requiresCompatibilities=["FARGATE"],
+            containerDefinitions=[{"name": "worker", "image": "x", "memory": 512}],
+        )
+    exited, failed, old, running = (start_task(ecs, "lew-worker") for _ in range(4))
+    other = start_task(ecs, "other")
+    # WHEN tasks stop: one exited after running, one failed to start, one long ago; one keeps running
+    stop(
+        ecs,
+        exited,
+        code="EssentialContainerExited",
+        reason="Essential container in task exited",
+        ago=timedelta(minutes=5),
+        ran=True,
+    )
+    stop(
+        ecs,
+        failed,
+        code="TaskFailedToStart",
+        reason="CannotPullContainerError: not found",
+        ago=timedelta(minutes=10),
+        ran=False,
+    )
+    stop(ecs, old, code="TaskFailedToStart", reason="old", ago=timedelta(hours=2), ran=False)
+    stop(ecs, other, code="TaskFailedToStart", reason="not ours", ago=timedelta(minutes=1), ran=False)
+
+    # THEN only the worker family's tasks stopped within the hour are listed, the failed start first
+    found = stopped_tasks(ecs, "lew", "lew-worker", now=NOW)
+    assert [task.task_arn for task in found] == [failed, exited]
+    assert running not in [task.task_arn for task in found]
+    assert (found[0].stop_code, found[0].started, found[0].reason) == (
+        "TaskFailedToStart",
+        False,
+        "CannotPullContainerError: not found",
+    )
+    assert (found[1].stop_code, found[1].started, found[1].failed_to_start) == ("EssentialContainerExited", True, False)
+
+
+def test_stopped_tasks_report_shows_an_active_spot_fallback_only(aws: None) -> None:
+    ecs = boto3.client("ecs", region_name=REGION)
+    arn = ecs.create_cluster(clusterName="lew")["cluster"]["clusterArn"]
+    assert stopped_tasks_report(ecs, "lew", "lew-worker").spot_fallback_until is None
+
+    until = (datetime.now(UTC) + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ecs.tag_resource(resourceArn=arn, tags=[{"key": "lew:spot-fallback-until", "value": until}])
+    report = stopped_tasks_report(ecs, "lew", "lew-worker")
+    assert report.spot_fallback_until is not None
+    assert report.spot_fallback_until.strftime("%Y-%m-%dT%H:%M:%SZ") == until
+
+    ecs.tag_resource(resourceArn=arn, tags=[{"key": "lew:spot-fallback-until", "value": "2020-01-01T00:00:00Z"}])
+    assert stopped_tasks_report(ecs, "lew", "lew-worker").spot_fallback_until is None
