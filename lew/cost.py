@@ -125,7 +125,7 @@ class Design:
     s3_gets_per_archive: int = 2  # the manifest lookup under the claim (a 404 is billed as a GET) + the archive
     # The claim (a conditional PUT before the job) and the manifest (after it); outputs and refreshes are added.
     s3_puts_per_archive: int = 2
-    alarms: int = 3  # the template's CloudWatch alarms: DLQ, oldest message, launcher failures
+    alarms: int = 4  # the template's CloudWatch alarms: DLQ, oldest message, launcher failures, task start failures
 
     def __post_init__(self) -> None:
         problems = []

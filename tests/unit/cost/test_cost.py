@@ -73,7 +73,7 @@ def test_design_cost_matches_the_hand_computed_bill() -> None:
     assert line_usd(estimate, "S3 GET") == pytest.approx(1_460 * 0.0004e-3)
     # per archive: the claim, 1 output, the manifest, 1 claim refresh at the heartbeat = 4 PUTs
     assert line_usd(estimate, "S3 PUT") == pytest.approx(2_920 * 0.005e-3)
-    assert line_usd(estimate, "CloudWatch alarms") == pytest.approx(3 * 0.10)
+    assert line_usd(estimate, "CloudWatch alarms") == pytest.approx(4 * 0.10)
     expected_total = (
         36.5 * 0.04048
         + 73 * 0.004445
@@ -83,7 +83,7 @@ def test_design_cost_matches_the_hand_computed_bill() -> None:
         + (3_650 + 1_460 + 43_800) * 0.4e-6
         + 1_460 * 0.0004e-3
         + 2_920 * 0.005e-3
-        + 3 * 0.10
+        + 4 * 0.10
     )
     assert estimate.total == pytest.approx(expected_total)
 
@@ -290,7 +290,7 @@ def test_the_readmes_figure_at_rest_is_the_models() -> None:
 
     # THEN it is the model's figure, to the cent
     assert float(stated[1]) == round(cost.at_rest().total, 2)
-    assert float(stated[1]) == pytest.approx(0.36)
+    assert float(stated[1]) == pytest.approx(0.46)
 
 
 def test_register_adds_the_cost_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
