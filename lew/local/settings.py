@@ -268,6 +268,10 @@ def build_settings(
         )
     if reconcile_seconds <= 0:
         raise LewError(f"the reconcile interval must be positive, got {reconcile_seconds:g}")
+    failures = extra.get("task_start_failures")
+    if isinstance(failures, StartFailures):
+        injected = f"{failures.share:.0%} fail with {failures.stop_code}"
+        overrides.append(Override("task starts", "none fail", injected, "chaos: --fail-task-starts"))
     return LocalSettings(
         parameters=effective,
         overrides=tuple(overrides),

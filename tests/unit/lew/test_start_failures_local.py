@@ -15,6 +15,7 @@ from lew.local.chaos import (
     add_fail_task_starts_option,
     start_failures_from_args,
 )
+from lew.local.settings import build_settings
 from lew.local.task_state import task_state_change_event
 from lew.stopped_tasks import StoppedTask, StoppedTasksReport, print_stopped_tasks, stopped_task
 
@@ -160,3 +161,10 @@ def test_print_stopped_tasks_shows_the_fallback_the_table_and_what_was_left_out(
     assert "... and 1 more (--limit 3 shows them)" in out
     print_stopped_tasks(StoppedTasksReport([], None), limit=2)
     assert capsys.readouterr().out == "worker tasks stopped in the last hour: none\n"
+
+
+def test_build_settings_shows_injected_start_failures_among_the_local_differences() -> None:
+    settings = build_settings(processor="inventory", task_start_failures=StartFailures.parse("0.3:SpotInterruption"))
+
+    (override,) = [item for item in settings.overrides if item.name == "task starts"]
+    assert (override.template_value, override.local_value) == ("none fail", "30% fail with SpotInterruption")
