@@ -13,6 +13,7 @@ from lew.local.chaos import StartFailures
 from lew.local.stack import LocalStack
 from lew.stopped_tasks import stopped_tasks
 from tests.e2e.conftest import LogCollector, fast_settings, make_zip, wait_for
+from worker.paths import manifest_key
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 SEED_FAILING_THEN_STARTING = 1  # random.Random(1): 0.13 (< 0.5, fails), then 0.85 (starts)
@@ -20,9 +21,11 @@ NO_RECONCILE = 3600.0  # so that only the task's event can start the replacement
 
 
 def manifest(stack: LocalStack, stem: str) -> dict[str, Any] | None:
+    """The manifest of the upload incoming/<stem>.zip, or None."""
     assert stack.resources is not None
+    key = manifest_key(f"incoming/{stem}.zip", "incoming/", "results/")
     try:
-        body = stack.s3.get_object(Bucket=stack.resources.bucket, Key=f"results/{stem}/manifest.json")["Body"]
+        body = stack.s3.get_object(Bucket=stack.resources.bucket, Key=key)["Body"]
     except stack.s3.exceptions.NoSuchKey:
         return None
     loaded: dict[str, Any] = json.loads(body.read())
