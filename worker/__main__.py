@@ -18,6 +18,7 @@ from botocore.config import Config
 
 from worker.dispatch import handle_message
 from worker.drain import Summary, drain
+from worker.events import EventPublisher, JobEvents
 from worker.faults import (
     EXIT_CONFIG,
     EXIT_CRASH,
@@ -30,7 +31,7 @@ from worker.faults import (
 from worker.heartbeat import Heartbeat
 from worker.job import JobRuntime
 from worker.log import get_logger
-from worker.metadata import task_identity
+from worker.metadata import TaskIdentity, task_identity
 from worker.processors import load_processor
 from worker.redrive import max_receive_count_of
 from worker.settings import ConfigurationError, Settings
@@ -52,6 +53,18 @@ def client_config(settings: Settings) -> Config:
     )
 
 
+def job_events(settings: Settings, identity: TaskIdentity) -> JobEvents:
+    """The job events publisher: to EVENT_BUS_NAME with short timeouts and one retry, or none when it is unset."""
+    if not settings.event_bus_name:
+        return JobEvents(task_arn=identity.task_arn)
+    # An event must never hold up a job: fail fast, and let the publisher log and count what was not sent.
+    config = Config(
+        region_name=settings.region, retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=3
+    )
+    client = boto3.session.Session().client("events", config=config)
+    return JobEvents(EventPublisher(client, settings.event_bus_name), task_arn=identity.task_arn)
+
+
 def make_clients(settings: Settings) -> tuple[S3Client, SQSClient]:
     """One S3 and one SQS client per process (boto3 reads AWS_ENDPOINT_URL for a local emulator)."""
     session = boto3.session.Session()
@@ -64,13 +77,15 @@ def run(settings: Settings, environ: Mapping[str, str], shutdown: Shutdown) -> S
     processor = load_processor(settings)
     s3, sqs = make_clients(settings)
     attributes = check_queue(sqs, settings.queue_url)
+    identity = task_identity(environ)
     runtime = JobRuntime(
         s3=s3,
         settings=settings,
         processor=processor,
-        identity=task_identity(environ),
+        identity=identity,
         abort=shutdown.abort,
         max_receive_count=max_receive_count_of(attributes.get("RedrivePolicy")),
+        events=job_events(settings, identity),
     )
     heartbeat = Heartbeat(
         sqs, settings.queue_url, settings.visibility_timeout, settings.heartbeat_interval, claims=runtime.claims
@@ -82,8 +97,11 @@ def run(settings: Settings, environ: Mapping[str, str], shutdown: Shutdown) -> S
         "worker started",
         extra={"queue_url": settings.queue_url, "processor": processor.name, "task_arn": runtime.identity.task_arn},
     )
-    with heartbeat.running():
-        return drain(sqs, settings, handle, shutdown, heartbeat)
+    try:
+        with heartbeat.running():
+            return drain(sqs, settings, handle, shutdown, heartbeat)
+    finally:
+        runtime.events.close()  # bounded: what EventBridge has not taken in a few seconds is dropped
 
 
 def main(environ: Mapping[str, str] | None = None) -> int:

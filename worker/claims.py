@@ -122,6 +122,7 @@ class Claim:
     lost: bool = False
     released: bool = False
     recorded: bool = False  # the job's manifest, written, names this claim's nonce: its job is over
+    progress: dict[str, Any] | None = None  # the job's latest progress (worker/progress.py), shown by `lew status`
     writes: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -138,6 +139,7 @@ class Claim:
             "lease_seconds": self.lease_seconds,
             "nonce": self.nonce,
             "writes": self.writes,
+            "progress": self.progress,
         }
 
     def put(self, *, if_match: str | None = None) -> None:

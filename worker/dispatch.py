@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 
 from worker.claims import deferral_seconds
+from worker.events import DEAD_LETTERED
 from worker.job import JobRuntime, Outcome, run_job
 from worker.log import get_logger
 from worker.messages import Jobs, Poison, Received, TestEvent, parse_body, without_results
@@ -73,8 +74,27 @@ def handle_message(
     limit = runtime.max_receive_count
     if settlement.action in KEPT and limit is not None and message.attempt >= limit:
         reason = f"attempt {message.attempt} of {limit} (the queue's maxReceiveCount): {settlement.reason or '?'}"
-        return _poison(message, reason, sqs, queue_url, dlq_url, kind="exhausted", outcomes=settlement.outcomes)
+        settlement = _poison(message, reason, sqs, queue_url, dlq_url, kind="exhausted", outcomes=settlement.outcomes)
+        _announce_dead_letter(message, runtime, settlement, reason, kind="exhausted")
     return settlement
+
+
+# The `error.type` of a `dead-lettered` event, by why the worker moved the message.
+DEAD_LETTER_TYPES = {"refused": "ResultsRefused", "dead": "Unrecordable", "exhausted": "AttemptsExhausted"}
+
+
+def _announce_dead_letter(
+    message: Received, runtime: JobRuntime, settlement: Settlement, reason: str, *, kind: str
+) -> None:
+    """A `dead-lettered` job event for each job of a message the worker has just moved to the DLQ."""
+    if settlement.action is not Action.DELETE:
+        return  # left for the redrive policy: it is announced when it is finally moved
+    parsed = parse_body(message.body)
+    if not isinstance(parsed, Jobs):
+        return
+    error = {"type": DEAD_LETTER_TYPES.get(kind, "DeadLettered"), "message": reason, "permanent": True}
+    for job in parsed.jobs:
+        runtime.events.emit(DEAD_LETTERED, job, attempt=message.attempt, message_id=message.message_id, error=error)
 
 
 # Settlements that leave the message in the queue, to be received again.
@@ -92,7 +112,9 @@ def _handle(message: Received, runtime: JobRuntime, sqs: SQSClient, queue_url: s
     parsed = without_results(parsed, runtime.settings.result_prefix)
     refusal = _results_key_refusal(parsed, runtime)
     if refusal is not None:
-        return _poison(message, refusal, sqs, queue_url, dlq_url, kind="refused")
+        settlement = _poison(message, refusal, sqs, queue_url, dlq_url, kind="refused")
+        _announce_dead_letter(message, runtime, settlement, refusal, kind="refused")
+        return settlement
     return _run_jobs(message, parsed, runtime, sqs=sqs, queue_url=queue_url, dlq_url=dlq_url)
 
 
@@ -144,7 +166,9 @@ def _run_jobs(
         # jobs would be skips, so the whole message goes.
         dead = outcomes.copy()
         del dead[Outcome.DEAD.value]
-        return _poison(message, why(Outcome.DEAD), sqs, queue_url, dlq_url, kind="dead", outcomes=dead)
+        settlement = _poison(message, why(Outcome.DEAD), sqs, queue_url, dlq_url, kind="dead", outcomes=dead)
+        _announce_dead_letter(message, runtime, settlement, why(Outcome.DEAD), kind="dead")
+        return settlement
     if outcomes[Outcome.DEFERRED.value]:
         # When the message comes back, the manifest makes the deferred job a skip (same ETag) or it runs (newer).
         held = time.monotonic() - message.received_at

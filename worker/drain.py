@@ -42,6 +42,7 @@ class Summary:
             "retried": self.outcomes["retry"],
             "deferred": self.outcomes["deferred"],
             "released": self.outcomes["aborted"],
+            "cancelled": self.outcomes["cancelled"],
             "poison": self.outcomes["poison"],
             "refused": self.outcomes["refused"],
             "dead": self.outcomes["dead"],

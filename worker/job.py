@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from worker import events
 from worker.archive import UnpackLimits, archive_suffix, unpack
+from worker.cancel import CancelRequest, cancel_key, clear_cancel, pending_cancel
 from worker.claims import CLAIMS_FOLDER, Busy, Claim, HeldClaims, Holder, acquire, claim_key
+from worker.commands import read_tail
 from worker.errors import (
     ArchiveTooLarge,
     ClaimLost,
@@ -28,8 +32,10 @@ from worker.errors import (
     is_permanent,
     s3_rule,
 )
+from worker.events import JobEvents
 from worker.log import get_logger
 from worker.manifest import (
+    CANCELLED,
     FAILED,
     SUCCEEDED,
     Manifest,
@@ -45,9 +51,11 @@ from worker.messages import Job
 from worker.metadata import TaskIdentity
 from worker.paths import MANIFEST_NAME, OUTSIDE_FOLDER, folder_name, manifest_key, results_folder
 from worker.processors import Processor, ProcessorContext, prepare_output_dir, run_processor
+from worker.progress import Progress, read_latest
 from worker.publish import open_source, save_body, upload_outputs
 from worker.settings import Settings
 from worker.versions import parse_sequencer, plan, sequencer_to_record
+from worker.watch import JobWatch
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -66,6 +74,7 @@ class Outcome(enum.Enum):
     RETRY = "retry"  # a transient failure: keep the message, with a backoff
     ABORTED = "aborted"  # the worker is stopping: release the message at once
     DEAD = "dead"  # a permanent failure no manifest can record (bucket gone, results refused): to the DLQ, with reason
+    CANCELLED = "cancelled"  # `lew cancel` asked for it: a cancelled manifest is written: delete
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,15 @@ class JobRuntime:
     claims: HeldClaims = field(default_factory=HeldClaims)  # the heartbeat refreshes these (pass it to Heartbeat)
     # The work queue's maxReceiveCount (worker/redrive.py): the last allowed attempt dead-letters with its reason.
     max_receive_count: int | None = None
+    events: JobEvents = field(default_factory=JobEvents)  # job state-change events (worker/events.py)
+
+
+@dataclass(frozen=True)
+class _CancelKeys:
+    """Where a cancelled job's manifest goes, and its cancel marker (deleted once honoured)."""
+
+    manifest: str
+    marker: str
 
 
 @dataclass(frozen=True)
@@ -97,7 +115,13 @@ def run_job(job: Job, attempt: int, runtime: JobRuntime, *, message_id: str = ""
     settings = runtime.settings
     logger = get_logger()
     folder = folder_name(job.key, settings.input_prefix)
-    holder = Holder(message_id=message_id, task_arn=runtime.identity.task_arn, etag=job.etag, version_id=job.version_id)
+    holder = Holder(
+        message_id=message_id,
+        task_arn=runtime.identity.task_arn,
+        etag=job.etag,
+        version_id=job.version_id,
+        key=job.key,
+    )
     manifest = manifest_key(job.key, settings.input_prefix, settings.result_prefix)
     claim = claim_key(settings.result_prefix, folder)
 
@@ -139,21 +163,36 @@ def run_job(job: Job, attempt: int, runtime: JobRuntime, *, message_id: str = ""
         return JobResult(Outcome.DEFERRED, claim_remaining=acquired.remaining, reason=reason)
     runtime.claims.add(acquired)
     try:
-        return _run_claimed(job, attempt, runtime, acquired, folder)
+        return _run_claimed(job, attempt, runtime, acquired, folder, message_id=message_id)
     finally:
         # Deleted after a skip, a retry or an abort; left in place when the manifest written names it.
         runtime.claims.release(acquired)
 
 
-def _run_claimed(job: Job, attempt: int, runtime: JobRuntime, claim: Claim, folder: str) -> JobResult:
+def _run_claimed(  # noqa: PLR0911 - one return per way a job ends, each with its reason next to it
+    job: Job, attempt: int, runtime: JobRuntime, claim: Claim, folder: str, *, message_id: str
+) -> JobResult:
     settings = runtime.settings
     logger = get_logger()
     folder_key = results_folder(job.key, settings.input_prefix, settings.result_prefix)
     manifest_key = folder_key + MANIFEST_NAME
+    marker_key = cancel_key(settings.result_prefix, folder)
+    keys = _CancelKeys(manifest=manifest_key, marker=marker_key)
     started_at = utcnow()
     timings: dict[str, float] = {}
     ignored: list[dict[str, str]] = []  # members unpack left out: in the failure manifest too, if a later phase fails
     source = Source(job.bucket, job.key, job.etag, job.version_id, job.size, parse_sequencer(job.sequencer))
+    watch = JobWatch(
+        s3=runtime.s3,
+        job=job,
+        claim=claim,
+        cancel_key=marker_key,
+        events=runtime.events,
+        abort=runtime.abort,
+        attempt=attempt,
+        message_id=message_id,
+    )
+    emit = functools.partial(runtime.events.emit, job=job, attempt=attempt, message_id=message_id)
     try:
         # Read under the claim: a duplicate whose job finished a moment ago is seen here, not processed again.
         existing = read_manifest(runtime.s3, job.bucket, manifest_key)
@@ -161,12 +200,20 @@ def _run_claimed(job: Job, attempt: int, runtime: JobRuntime, claim: Claim, fold
         if versions.skip is not None:
             logger.info("an older version's event: skipping", extra={"manifest": manifest_key, "why": versions.skip})
         if versions.skip is not None or _done_before(job, existing, job.etag, job.version_id, manifest_key):
+            emit(events.SKIPPED, manifest_key=manifest_key)
             return JobResult(Outcome.SKIPPED)
+        # A queued job that was cancelled is never started.
+        request = pending_cancel(runtime.s3, job.bucket, marker_key, job.etag, job.version_id)
+        if request is not None:
+            return _settle_cancel(
+                job, attempt, runtime, claim, source=source, keys=keys, started_at=utcnow(), request=request
+            )
+        emit(events.STARTED)
         # An input that is not an archive costs no GET at all.
         suffix = _check_input(source, folder, settings)
-        with _job_folder() as job_dir:
+        with _job_folder() as job_dir, watch.running():
             archive = job_dir / f"{ARCHIVE_STEM}{suffix}"
-            _check_abort(runtime, claim)
+            _check_abort(runtime, claim, watch)
             with (
                 _timed(timings, "download"),
                 open_source(runtime.s3, job, pin_version=versions.pin_version) as opened,
@@ -174,6 +221,7 @@ def _run_claimed(job: Job, attempt: int, runtime: JobRuntime, claim: Claim, fold
                 # From here on the manifest records the object the GET answered with, not the message's view of it.
                 source = dataclasses.replace(opened.source, sequencer=sequencer_to_record(opened.source, job, existing))
                 if _done_before(job, existing, source.etag, source.version_id, manifest_key):
+                    emit(events.SKIPPED, manifest_key=manifest_key)
                     return JobResult(Outcome.SKIPPED)
                 # The object was replaced since the message was sent (no version id to pin, or no sequencer to order
                 # by: worker/versions.py): the current object is processed and its own ETag recorded. The newer
@@ -190,13 +238,27 @@ def _run_claimed(job: Job, attempt: int, runtime: JobRuntime, claim: Claim, fold
                 folder_key=folder_key,
                 timings=timings,
                 ignored=ignored,
+                watch=watch,
             )
         manifest.started_at, manifest.finished_at = started_at, utcnow()
         manifest.timings["total"] = (manifest.finished_at - started_at).total_seconds()
         _write_claimed_manifest(runtime.s3, job.bucket, manifest_key, manifest, claim)
         logger.info("job succeeded", extra={"manifest": manifest_key, "outputs": len(manifest.outputs)})
+        emit(events.SUCCEEDED, manifest_key=manifest_key, outputs=len(manifest.outputs), durations=manifest.timings)
         return JobResult(Outcome.SUCCEEDED)
     except JobAborted as error:
+        if watch.cancel_request is not None:
+            return _settle_cancel(
+                job,
+                attempt,
+                runtime,
+                claim,
+                source=source,
+                keys=keys,
+                started_at=started_at,
+                request=watch.cancel_request,
+                timings=timings,
+            )
         logger.warning("job aborted: the worker is stopping", extra={"error": str(error)})
         return JobResult(Outcome.ABORTED, error, reason=f"the worker stopped during the job: {error}")
     except ClaimLost as error:
@@ -216,7 +278,63 @@ def _run_claimed(job: Job, attempt: int, runtime: JobRuntime, claim: Claim, fold
             timings=timings,
             ignored=ignored,
             error=error,
+            message_id=message_id,
         )
+
+
+def _settle_cancel(
+    job: Job,
+    attempt: int,
+    runtime: JobRuntime,
+    claim: Claim,
+    *,
+    source: Source,
+    keys: _CancelKeys,
+    started_at: datetime,
+    request: CancelRequest,
+    timings: dict[str, float] | None = None,
+) -> JobResult:
+    """Write the cancelled manifest, delete the marker; the message is then deleted (retried if the write fails)."""
+    logger = get_logger()
+    manifest_key, marker_key = keys.manifest, keys.marker
+    timings = dict(timings or {})
+    timings["total"] = (utcnow() - started_at).total_seconds()
+    when = f" at {request.requested_at}" if request.requested_at else ""
+    by = f" by {request.requested_by}" if request.requested_by else ""
+    error = {"type": "JobCancelled", "message": f"cancelled{by}{when} (lew cancel)", "permanent": True}
+    manifest = Manifest(
+        status=CANCELLED,
+        source=source,
+        processor=runtime.processor.name,
+        attempt=attempt,
+        started_at=started_at,
+        finished_at=utcnow(),
+        timings=timings,
+        task_arn=runtime.identity.task_arn,
+        log_stream=runtime.identity.log_stream,
+        error=error,
+    )
+    try:
+        if records_success(read_manifest(runtime.s3, job.bucket, manifest_key), source.etag, source.version_id):
+            logger.info("a success manifest exists for this ETag: not overwriting it with a cancellation")
+        else:
+            _write_claimed_manifest(runtime.s3, job.bucket, manifest_key, manifest, claim)
+    except Exception as write_error:  # noqa: BLE001 - without its manifest the cancel is retried, not lost
+        reason = describe_error(write_error, f"write s3://{job.bucket}/{manifest_key}")
+        logger.warning("could not write the cancelled manifest; will retry", extra={"error": reason})
+        return JobResult(Outcome.RETRY, write_error, reason=f"cancelled, but the manifest failed: {reason}")
+    clear_cancel(runtime.s3, job.bucket, marker_key)
+    logger.warning("job cancelled", extra={"manifest": manifest_key, "requested_at": request.requested_at})
+    runtime.events.emit(
+        events.CANCELLED,
+        job,
+        attempt=attempt,
+        message_id=claim.holder.message_id,
+        manifest_key=manifest_key,
+        error=error,
+        durations=timings,
+    )
+    return JobResult(Outcome.CANCELLED)
 
 
 def _done_before(job: Job, existing: dict[str, object] | None, etag: str | None, version: str | None, key: str) -> bool:
@@ -265,6 +383,7 @@ def _process(
     folder_key: str,
     timings: dict[str, float],
     ignored: list[dict[str, str]],
+    watch: JobWatch,
 ) -> Manifest:
     """Unpack the downloaded archive, run the processor, upload its outputs; the manifest to write."""
     settings = runtime.settings
@@ -272,7 +391,7 @@ def _process(
     suffix = archive.name.removeprefix(ARCHIVE_STEM)
     input_dir = job_dir / "input"
     input_dir.mkdir()
-    _check_abort(runtime, claim)
+    _check_abort(runtime, claim, watch)
     with _timed(timings, "unpack"):
         limits = UnpackLimits(max_members=settings.max_members, max_unpacked_bytes=settings.max_unpacked_bytes)
         unpacked = unpack(archive, input_dir, limits, suffix=suffix)
@@ -280,7 +399,7 @@ def _process(
     ignored.extend(member.to_dict() for member in unpacked.ignored)
     get_logger().info("unpacked", extra={"members": len(unpacked.members), "ignored": len(ignored)})
     output_dir = prepare_output_dir(input_dir, settings.output_dir)  # after unpack: the archive may hold it
-    _check_abort(runtime, claim)
+    _check_abort(runtime, claim, watch)
     context = ProcessorContext(
         job=job,
         archive_name=PurePosixPath(job.key).name[: -len(suffix)],
@@ -288,11 +407,13 @@ def _process(
         output_dir=output_dir,
         job_dir=job_dir,
         timeout=settings.job_timeout,
-        cancel=runtime.abort,
+        cancel=watch.interrupt,  # set by the worker's stop or by a cancel request
     )
+    watch.read_progress_with(_progress_reader(context, runtime.processor))
     with _timed(timings, "process"):
         result = run_processor(runtime.processor, context)
-    _check_abort(runtime, claim)
+    watch.read_progress_with(None)
+    _check_abort(runtime, claim, watch)
     with _timed(timings, "upload"):
         bases = (output_dir, input_dir, job_dir)
         _check_outputs(result.outputs, bases)
@@ -326,6 +447,7 @@ def _settle_failure(
     timings: dict[str, float],
     ignored: list[dict[str, str]],
     error: Exception,
+    message_id: str = "",
 ) -> JobResult:
     logger = get_logger()
     reason = describe_error(error, f"a request of the job of s3://{job.bucket}/{job.key}")
@@ -334,6 +456,9 @@ def _settle_failure(
             logger.warning("job failed; it will be retried", extra={"error": str(error), "type": type(error).__name__})
         else:
             logger.exception("job failed; it will be retried", extra={"type": type(error).__name__, "error": reason})
+        runtime.events.emit(
+            events.RETRYING, job, attempt=attempt, message_id=message_id, error=error, durations=timings
+        )
         return JobResult(Outcome.RETRY, error, reason=reason)
     logger.warning("job failed permanently", extra={"error": str(error), "type": type(error).__name__})
     timings["total"] = (utcnow() - started_at).total_seconds()
@@ -366,7 +491,20 @@ def _settle_failure(
             logger.warning("could not write the failure manifest, for good: dead-lettering", extra={"error": unwritten})
             return JobResult(Outcome.DEAD, write_error, reason=f"{reason}; and no manifest could say so: {unwritten}")
         logger.warning("could not write the failure manifest; will retry", extra={"error": unwritten})
+        runtime.events.emit(
+            events.RETRYING, job, attempt=attempt, message_id=message_id, error=write_error, durations=timings
+        )
         return JobResult(Outcome.RETRY, write_error, reason=f"{reason}; and the failure manifest failed: {unwritten}")
+    runtime.events.emit(
+        events.FAILED,
+        job,
+        attempt=attempt,
+        message_id=message_id,
+        manifest_key=manifest_key,
+        outputs=0,
+        error=manifest.error,
+        durations=timings,
+    )
     return JobResult(Outcome.FAILED, error)
 
 
@@ -383,7 +521,23 @@ def _check_outputs(outputs: tuple[Path, ...], bases: tuple[Path, ...]) -> None:
             raise ProcessorRejected(f"an output is named {MANIFEST_NAME}, which would be replaced by the manifest")
 
 
-def _check_abort(runtime: JobRuntime, claim: Claim) -> None:
+def _progress_reader(context: ProcessorContext, processor: Processor) -> Callable[[], Progress | None]:
+    """The job's latest progress: its LEW_PROGRESS file, else what the processor reads from its own output."""
+    from_log = getattr(processor, "progress_from_log", None)
+
+    def latest() -> Progress | None:
+        reported = read_latest(context.progress_file)
+        if reported is None and callable(from_log):
+            found = from_log(read_tail(context.log_path))
+            return found if isinstance(found, Progress) else None
+        return reported
+
+    return latest
+
+
+def _check_abort(runtime: JobRuntime, claim: Claim, watch: JobWatch | None = None) -> None:
+    if watch is not None and watch.cancelled:
+        raise JobAborted("the job was cancelled")
     if runtime.abort.is_set():
         raise JobAborted("the stop grace period is over")
     if claim.lost:

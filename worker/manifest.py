@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 SUCCEEDED = "succeeded"
 FAILED = "failed"
+CANCELLED = "cancelled"  # `lew cancel` stopped the job (worker/cancel.py); `error` says when
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from worker import povray_log
 from worker.commands import LOG_TAIL_BYTES, CommandResult, processor_environment, read_tail, run_command
 from worker.errors import ProcessorRejected, ProcessorRetry
 from worker.messages import Job
+from worker.progress import PROGRESS_ENV, PROGRESS_FILE_NAME, Progress, povray_progress
 from worker.settings import ConfigurationError, Settings
 
 REJECT_EXIT_CODE = 3  # ecs-watchbot's contract: 0 success, 3 reject (permanent), anything else retry
@@ -58,6 +59,11 @@ class ProcessorContext:
     cancel: threading.Event = field(default_factory=threading.Event)
 
     @property
+    def progress_file(self) -> Path:
+        """Where the command appends its progress reports (LEW_PROGRESS; worker/progress.py)."""
+        return self.job_dir / PROGRESS_FILE_NAME
+
+    @property
     def log_path(self) -> Path:
         """Where the commands of `run` and `execute` write their combined stdout and stderr."""
         return self.job_dir / "processor.log"
@@ -73,7 +79,12 @@ class ProcessorContext:
             argv,
             cwd=cwd or self.input_dir,
             env=processor_environment(
-                self.job_dir, {"LEW_INPUT_DIR": str(self.input_dir), "LEW_OUTPUT_DIR": str(self.output_dir)}
+                self.job_dir,
+                {
+                    "LEW_INPUT_DIR": str(self.input_dir),
+                    "LEW_OUTPUT_DIR": str(self.output_dir),
+                    PROGRESS_ENV: str(self.progress_file),
+                },
             ),
             log_path=self.log_path,
             timeout=self.timeout,
@@ -253,6 +264,11 @@ class PovrayProcessor:
 
     executable: str = "povray"
     name: str = "povray"
+
+    @staticmethod
+    def progress_from_log(log_tail: str) -> Progress | None:
+        """POV-Ray's own progress: the pixels rendered of the image's total, from its status output."""
+        return povray_progress(log_tail)
 
     def __call__(self, context: ProcessorContext) -> ProcessResult:
         scene = self.choose_scene(context.input_dir, context.archive_name)

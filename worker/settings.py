@@ -60,6 +60,7 @@ class Settings:
     max_unpacked_bytes: int = 20 * GIB
     max_members: int = 10_000
     dlq_url: str | None = None
+    event_bus_name: str | None = None  # where job state-change events go; None publishes none
 
     @property
     def heartbeat_interval(self) -> float:
@@ -115,6 +116,7 @@ class Settings:
             max_unpacked_bytes=read.number("MAX_UNPACKED_BYTES", int, defaults.max_unpacked_bytes, minimum=1),
             max_members=read.number("MAX_MEMBERS", int, defaults.max_members, minimum=1),
             dlq_url=dlq_url,
+            event_bus_name=read.text("EVENT_BUS_NAME"),
         )
         if read.problems:
             raise ConfigurationError(*read.problems)

@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # docs/worker.md, "The processor's environment".
-DOCUMENTED = {"PATH", "HOME", "TMPDIR", "LANG", "LEW_INPUT_DIR", "LEW_OUTPUT_DIR"}
+DOCUMENTED = {"PATH", "HOME", "TMPDIR", "LANG", "LEW_INPUT_DIR", "LEW_OUTPUT_DIR", "LEW_PROGRESS"}
 # Python adds this one itself when it coerces a C locale (PEP 538); it is not something the worker passes on.
 ADDED_BY_PYTHON = {"LC_CTYPE"}
 SECRETS = {

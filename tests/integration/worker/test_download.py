@@ -85,14 +85,17 @@ def test_download_happy_path_makes_one_get_and_no_head(stack: Stack) -> None:
     # WHEN the worker drains the queue
     summary = stack.run()
 
-    # THEN the job's S3 requests are the claim, the manifest lookup, one GET of the archive, one PUT per output
-    # and the manifest PUT: no HeadObject, and no DeleteObject (the manifest names the claim, which stays)
+    # THEN the job's S3 requests are the claim, the manifest lookup, the cancel marker lookup (a 404), one GET of
+    # the archive, one PUT per output and the manifest PUT: no HeadObject, and no DeleteObject (the manifest names
+    # the claim, which stays)
     assert summary.to_dict()["processed"] == 1
     operations = [name for name, _ in calls]
     assert "HeadObject" not in operations
     assert "DeleteObject" not in operations
-    assert operations == ["PutObject", "GetObject", "GetObject", "PutObject", "PutObject"]
-    assert [key for name, key in calls if name == "GetObject"][1].endswith("/incoming/one.zip")
+    assert operations == ["PutObject", "GetObject", "GetObject", "GetObject", "PutObject", "PutObject"]
+    gets = [key for name, key in calls if name == "GetObject"]
+    assert gets[1].endswith(".cancel.json")
+    assert gets[2].endswith("/incoming/one.zip")
     assert stack.manifest("incoming/one.zip")["status"] == "succeeded"
 
 

@@ -1,0 +1,123 @@
+"""Cancel requests: a small marker object next to the job's claim, written by `lew cancel`, read by the worker.
+
+Only S3 is involved: `lew cancel` puts `<claim key without .claim.json>.cancel.json` naming the upload (its ETag
+and version id) it cancels. The worker reads it before a job starts (a queued job is then not run) and every
+few seconds while it runs (the processor's process tree is then killed); either way it writes a `cancelled`
+manifest, deletes the message and deletes the marker. A marker for another ETag (an older upload of the same key)
+is ignored, so a cancel never reaches a later upload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from worker.claims import CLAIM_SUFFIX, CLAIMS_FOLDER, claim_key
+from worker.errors import GONE_CODES, error_code
+from worker.log import get_logger
+from worker.messages import normalise_etag
+from worker.paths import key_fits
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+CANCEL_SUFFIX = ".cancel.json"
+
+
+def cancel_key(result_prefix: str, stem: str) -> str:
+    """The cancel marker of a stem: its claim key with `.cancel.json` for `.claim.json` (sha256-named when long)."""
+    claim = claim_key(result_prefix, stem)
+    key = claim[: -len(CLAIM_SUFFIX)] + CANCEL_SUFFIX
+    if key_fits(key):
+        return key
+    # One byte longer than the claim key: a stem whose claim just fits is named by its digest, like a long claim.
+    return f"{result_prefix}{CLAIMS_FOLDER}sha256/{hashlib.sha256(stem.encode()).hexdigest()}{CANCEL_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class CancelRequest:
+    """A request to cancel the upload with this ETag (and version id); `etag` None cancels whatever is there."""
+
+    etag: str | None
+    version_id: str | None
+    requested_at: str
+    requested_by: str | None = None
+
+    def applies_to(self, etag: str | None, version_id: str | None) -> bool:
+        """True when the request names this upload (a request made for an older upload of the key does not)."""
+        if self.etag is not None and normalise_etag(self.etag) != normalise_etag(etag):
+            return False
+        return not (self.version_id and version_id and self.version_id != version_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The marker's JSON body."""
+        return {
+            "etag": self.etag,
+            "version_id": self.version_id,
+            "requested_at": self.requested_at,
+            "requested_by": self.requested_by,
+        }
+
+    @classmethod
+    def new(cls, etag: str | None, version_id: str | None, requested_by: str | None = None) -> CancelRequest:
+        """A request made now."""
+        return cls(normalise_etag(etag), version_id, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), requested_by)
+
+
+def read_cancel(s3: S3Client, bucket: str, key: str) -> CancelRequest | None:
+    """The cancel request at a marker key, or None when there is none. S3 errors other than 404 are raised."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        if error_code(error) in GONE_CODES:
+            return None
+        raise
+    try:
+        document = json.loads(body)
+    except ValueError:
+        document = {}
+    if not isinstance(document, dict):
+        document = {}
+    # A damaged marker still means someone asked to cancel: it cancels whatever upload the key holds.
+    etag, version_id = document.get("etag"), document.get("version_id")
+    return CancelRequest(
+        etag=etag if isinstance(etag, str) and etag else None,
+        version_id=version_id if isinstance(version_id, str) and version_id else None,
+        requested_at=str(document.get("requested_at") or ""),
+        requested_by=str(document["requested_by"]) if document.get("requested_by") else None,
+    )
+
+
+def pending_cancel(
+    s3: S3Client, bucket: str, key: str, etag: str | None, version_id: str | None
+) -> CancelRequest | None:
+    """The cancel request for this upload, if one was made; None otherwise, or when the marker cannot be read.
+
+    A read that fails (network, access) is logged and counts as "no request": it is asked again on the next beat,
+    and a cancel must never be what fails a job.
+    """
+    try:
+        request = read_cancel(s3, bucket, key)
+    except (BotoCoreError, ClientError) as error:
+        get_logger().warning("could not read the cancel marker", extra={"marker": key, "error": str(error)})
+        return None
+    return request if request is not None and request.applies_to(etag, version_id) else None
+
+
+def write_cancel(s3: S3Client, bucket: str, key: str, request: CancelRequest) -> None:
+    """Put a cancel marker (what `lew cancel` does)."""
+    body = json.dumps(request.to_dict()).encode("utf-8")
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+
+
+def clear_cancel(s3: S3Client, bucket: str, key: str) -> None:
+    """Delete a cancel marker once honoured; a failure is logged (the marker names an ETag that is now done)."""
+    try:
+        s3.delete_object(Bucket=bucket, Key=key)
+    except (BotoCoreError, ClientError) as error:
+        get_logger().warning("could not delete the cancel marker", extra={"marker": key, "error": str(error)})
