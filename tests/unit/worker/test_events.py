@@ -29,7 +29,7 @@ FIELDS: dict[str, dict[str, Any]] = {
     events.SUCCEEDED: {"attempt": 1, "manifest_key": "results/a/scène one/manifest.json", "outputs": 2},
     events.FAILED: {"attempt": 2, "manifest_key": "results/a/m.json", "outputs": 0, "error": ProcessorRejected("bad")},
     events.RETRYING: {"attempt": 1, "error": ProcessorRetry("exit 1")},
-    events.DEAD_LETTERED: {"attempt": 5, "error": {"type": "ResultKeyTooLong", "message": "too long", "permanent": True}},
+    events.DEAD_LETTERED: {"attempt": 5, "error": {"type": "ResultKeyTooLong", "message": "long", "permanent": True}},
     events.CANCELLED: {
         "attempt": 1,
         "manifest_key": "results/a/m.json",
