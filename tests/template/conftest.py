@@ -194,7 +194,13 @@ def as_list(value: Any) -> list[Any]:
 
 # Resources whose one PolicyDocument is a policy: identity policies, and the bucket and queue resource policies.
 POLICY_DOCUMENT_TYPES = frozenset(
-    {"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy"}
+    {
+        "AWS::IAM::Policy",
+        "AWS::IAM::ManagedPolicy",
+        "AWS::S3::BucketPolicy",
+        "AWS::SQS::QueuePolicy",
+        "AWS::SNS::TopicPolicy",
+    }
 )
 
 
@@ -267,6 +273,7 @@ S3_OBJECT_SCOPES = {
     "read": f"arn:${{AWS::Partition}}:s3:::{BUCKET}/${{InputPrefix}}*",
     "results": f"arn:${{AWS::Partition}}:s3:::{BUCKET}/${{ResultPrefix}}*",
     "claims": f"arn:${{AWS::Partition}}:s3:::{BUCKET}/${{ResultPrefix}}.lew-claims/*.claim.json",
+    "cancels": f"arn:${{AWS::Partition}}:s3:::{BUCKET}/${{ResultPrefix}}.lew-claims/*.cancel.json",
 }
 S3_BUCKET_ARN = f"arn:${{AWS::Partition}}:s3:::{BUCKET}"
 S3_READ_ACTIONS = {"s3:GetObject", "s3:GetObjectVersion"}
@@ -275,7 +282,8 @@ S3_RESULT_ACTIONS = {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", 
 
 
 def s3_scope_problems(statements: list[Statement]) -> list[str]:
-    """The task role reads under InputPrefix, writes under ResultPrefix, deletes only claims, lists only results."""
+    """The task role reads under InputPrefix, writes under ResultPrefix, deletes only claims and cancel markers,
+    lists only results."""
     problems = []
     for statement in statements:
         s3_actions = {action for action in statement.actions if action.startswith("s3:")}
@@ -287,7 +295,7 @@ def s3_scope_problems(statements: list[Statement]) -> list[str]:
                 continue
             if text == S3_OBJECT_SCOPES["results"] and s3_actions <= S3_RESULT_ACTIONS:
                 continue
-            if text == S3_OBJECT_SCOPES["claims"] and s3_actions == {"s3:DeleteObject"}:
+            if text in (S3_OBJECT_SCOPES["claims"], S3_OBJECT_SCOPES["cancels"]) and s3_actions == {"s3:DeleteObject"}:
                 continue
             condition = statement.body.get("Condition", {}).get("StringLike", {}).get("s3:prefix")
             if (

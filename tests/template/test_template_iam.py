@@ -137,11 +137,12 @@ def test_task_role_s3_access_is_limited_to_the_prefixes(
         if action.startswith("s3:")
     }
     read, results = helpers.S3_OBJECT_SCOPES["read"], helpers.S3_OBJECT_SCOPES["results"]
-    claims = helpers.S3_OBJECT_SCOPES["claims"]
+    claims, cancels = helpers.S3_OBJECT_SCOPES["claims"], helpers.S3_OBJECT_SCOPES["cancels"]
     assert {("s3:GetObject", read), ("s3:GetObject", results), ("s3:PutObject", results)} <= granted
     assert ("s3:ListBucket", helpers.S3_BUCKET_ARN) in granted
-    # the in-flight claims are the only objects the worker may delete
-    assert {(action, scope) for action, scope in granted if "Delete" in action} == {("s3:DeleteObject", claims)}
+    # the in-flight claims and the cancel markers it honoured are the only objects the worker may delete
+    deletes = {(action, scope) for action, scope in granted if "Delete" in action}
+    assert deletes == {("s3:DeleteObject", claims), ("s3:DeleteObject", cancels)}
 
 
 def test_task_role_consumes_the_work_queue_and_feeds_the_dlq(
@@ -185,3 +186,69 @@ def test_launcher_starts_only_worker_tasks_in_its_cluster(
     enqueue = statements["EnqueueAndReadBacklog"]
     assert set(enqueue["Action"]) == {"sqs:SendMessage", "sqs:GetQueueAttributes"}
     assert enqueue["Resource"] == {"Fn::GetAtt": ["WorkQueue", "Arn"]}
+
+
+# --- job events ----------------------------------------------------------------------------------------------------
+
+DEFAULT_BUS_ARN = {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"}
+
+
+@pytest.mark.parametrize(
+    ("event_bus", "bus_arn"),
+    [("stack", {"Fn::GetAtt": ["JobEventBus", "Arn"]}), ("default", DEFAULT_BUS_ARN)],
+)
+def test_only_the_worker_puts_events_and_only_on_the_jobs_bus_as_lew(
+    helpers: ModuleType, resolved: Any, event_bus: str, bus_arn: Any
+) -> None:
+    # GIVEN the template deployed with either bus
+    template = resolved(EventBus=event_bus)
+
+    # THEN the task role may put events on exactly that bus, with source "lew" only, and no other role may
+    putting = [
+        entry
+        for entry in helpers.policy_statements(template)
+        if entry.allows and any(action.startswith("events:") for action in entry.actions)
+    ]
+    assert [(entry.owner, entry.actions, entry.resources) for entry in putting] == [
+        ("WorkerTaskRole", ["events:PutEvents"], [bus_arn])
+    ]
+    assert putting[0].body["Condition"] == {"StringEquals": {"events:source": "lew"}}
+    assert ("JobEventBus" in template["Resources"]) is (event_bus == "stack")
+
+
+def test_worker_is_told_the_bus(resolved: Any) -> None:
+    for event_bus, expected in (("stack", {"Ref": "JobEventBus"}), ("default", "default")):
+        container = resolved(EventBus=event_bus)["Resources"]["WorkerTaskDefinition"]["Properties"][
+            "ContainerDefinitions"
+        ][0]
+        environment = {item["Name"]: item["Value"] for item in container["Environment"]}
+        assert environment["EVENT_BUS_NAME"] == expected
+
+
+def test_notification_email_wires_an_encrypted_topic_and_a_rule_for_failed_and_dead_lettered_jobs(
+    resolved: Any,
+) -> None:
+    # GIVEN no NotificationEmail, then one
+    quiet = resolved()["Resources"]
+    resources = resolved(NotificationEmail="ops@example.com")["Resources"]
+
+    # THEN nothing is created without it
+    assert not {"NotificationKey", "NotificationTopic", "NotificationTopicPolicy", "FailedJobsRule"} & set(quiet)
+    # AND with it, the rule sends failed and dead-lettered jobs of the stack's bus to the topic
+    rule = resources["FailedJobsRule"]["Properties"]
+    assert rule["EventBusName"] == {"Ref": "JobEventBus"}
+    assert rule["EventPattern"] == {
+        "source": ["lew"],
+        "detail-type": ["lew Job State Change"],
+        "detail": {"status": ["failed", "dead-lettered"]},
+    }
+    assert [target["Arn"] for target in rule["Targets"]] == [{"Ref": "NotificationTopic"}]
+    topic = resources["NotificationTopic"]["Properties"]
+    assert topic["KmsMasterKeyId"] == {"Ref": "NotificationKey"}
+    assert topic["Subscription"] == [{"Protocol": "email", "Endpoint": "ops@example.com"}]
+    assert resources["NotificationKey"]["Properties"]["EnableKeyRotation"] is True
+    # AND only that rule may publish to the topic
+    (statement,) = resources["NotificationTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sns:Publish"
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["FailedJobsRule", "Arn"]}}}
