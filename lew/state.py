@@ -41,6 +41,8 @@ class LocalState:
     result_prefix: str
     suffixes: str
     pid: int
+    event_bus: str = ""
+    events_queue_url: str = ""  # a queue every job event is copied to (`lew events`)
 
 
 def state_path(directory: Path | None = None) -> Path:

@@ -42,6 +42,8 @@ class Target(ServiceClients):
     suffixes: tuple[str, ...]
     endpoint_url: str | None = None
     region: str | None = None
+    event_bus: str = ""  # where job state-change events go ("" when unknown)
+    events_queue_url: str = ""  # a queue receiving every job event: the local stack has one (`lew events`)
 
     def session(self) -> boto3.session.Session:
         if self.endpoint_url:  # a local stack: fake credentials, so a real account can never be touched
@@ -67,6 +69,8 @@ def from_local_state(state: LocalState) -> Target:
         suffixes=parse_suffixes(state.suffixes),
         endpoint_url=state.endpoint,
         region=state.region,
+        event_bus=state.event_bus,
+        events_queue_url=state.events_queue_url,
     )
 
 
@@ -122,7 +126,19 @@ def from_local_endpoint(endpoint: str) -> Target:
         raise LewError(
             f"{endpoint} has no lew local stack ({_error_code(error)}); start one with `lew local up`"
         ) from None
-    return Target(**{**partial.__dict__, "queue_url": queue_url, "dlq_url": dlq_url})
+    try:  # a stack started before job events existed has no events queue: `lew events` then says so
+        events_queue_url = sqs.get_queue_url(QueueName=f"{LOCAL_STACK_NAME}-events")["QueueUrl"]
+    except ClientError:
+        events_queue_url = ""
+    return Target(
+        **{
+            **partial.__dict__,
+            "queue_url": queue_url,
+            "dlq_url": dlq_url,
+            "event_bus": f"{LOCAL_STACK_NAME}-jobs",
+            "events_queue_url": events_queue_url,
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -196,6 +212,7 @@ def from_cloudformation(stack: str, region: str | None) -> Target:
         result_prefix=output("ResultPrefix", required=False) or template_defaults()["ResultPrefix"],
         suffixes=parse_suffixes(output("Suffixes", required=False) or template_defaults()["Suffixes"]),
         region=described.region,
+        event_bus=output("EventBusName", required=False),
     )
 
 

@@ -81,6 +81,7 @@ class Holder:
     task_arn: str | None
     etag: str | None
     version_id: str | None
+    key: str | None = None  # the upload's key, so that `lew status` can name a running job
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ class Claim:
         """The claim's JSON body (every write differs, by `writes` and `refreshed_at`, so its ETag changes)."""
         now = utcnow()
         return {
-            "source": {"etag": self.holder.etag, "version_id": self.holder.version_id},
+            "source": {"key": self.holder.key, "etag": self.holder.etag, "version_id": self.holder.version_id},
             "message_id": self.holder.message_id,
             "task_arn": self.holder.task_arn,
             "claimed_at": self.claimed_at or _iso(now),

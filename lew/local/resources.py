@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lew import template as cfn
+from lew.local.job_events import create_job_events
 from lew.local.settings import (
     CONTAINER_NAME,
     LAUNCHER_ENV_FROM_PARAMETERS,
@@ -41,10 +42,12 @@ class LocalResources:
     security_groups: tuple[str, ...]
     launcher_environment: Mapping[str, str]
     worker_environment: Mapping[str, str]
+    event_bus: str = ""  # job state-change events (lew/local/job_events.py)
+    events_queue_url: str = ""  # a rule copies every job event here: what `lew events` reads
 
 
 def create_resources(
-    settings: LocalSettings, *, s3: S3Client, sqs: SQSClient, ecs: ECSClient, ec2: Any
+    settings: LocalSettings, *, s3: S3Client, sqs: SQSClient, ecs: ECSClient, ec2: Any, events: Any
 ) -> LocalResources:
     """Create bucket, queues, notification, network, cluster and task definition; return their identifiers."""
     names = settings.names
@@ -71,9 +74,11 @@ def create_resources(
         NotificationConfiguration={"QueueConfigurations": notification_configurations(settings, inbox_url, sqs)},
     )
 
+    event_bus, events_queue_url = create_job_events(events, sqs, stack_name=settings.stack_name)
+
     subnets, security_groups = default_network(ec2)
     ecs.create_cluster(clusterName=names.cluster)
-    worker_environment = worker_env(settings, queue_url=queue_url, dlq_url=dlq_url)
+    worker_environment = worker_env(settings, queue_url=queue_url, dlq_url=dlq_url, event_bus=event_bus)
     task_definition_arn = ecs.register_task_definition(
         family=names.task_family,
         networkMode="awsvpc",
@@ -105,6 +110,8 @@ def create_resources(
         security_groups=security_groups,
         launcher_environment={},
         worker_environment=worker_environment,
+        event_bus=event_bus,
+        events_queue_url=events_queue_url,
     )
     return LocalResources(**{**resources.__dict__, "launcher_environment": launcher_env(settings, resources)})
 
@@ -158,13 +165,13 @@ def _resolved(
     return environment
 
 
-def worker_env(settings: LocalSettings, *, queue_url: str, dlq_url: str) -> dict[str, str]:
+def worker_env(settings: LocalSettings, *, queue_url: str, dlq_url: str, event_bus: str = "") -> dict[str, str]:
     """The worker container's environment, as the template's task definition sets it, with local resources."""
+    resources = {"QUEUE_URL": queue_url, "DLQ_URL": dlq_url, "AWS_REGION": settings.region}
+    if event_bus:
+        resources["EVENT_BUS_NAME"] = event_bus
     return _resolved(
-        settings,
-        WORKER_ENV_FROM_PARAMETERS,
-        cfn.container_environment(settings.template, CONTAINER_NAME),
-        {"QUEUE_URL": queue_url, "DLQ_URL": dlq_url, "AWS_REGION": settings.region},
+        settings, WORKER_ENV_FROM_PARAMETERS, cfn.container_environment(settings.template, CONTAINER_NAME), resources
     )
 
 

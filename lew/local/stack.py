@@ -107,7 +107,9 @@ class LocalStack(ServiceClients):
         platform = self._platform_environment()
         self._replace_environment({**inherited, **platform})
 
-        self.resources = create_resources(self.settings, s3=self.s3, sqs=self.sqs, ecs=self.ecs, ec2=self.client("ec2"))
+        self.resources = create_resources(
+            self.settings, s3=self.s3, sqs=self.sqs, ecs=self.ecs, ec2=self.client("ec2"), events=self.client("events")
+        )
         # The launcher runs in this process and reads os.environ on each invocation, as in Lambda.
         os.environ.update(
             {
@@ -279,6 +281,8 @@ class LocalStack(ServiceClients):
             result_prefix=self.settings.parameter("ResultPrefix"),
             suffixes=self.settings.parameter("Suffixes"),
             pid=os.getpid(),
+            event_bus=self.resources.event_bus,
+            events_queue_url=self.resources.events_queue_url,
         )
 
     def queue_counts(self) -> dict[str, int]:

@@ -1,0 +1,433 @@
+"""The typed Python API over a lew stack (local or deployed): submit, wait, cancel, status, events.
+
+The `lew` subcommands are thin layers over this module, and so are the orchestrator integrations. Everything
+goes through S3 and SQS with the caller's credentials; no lew service runs anywhere but the stack itself.
+
+    from lew.client import Client
+    client = Client.connect()                      # the running `lew local up`, or Client.connect(stack="lew")
+    upload = client.submit(Path("scene.zip"))
+    outcome = client.wait(upload, timeout=600, on_update=print)
+    if outcome.status == "succeeded": ...
+
+Re-running an already processed upload (`rerun`) belongs here too, next to `submit`, once the results layout
+that tells runs apart lands (issue 9): it will reuse `Upload`, `wait` and the manifest lookup below.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from lew import ops
+from lew.errors import LewError
+from lew.target import Target, resolve_target
+from worker.cancel import CancelRequest, cancel_key, read_cancel, write_cancel
+from worker.claims import CLAIM_SUFFIX, CLAIMS_FOLDER, claim_key
+from worker.manifest import CANCELLED, FAILED, SUCCEEDED
+from worker.messages import normalise_etag, parse_body
+from worker.paths import manifest_key, stem_for
+from worker.progress import Progress
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+# Job states as `wait` and `status` report them. The first three are not final.
+QUEUED, RUNNING = "queued", "running"
+DEAD_LETTERED, TIMED_OUT = "dead-lettered", "timed out"
+FINAL_STATES = (SUCCEEDED, FAILED, CANCELLED, DEAD_LETTERED)
+POLL_SECONDS = 2.0
+# The DLQ is looked at less often than the manifest: a receive there is a request, and dead letters are rare.
+DLQ_POLL_SECONDS = 10.0
+# A claim not refreshed for this long is not listed by `running_jobs` (a claim is refreshed at least every
+# VisibilityTimeout/3, and every few seconds while progress changes).
+RUNNING_CLAIM_WINDOW_SECONDS = 3600
+
+
+class JobFinishedError(LewError):
+    """`cancel` of a job that already has its outcome: nothing to cancel."""
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One upload: the object and the version of it that a job processes (`etag` bare, `version_id` or None)."""
+
+    bucket: str
+    key: str
+    etag: str | None
+    version_id: str | None = None
+
+    @property
+    def uri(self) -> str:
+        """s3://bucket/key."""
+        return f"s3://{self.bucket}/{self.key}"
+
+
+@dataclass(frozen=True)
+class JobState:
+    """What is known about one upload's job at one moment.
+
+    `status`: queued, running, succeeded, failed, cancelled, dead-lettered, or "timed out" (`wait` gave up).
+    `manifest` is set for succeeded, failed and cancelled; `error` is one line for failed, cancelled and
+    dead-lettered; `progress` and `task_arn` while running; `age` is seconds since the job started (running) or
+    took (finished), None when unknown.
+    """
+
+    upload: Upload
+    status: str
+    manifest: ops.ManifestSummary | None = None
+    progress: Progress | None = None
+    task_arn: str | None = None
+    age: float | None = None
+    error: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        """True for an outcome (succeeded, failed, cancelled, dead-lettered)."""
+        return self.status in FINAL_STATES
+
+    @property
+    def manifest_key(self) -> str | None:
+        """The key of the manifest behind this state, if any."""
+        return self.manifest.key if self.manifest is not None else None
+
+
+@dataclass(frozen=True)
+class RunningJob:
+    """A job a worker is running now, from its claim: the key, the worker, how long, and how far."""
+
+    key: str
+    stem: str
+    etag: str | None
+    task_arn: str | None
+    age: float | None  # seconds since the claim was taken
+    progress: Progress | None
+    claim_key: str
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    """What `cancel` did: the marker written, and the state the job was in (queued or running)."""
+
+    upload: Upload
+    state: str
+    marker_key: str
+
+
+@dataclass
+class Client:
+    """Operations on one stack; every method uses only S3 and SQS (and ECS for `status`)."""
+
+    target: Target
+    poll_seconds: float = POLL_SECONDS
+    dlq_poll_seconds: float = DLQ_POLL_SECONDS
+    _s3: S3Client | None = field(default=None, repr=False)
+
+    @classmethod
+    def connect(cls, *, endpoint: str | None = None, stack: str | None = None, region: str | None = None) -> Client:
+        """A client for a deployed stack (`stack`), a local endpoint, or the running `lew local up`.
+
+        Raises LewError when none can be found (the message says how to start one).
+        """
+        return cls(resolve_target(endpoint=endpoint, stack=stack, region=region))
+
+    @property
+    def s3(self) -> S3Client:
+        """The S3 client (made once)."""
+        if self._s3 is None:
+            self._s3 = self.target.s3
+        return self._s3
+
+    # -- submit ---------------------------------------------------------------------------------------------------
+
+    def submit(self, path: Path, *, name: str | None = None) -> Upload:
+        """Upload a file as `<input prefix><name or file name>` (multipart when large) and return the upload.
+
+        A cancel request left for an upload of the same content is removed first, so the new upload runs.
+        Raises LewError for a missing file or a suffix the stack would skip.
+        """
+        ops.check_uploadable([path], self.target.suffixes)
+        key = f"{self.target.input_prefix}{name or path.name}"
+        self.s3.delete_object(Bucket=self.target.bucket, Key=self._cancel_key(key))
+        self.s3.upload_file(str(path), self.target.bucket, key)
+        return self.upload(key)
+
+    def upload(self, key: str) -> Upload:
+        """The current upload at a key (a HEAD): `key` as given, or under the input prefix, or an s3:// URI.
+
+        Raises LewError when there is no such object.
+        """
+        for candidate in self._candidate_keys(key):
+            try:
+                head = self.s3.head_object(Bucket=self.target.bucket, Key=candidate)
+            except ClientError as error:
+                if _code(error) in ("404", "NoSuchKey", "NotFound"):
+                    continue
+                raise
+            return Upload(self.target.bucket, candidate, normalise_etag(head.get("ETag")), head.get("VersionId"))
+        raise LewError(f"no upload s3://{self.target.bucket}/{key} (nor under {self.target.input_prefix})")
+
+    # -- one job's state ------------------------------------------------------------------------------------------
+
+    def state(self, upload: Upload, *, check_dlq: bool = False) -> JobState:
+        """The job's state now: its manifest for this upload, else its live claim, else (check_dlq) a dead letter."""
+        summary = ops.read_manifest(self.s3, upload.bucket, self._manifest_key(upload.key), self.target.result_prefix)
+        if summary is not None and _records(summary.document, upload):
+            age = None
+            if summary.last_modified is not None:
+                age = (datetime.now(UTC) - summary.last_modified).total_seconds()
+            return JobState(upload, summary.status, manifest=summary, age=age, error=summary.error)
+        claim = self._read_claim(self._claim_key(upload.key))
+        if claim is not None and _claim_names(claim, upload) and _claim_live(claim):
+            return JobState(
+                upload,
+                RUNNING,
+                progress=Progress.from_dict(claim.get("progress")),
+                task_arn=claim.get("task_arn") if isinstance(claim.get("task_arn"), str) else None,
+                age=_age(claim.get("claimed_at")),
+            )
+        if check_dlq:
+            reason = self.dead_letter_reason(upload)
+            if reason is not None:
+                return JobState(upload, DEAD_LETTERED, error=reason)
+        return JobState(upload, QUEUED)
+
+    def wait(
+        self,
+        upload: Upload,
+        *,
+        timeout: float | None = None,
+        on_update: Callable[[JobState], None] | None = None,
+    ) -> JobState:
+        """Poll until the upload's job has an outcome, or `timeout` seconds (None: forever) have passed.
+
+        Returns the final JobState (succeeded, failed, cancelled, dead-lettered), or one with status "timed out".
+        `on_update` is called with every state seen (about every `poll_seconds`). S3/SQS errors are raised.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        next_dlq = time.monotonic() + self.dlq_poll_seconds
+        while True:
+            check_dlq = time.monotonic() >= next_dlq
+            if check_dlq:
+                next_dlq = time.monotonic() + self.dlq_poll_seconds
+            current = self.state(upload, check_dlq=check_dlq and bool(self.target.dlq_url))
+            if on_update is not None:
+                on_update(current)
+            if current.finished:
+                return current
+            if deadline is not None and time.monotonic() >= deadline:
+                return JobState(upload, TIMED_OUT, progress=current.progress, task_arn=current.task_arn)
+            pause = self.poll_seconds if deadline is None else min(self.poll_seconds, deadline - time.monotonic())
+            time.sleep(max(0.0, pause))
+
+    def download(self, state: JobState, dest: Path) -> list[Path]:
+        """Download a finished job's outputs and manifest into `dest/<stem>/`; the files written."""
+        if state.manifest is None:
+            raise LewError(f"{state.upload.uri} has no manifest to download ({state.status})")
+        return ops.download_results(self.s3, self.target, state.manifest, dest)
+
+    def dead_letter_reason(self, upload: Upload) -> str | None:
+        """The reason a DLQ message about this upload gives, or None when none is seen.
+
+        Looks at up to 10 messages (one receive that leaves them visible at once): a DLQ holding more may hide it.
+        """
+        if not self.target.dlq_url:
+            return None
+        sqs = self.target.sqs
+        received = sqs.receive_message(
+            QueueUrl=self.target.dlq_url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=0,
+            WaitTimeSeconds=0,
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        for message in received:
+            parsed = parse_body(message.get("Body", ""))
+            jobs = getattr(parsed, "jobs", ())
+            if any(job.bucket == upload.bucket and job.key == upload.key for job in jobs):
+                reason = message.get("MessageAttributes", {}).get("reason")
+                text = reason.get("StringValue") if reason is not None else None
+                return text or "moved to the dead-letter queue after its last receive (see the worker's logs)"
+        return None
+
+    # -- cancel ---------------------------------------------------------------------------------------------------
+
+    def cancel(self, upload: Upload, *, requested_by: str | None = None) -> CancelResult:
+        """Ask the workers to cancel an upload's job: a queued job is not run, a running one is stopped.
+
+        Writes the cancel marker next to the job's claim (docs/worker.md, "Cancel"); the worker writes a
+        `cancelled` manifest and deletes the message. Raises JobFinishedError when the job already has its outcome.
+        """
+        state = self.state(upload)
+        if state.finished:
+            raise JobFinishedError(
+                f"{upload.uri} already {state.status}: nothing to cancel (manifest {state.manifest_key})"
+            )
+        marker = self._cancel_key(upload.key)
+        write_cancel(self.s3, upload.bucket, marker, CancelRequest.new(upload.etag, upload.version_id, requested_by))
+        return CancelResult(upload, state.status, marker)
+
+    def cancel_requested(self, upload: Upload) -> bool:
+        """True when a cancel request for this upload waits for a worker."""
+        request = read_cancel(self.s3, upload.bucket, self._cancel_key(upload.key))
+        return request is not None and request.applies_to(upload.etag, upload.version_id)
+
+    # -- the whole stack ------------------------------------------------------------------------------------------
+
+    def running_jobs(self) -> list[RunningJob]:
+        """Jobs that workers are running now (live claims with no manifest naming them), oldest first."""
+        prefix = f"{self.target.result_prefix}{CLAIMS_FOLDER}"
+        now = datetime.now(UTC)
+        running = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.target.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                if not item["Key"].endswith(CLAIM_SUFFIX):
+                    continue
+                if (now - item["LastModified"]).total_seconds() > RUNNING_CLAIM_WINDOW_SECONDS:
+                    continue
+                job = self._running_job(item["Key"])
+                if job is not None:
+                    running.append(job)
+        return sorted(running, key=lambda job: -(job.age or 0.0))
+
+    def status(self, *, limit: int = 10) -> tuple[ops.StatusReport, list[RunningJob]]:
+        """Queue depths, active tasks and the `limit` most recent manifests, and the running jobs."""
+        target = self.target
+        return ops.status(self.s3, target.sqs, target.ecs, target, limit=limit), self.running_jobs()
+
+    def events(self, *, follow: bool = True, wait_seconds: int = 5) -> Iterator[dict[str, Any]]:
+        """Job state-change events, oldest first, as EventBridge delivers them (docs/job-event.schema.json).
+
+        Reads (and deletes) them from the stack's events queue: the local stack has one; for a deployed stack,
+        subscribe your own queue with a rule (README, "Job events") and point `Target.events_queue_url` at it.
+        With `follow=False` it stops at the first empty receive. Raises LewError when there is no queue.
+        """
+        queue_url = self.target.events_queue_url
+        if not queue_url:
+            raise LewError(
+                f"{self.target.description} has no events queue to read: job events go to the event bus "
+                f"{self.target.event_bus or '(EventBusName output)'}; subscribe a rule to it (see README, 'Job events')"
+            )
+        sqs = self.target.sqs
+        while True:
+            received = sqs.receive_message(
+                QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds
+            ).get("Messages", [])
+            if not received and not follow:
+                return
+            batch = []
+            for message in received:
+                try:
+                    event = json.loads(message.get("Body", ""))
+                except ValueError:
+                    event = None
+                if isinstance(event, dict):
+                    batch.append(event)
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            yield from sorted(batch, key=lambda event: str(event.get("detail", {}).get("time", "")))
+
+    # -- keys: every one through worker/paths.py and worker/claims.py, never spelled here ---------------------------
+
+    def _manifest_key(self, key: str) -> str:
+        return manifest_key(key, self.target.input_prefix, self.target.result_prefix)
+
+    def _claim_key(self, key: str) -> str:
+        return claim_key(self.target.result_prefix, stem_for(key, self.target.input_prefix))
+
+    def _cancel_key(self, key: str) -> str:
+        return cancel_key(self.target.result_prefix, stem_for(key, self.target.input_prefix))
+
+    def _candidate_keys(self, key: str) -> list[str]:
+        if key.startswith("s3://"):
+            bucket, _, rest = key[len("s3://") :].partition("/")
+            if bucket != self.target.bucket:
+                raise LewError(f"{key} is not in this stack's bucket {self.target.bucket}")
+            return [rest]
+        prefix = self.target.input_prefix
+        return [key] if not prefix or key.startswith(prefix) else [key, f"{prefix}{key}"]
+
+    def _read_claim(self, key: str) -> dict[str, Any] | None:
+        try:
+            body = self.s3.get_object(Bucket=self.target.bucket, Key=key)["Body"].read()
+        except ClientError as error:
+            if _code(error) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return None
+        return document if isinstance(document, dict) else None
+
+    def _running_job(self, key: str) -> RunningJob | None:
+        claim = self._read_claim(key)
+        if claim is None or not _claim_live(claim):
+            return None
+        found = claim.get("source")
+        source: dict[str, Any] = found if isinstance(found, dict) else {}
+        source_key = source.get("key") if isinstance(source.get("key"), str) else None
+        stem = key[len(f"{self.target.result_prefix}{CLAIMS_FOLDER}") : -len(CLAIM_SUFFIX)]
+        if source_key is not None:
+            # A job that wrote its manifest leaves its claim behind, named by the manifest: not running.
+            summary = ops.read_manifest(
+                self.s3, self.target.bucket, self._manifest_key(source_key), self.target.result_prefix
+            )
+            if summary is not None and summary.document.get("claim") == claim.get("nonce"):
+                return None
+        task_arn = claim.get("task_arn")
+        return RunningJob(
+            key=source_key or stem,
+            stem=stem,
+            etag=source.get("etag") if isinstance(source.get("etag"), str) else None,
+            task_arn=task_arn if isinstance(task_arn, str) else None,
+            age=_age(claim.get("claimed_at")),
+            progress=Progress.from_dict(claim.get("progress")),
+            claim_key=key,
+        )
+
+
+def _records(document: dict[str, Any], upload: Upload) -> bool:
+    """True when a manifest is this upload's outcome (its ETag, and version id when both have one)."""
+    source = document.get("source")
+    if not isinstance(source, dict) or document.get("status") not in (SUCCEEDED, FAILED, CANCELLED):
+        return False
+    if upload.etag is not None and normalise_etag(source.get("etag")) != upload.etag:
+        return False
+    recorded_version = source.get("version_id")
+    return not (upload.version_id and recorded_version and recorded_version != upload.version_id)
+
+
+def _claim_names(claim: dict[str, Any], upload: Upload) -> bool:
+    source = claim.get("source")
+    if not isinstance(source, dict):
+        return True  # a claim from before the source was written: it is the key's job
+    return upload.etag is None or source.get("etag") is None or normalise_etag(source.get("etag")) == upload.etag
+
+
+def _claim_live(claim: dict[str, Any]) -> bool:
+    expires = _parse_time(claim.get("expires_at"))
+    return expires is None or expires > datetime.now(UTC)
+
+
+def _age(stamp: Any) -> float | None:
+    moment = _parse_time(stamp)
+    return None if moment is None else max(0.0, (datetime.now(UTC) - moment).total_seconds())
+
+
+def _parse_time(stamp: Any) -> datetime | None:
+    if not isinstance(stamp, str):
+        return None
+    try:
+        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
