@@ -24,9 +24,10 @@ from typing import Any, TypeAlias
 
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
-from lew import cost, ops, stopped_tasks
+from lew import cost, lifecycle_cli, ops, stopped_tasks
 from lew.argparsing import OneLineParser, one_line
 from lew.aws_failures import describe_aws_failure
+from lew.client import Client
 from lew.demo import DemoOptions, run_demo
 from lew.errors import LewError
 from lew.files import check_writable_folder
@@ -330,12 +331,15 @@ def register_submit(subcommands: Subcommands) -> None:
         "submit", parents=[_target_options()], help="upload archives under the input prefix"
     )
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    lifecycle_cli.add_wait_options(parser, optional=True)  # --wait, --timeout S, --download DIR (both imply --wait)
     parser.set_defaults(handler=_submit)
 
 
 def _submit(args: argparse.Namespace) -> int:
     ops.check_uploadable(args.files, ())  # a missing file fails before any AWS call
     target = _target(args)
+    if args.wait or args.timeout is not None or args.download is not None:
+        return lifecycle_cli.submit_and_wait(target, args)
     for path, key in zip(args.files, ops.submit(target.s3, target, args.files), strict=True):
         print(f"uploaded {path} -> s3://{target.bucket}/{key}")
     return 0
@@ -360,6 +364,7 @@ def _status(args: argparse.Namespace) -> int:
     print(f"{target.description}")
     print(f"queued {report.queued}  in flight {report.in_flight}  DLQ {dead}  active tasks {tasks}")
     _manifest_table("recent results", report.manifests)
+    lifecycle_cli.print_running(Client(target).running_jobs())
     if target.cluster:
         stopped = stopped_tasks.stopped_tasks_report(target.ecs, target.cluster, target.task_family)
         stopped_tasks.print_stopped_tasks(stopped, limit=args.limit)
@@ -461,6 +466,7 @@ REGISTRARS: tuple[Callable[[Subcommands], None], ...] = (
     register_results,
     register_redrive,
     register_rerun,
+    lambda subcommands: lifecycle_cli.register(subcommands, _target_options()),  # wait, cancel, events
     cost.register,
 )
 

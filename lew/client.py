@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,7 +38,7 @@ from worker.progress import Progress
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-# Job states as `wait` and `status` report them. The first three are not final.
+# Job states as `wait` and `status` report them: queued and running are not final (nor "timed out", wait's own).
 QUEUED, RUNNING = "queued", "running"
 DEAD_LETTERED, TIMED_OUT = "dead-lettered", "timed out"
 FINAL_STATES = (SUCCEEDED, FAILED, CANCELLED, DEAD_LETTERED)
@@ -76,7 +76,7 @@ class JobState:
     `status`: queued, running, succeeded, failed, cancelled, dead-lettered, or "timed out" (`wait` gave up).
     `manifest` is set for succeeded, failed and cancelled; `error` is one line for failed, cancelled and
     dead-lettered; `progress` and `task_arn` while running; `age` is seconds since the job started (running) or
-    took (finished), None when unknown.
+    the seconds it took (finished, from its manifest), None when unknown.
     """
 
     upload: Upload
@@ -179,10 +179,7 @@ class Client:
         """The job's state now: its manifest for this upload, else its live claim, else (check_dlq) a dead letter."""
         summary = ops.read_manifest(self.s3, upload.bucket, self._manifest_key(upload.key), self.target.result_prefix)
         if summary is not None and _records(summary.document, upload):
-            age = None
-            if summary.last_modified is not None:
-                age = (datetime.now(UTC) - summary.last_modified).total_seconds()
-            return JobState(upload, summary.status, manifest=summary, age=age, error=summary.error)
+            return JobState(upload, summary.status, manifest=summary, age=summary.seconds, error=summary.error)
         claim = self._read_claim(self._claim_key(upload.key))
         if claim is not None and _claim_names(claim, upload) and _claim_live(claim):
             return JobState(
@@ -210,19 +207,41 @@ class Client:
         Returns the final JobState (succeeded, failed, cancelled, dead-lettered), or one with status "timed out".
         `on_update` is called with every state seen (about every `poll_seconds`). S3/SQS errors are raised.
         """
+        return self.wait_all([upload], timeout=timeout, on_update=on_update)[0]
+
+    def wait_all(
+        self,
+        uploads: Sequence[Upload],
+        *,
+        timeout: float | None = None,
+        on_update: Callable[[JobState], None] | None = None,
+    ) -> list[JobState]:
+        """`wait` for several uploads at once, under one overall `timeout` (s); their states, in the same order."""
         deadline = None if timeout is None else time.monotonic() + timeout
         next_dlq = time.monotonic() + self.dlq_poll_seconds
+        final: dict[int, JobState] = {}
         while True:
-            check_dlq = time.monotonic() >= next_dlq
+            check_dlq = bool(self.target.dlq_url) and time.monotonic() >= next_dlq
             if check_dlq:
                 next_dlq = time.monotonic() + self.dlq_poll_seconds
-            current = self.state(upload, check_dlq=check_dlq and bool(self.target.dlq_url))
-            if on_update is not None:
-                on_update(current)
-            if current.finished:
-                return current
+            latest: dict[int, JobState] = {}
+            for index, upload in enumerate(uploads):
+                if index in final:
+                    continue
+                current = self.state(upload, check_dlq=check_dlq)
+                latest[index] = current
+                if on_update is not None:
+                    on_update(current)
+                if current.finished:
+                    final[index] = current
+            if len(final) == len(uploads):
+                return [final[index] for index in range(len(uploads))]
             if deadline is not None and time.monotonic() >= deadline:
-                return JobState(upload, TIMED_OUT, progress=current.progress, task_arn=current.task_arn)
+                return [
+                    final.get(index)
+                    or JobState(upload, TIMED_OUT, progress=latest[index].progress, task_arn=latest[index].task_arn)
+                    for index, upload in enumerate(uploads)
+                ]
             pause = self.poll_seconds if deadline is None else min(self.poll_seconds, deadline - time.monotonic())
             time.sleep(max(0.0, pause))
 

@@ -259,4 +259,5 @@ def _error(error: BaseException | Mapping[str, Any] | None) -> dict[str, Any] | 
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Milliseconds: several changes of one job often fall within a second, and consumers order by this field.
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

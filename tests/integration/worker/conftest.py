@@ -21,6 +21,7 @@ import requests
 from lew.queues import create_work_queue, queue_depths
 from worker.dispatch import handle_message
 from worker.drain import Summary, drain
+from worker.events import JobEvents
 from worker.heartbeat import Heartbeat
 from worker.job import JobRuntime
 from worker.log import get_logger
@@ -116,8 +117,8 @@ class Stack:
         """(visible, in flight) messages of a queue."""
         return queue_depths(self.sqs, url or self.queue_url)
 
-    def run(self, **overrides: Any) -> Summary:
-        """Drain the queue in this process, with settings overridden, until it is empty."""
+    def run(self, *, events: JobEvents | None = None, **overrides: Any) -> Summary:
+        """Drain the queue in this process, with settings overridden, until it is empty (publishing `events`)."""
         settings = replace(self.settings, **overrides)
         shutdown = Shutdown(settings.stop_grace_seconds)
         runtime = JobRuntime(
@@ -126,6 +127,7 @@ class Stack:
             processor=load_processor(settings),
             abort=shutdown.abort,
             max_receive_count=max_receive_count(self.sqs, settings.queue_url),  # read as `python -m worker` does
+            events=events or JobEvents(),
         )
         heartbeat = Heartbeat(
             self.sqs, settings.queue_url, settings.visibility_timeout, settings.heartbeat_interval, runtime.claims

@@ -1,0 +1,218 @@
+"""`lew wait`, `lew cancel`, `lew events`, and `lew submit --wait`: thin layers over `lew.client`.
+
+Exit codes of the waiting commands (also in README.md): 0 every job succeeded; 3 a job failed permanently or was
+dead-lettered; 4 a job was cancelled; 124 the timeout ran out first (the jobs go on). With several jobs, the
+first of 124, 3, 4 that applies. 1 is an error of lew itself (one line on stderr), 130 an interrupt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lew.client import DEAD_LETTERED, TIMED_OUT, Client, JobState, RunningJob, Upload
+from lew.jobs_view import JobLine, JobsView, format_age
+from lew.ui import print_table
+from worker.manifest import CANCELLED, FAILED
+
+if TYPE_CHECKING:
+    from lew.target import Target
+
+    Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
+
+EXIT_SUCCEEDED, EXIT_FAILED, EXIT_CANCELLED, EXIT_TIMED_OUT = 0, 3, 4, 124
+EXIT_CODES = {FAILED: EXIT_FAILED, DEAD_LETTERED: EXIT_FAILED, CANCELLED: EXIT_CANCELLED, TIMED_OUT: EXIT_TIMED_OUT}
+
+
+def exit_code(states: Sequence[JobState]) -> int:
+    """The documented exit code for these outcomes (the module docstring)."""
+    codes = {EXIT_CODES.get(state.status, EXIT_SUCCEEDED) for state in states}
+    for code in (EXIT_TIMED_OUT, EXIT_FAILED, EXIT_CANCELLED):
+        if code in codes:
+            return code
+    return EXIT_SUCCEEDED
+
+
+def add_wait_options(parser: argparse.ArgumentParser, *, optional: bool) -> None:
+    """--timeout and --download (and --wait itself when waiting is optional, as for `lew submit`)."""
+    if optional:
+        parser.add_argument("--wait", action="store_true", help="wait for each job's outcome, showing progress")
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        metavar="S",
+        help="stop waiting after S seconds (exit 124; the jobs go on). Default: wait until the outcome",
+    )
+    parser.add_argument("--download", type=Path, metavar="DIR", help="then download each job's results into DIR")
+
+
+def register(subcommands: Subcommands, target_options: argparse.ArgumentParser) -> None:
+    """Add `wait`, `cancel` and `events`."""
+    wait = subcommands.add_parser(
+        "wait",
+        parents=[target_options],
+        help="wait for the outcome of uploads made any way, showing progress",
+        description="Wait until each upload's job succeeded, failed, was cancelled or dead-lettered. Exit codes: "
+        "0 succeeded, 3 failed or dead-lettered, 4 cancelled, 124 timed out.",
+    )
+    wait.add_argument(
+        "keys", nargs="+", metavar="KEY", help="the upload's key, its name under the input prefix, or s3://"
+    )
+    add_wait_options(wait, optional=False)
+    wait.set_defaults(handler=_wait)
+
+    cancel = subcommands.add_parser(
+        "cancel",
+        parents=[target_options],
+        help="cancel a queued or running job",
+        description="A queued job is not run; a running job's processor is stopped within a few seconds. Either way "
+        "the worker writes a cancelled manifest and deletes the message. A finished job cannot be cancelled.",
+    )
+    cancel.add_argument("key", metavar="KEY", help="the upload's key, its name under the input prefix, or s3://")
+    cancel.add_argument("--wait", action="store_true", help="wait until the worker has cancelled it")
+    cancel.add_argument("--timeout", type=_seconds, metavar="S", help="with --wait: stop waiting after S seconds")
+    cancel.set_defaults(handler=_cancel)
+
+    events = subcommands.add_parser(
+        "events",
+        parents=[target_options],
+        help="print job state-change events as they happen (local stack)",
+        description="Tail the job events (docs/ARCHITECTURE.md) from the stack's events queue; Ctrl-C stops.",
+    )
+    events.add_argument("--json", action="store_true", help="one event per line as JSON, as EventBridge delivers it")
+    events.add_argument("--no-follow", action="store_true", help="stop when no event is waiting")
+    events.set_defaults(handler=_events)
+
+
+# -- handlers -------------------------------------------------------------------------------------------------------
+
+
+def submit_and_wait(target: Target, args: argparse.Namespace) -> int:
+    """`lew submit FILE... --wait`: upload each file, then wait for every job as `lew wait` does."""
+    client = Client(target)
+    uploads = []
+    for path in args.files:
+        upload = client.submit(path)
+        print(f"uploaded {path} -> {upload.uri}")
+        uploads.append(upload)
+    return _wait_for(client, uploads, timeout=args.timeout, download=args.download)
+
+
+def _wait(args: argparse.Namespace) -> int:
+    client = _client(args)
+    uploads = [client.upload(key) for key in args.keys]
+    return _wait_for(client, uploads, timeout=args.timeout, download=args.download)
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    client = _client(args)
+    upload = client.upload(args.key)
+    result = client.cancel(upload, requested_by=_user())
+    if result.state == "running":
+        print(f"cancel requested for {upload.uri}: its worker stops it within a few seconds")
+    else:
+        print(f"cancel requested for {upload.uri}: it is queued, and will not run")
+    if not args.wait:
+        return EXIT_SUCCEEDED
+    final = _wait_for(client, [upload], timeout=args.timeout, download=None)
+    return EXIT_SUCCEEDED if final == EXIT_CANCELLED else final
+
+
+def _events(args: argparse.Namespace) -> int:
+    client = _client(args)
+    for event in client.events(follow=not args.no_follow):
+        if args.json:
+            print(json.dumps(event, ensure_ascii=False), flush=True)
+        else:
+            print(describe_event(event), flush=True)
+    return EXIT_SUCCEEDED
+
+
+def describe_event(event: dict[str, Any]) -> str:
+    """One line for an event: time, status, key, and what matters for that status."""
+    found = event.get("detail")
+    detail: dict[str, Any] = found if isinstance(found, dict) else {}
+    found = detail.get("job")
+    job: dict[str, Any] = found if isinstance(found, dict) else {}
+    parts = [str(detail.get("time", "")), f"{detail.get('status', '?'):<13}", str(job.get("key", "?"))]
+    if detail.get("attempt"):
+        parts.append(f"attempt {detail['attempt']}")
+    progress = detail.get("progress")
+    if isinstance(progress, dict):
+        total = progress.get("total")
+        parts.append(f"{progress.get('done')}/{total}" if total else f"{progress.get('done')} done")
+    if detail.get("outputs") is not None and detail.get("status") == "succeeded":
+        parts.append(f"{detail['outputs']} output(s)")
+    error = detail.get("error")
+    if isinstance(error, dict):
+        parts.append(f"{error.get('type')}: {error.get('message')}")
+    return "  ".join(parts)
+
+
+def print_running(jobs: Sequence[RunningJob]) -> None:
+    """The running-jobs table of `lew status`."""
+    if not jobs:
+        print("running jobs: none")
+        return
+    rows = [
+        [
+            job.key,
+            JobLine(job.key, "", job.progress).describe().strip() or "-",
+            "-" if job.age is None else format_age(job.age),
+            (job.task_arn or "-").rsplit("/", 1)[-1],
+        ]
+        for job in jobs
+    ]
+    print_table("running jobs", ["input", "progress", "age", "task"], rows)
+
+
+# -- helpers --------------------------------------------------------------------------------------------------------
+
+
+def _wait_for(client: Client, uploads: Sequence[Upload], *, timeout: float | None, download: Path | None) -> int:
+    with JobsView(f"waiting for {len(uploads)} job(s)") as view:
+        states = client.wait_all(
+            uploads,
+            timeout=timeout,
+            on_update=lambda state: view.update(jobs=[JobLine.of_state(state.upload.key, state)]),
+        )
+    for state in states:
+        print(f"{state.upload.key}: {_outcome_line(state)}")
+        if download is not None and state.manifest is not None:
+            written = client.download(state, download)
+            print(f"  downloaded {len(written)} file(s) into {download}/")
+    return exit_code(states)
+
+
+def _outcome_line(state: JobState) -> str:
+    if state.status == TIMED_OUT:
+        return "timed out waiting (the job goes on; `lew wait` again, or `lew cancel`)"
+    if state.error:
+        return f"{state.status}: {state.error}"
+    outputs = len(state.manifest.outputs) if state.manifest is not None else 0
+    return f"{state.status} ({outputs} output(s); manifest {state.manifest_key})"
+
+
+def _client(args: argparse.Namespace) -> Client:
+    return Client.connect(endpoint=args.endpoint, stack=args.stack, region=args.region)
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than zero")
+    return value

@@ -1,0 +1,209 @@
+"""Job events on an EventBridge bus, progress in the claim, and cancel (queued and running), against moto."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+import jsonschema
+import psutil
+import pytest
+
+from lew.client import Client, JobFinishedError, Upload
+from lew.local.job_events import create_job_events
+from lew.target import Target
+from tests.integration.worker.conftest import BUCKET, REGION, Stack, zip_bytes
+from worker.drain import Summary
+from worker.events import EventPublisher, JobEvents
+
+pytestmark = pytest.mark.timeout(180)
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+SCHEMA = json.loads((REPO_ROOT / "docs" / "job-event.schema.json").read_text(encoding="utf-8"))
+SCENE = {"scene.pov": b"sphere { 0, 1 }\n"}
+# A command that reports progress (the LEW_PROGRESS convention), records its pid and its child's, then runs long.
+LONG_RUNNER = """
+import json, os, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+with open(PIDS_FILE, "w") as f:
+    f.write(f"{os.getpid()} {child.pid}")
+with open(os.environ["LEW_PROGRESS"], "a") as f:
+    f.write(json.dumps({"done": 3, "total": 10, "message": "step 3"}) + "\\n")
+    f.flush()
+    time.sleep(120)
+"""
+TOUCH_OUTPUT = "import os, pathlib; pathlib.Path(os.environ['LEW_OUTPUT_DIR'], 'ran.txt').write_text('ran')"
+
+
+def target_of(stack: Stack) -> Target:
+    return Target(
+        description="moto",
+        bucket=BUCKET,
+        queue_url=stack.queue_url,
+        dlq_url=stack.dlq_url,
+        cluster="",
+        task_family="",
+        input_prefix=stack.settings.input_prefix,
+        result_prefix=stack.settings.result_prefix,
+        suffixes=(".zip",),
+        region=REGION,
+    )
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 90.0) -> None:
+    """Poll an observable condition (never a fixed sleep), with a generous overall limit."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def received_events(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            return sorted(found, key=lambda event: event["detail"]["time"])
+        for message in messages:
+            found.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def test_job_events_reach_the_bus_and_match_the_schema(stack: Stack) -> None:
+    # GIVEN the stack's event bus with a rule copying lew events into a queue, and a publisher on it
+    bus, events_queue = create_job_events(boto3.client("events", region_name=REGION), stack.sqs, stack_name="t")
+    publisher = EventPublisher(boto3.client("events", region_name=REGION), bus)
+    events = JobEvents(publisher)
+    stack.upload("incoming/good.zip", zip_bytes(SCENE))
+    stack.upload("incoming/evil.zip", zip_bytes({"../escape.txt": b"x"}))
+    stack.enqueue("incoming/good.zip")
+    stack.enqueue("incoming/evil.zip")
+
+    # WHEN the worker processes them, then the good one's duplicate
+    stack.run(events=events)
+    stack.enqueue("incoming/good.zip")
+    stack.run(events=events)
+    assert publisher.flush(timeout=30)
+
+    # THEN every state change arrived as an event that matches the documented schema
+    delivered = received_events(stack.sqs, events_queue)
+    for event in delivered:
+        jsonschema.validate(event, SCHEMA, cls=jsonschema.Draft202012Validator)
+    by_key: dict[str, list[str]] = {}
+    for event in delivered:
+        by_key.setdefault(event["detail"]["job"]["key"], []).append(event["detail"]["status"])
+    assert by_key == {
+        "incoming/good.zip": ["started", "succeeded", "skipped"],
+        "incoming/evil.zip": ["started", "failed"],
+    }
+    failed = next(event["detail"] for event in delivered if event["detail"]["status"] == "failed")
+    assert failed["error"]["type"] == "UnsafeArchive"
+    assert failed["manifest_key"] == "results/evil/manifest.json"
+    succeeded = next(event["detail"] for event in delivered if event["detail"]["status"] == "succeeded")
+    assert succeeded["outputs"] == 1
+    assert set(succeeded["durations"]) >= {"download", "unpack", "process", "upload", "total"}
+    publisher.close()
+
+
+def test_job_goes_on_when_the_bus_does_not_exist(stack: Stack) -> None:
+    # GIVEN a publisher to a bus that is not there (EventBridge refuses every call)
+    publisher = EventPublisher(boto3.client("events", region_name=REGION), "no-such-bus")
+    stack.upload("incoming/good.zip", zip_bytes(SCENE))
+    stack.enqueue("incoming/good.zip")
+
+    # WHEN the worker runs the job
+    summary = stack.run(events=JobEvents(publisher))
+    assert publisher.flush(timeout=30)
+
+    # THEN the job succeeded all the same, and the lost events were counted
+    assert summary.to_dict()["processed"] == 1
+    assert stack.manifest("good")["status"] == "succeeded"
+    assert publisher.dropped >= 2
+    publisher.close()
+
+
+def test_cancel_of_a_queued_job_never_runs_it(stack: Stack, python_command: Callable[[str], str]) -> None:
+    # GIVEN a queued upload that lew cancel was asked to cancel
+    stack.upload("incoming/queued.zip", zip_bytes(SCENE))
+    stack.enqueue("incoming/queued.zip")
+    client = Client(target_of(stack))
+    upload = client.upload("queued.zip")
+    result = client.cancel(upload, requested_by="tester")
+    assert result.state == "queued"
+    assert client.cancel_requested(upload)
+    recorded = JobEvents(keep=20)
+
+    # WHEN a worker receives it
+    summary = stack.run(events=recorded, processor="command", process_command=python_command(TOUCH_OUTPUT))
+
+    # THEN the processor never ran, a cancelled manifest says why, the message and the marker are gone
+    manifest = stack.manifest("queued")
+    assert manifest["status"] == "cancelled"
+    assert manifest["outputs"] == []
+    assert manifest["error"]["type"] == "JobCancelled"
+    assert "tester" in manifest["error"]["message"]
+    assert summary.to_dict()["cancelled"] == 1
+    assert stack.queue_counts() == (0, 0)
+    assert not client.cancel_requested(upload)
+    assert [event["status"] for event in recorded.published] == ["cancelled"]
+    assert client.state(upload).status == "cancelled"
+    # AND a second cancel is a one-line refusal
+    with pytest.raises(JobFinishedError, match=r"already cancelled: nothing to cancel \(manifest results/queued/"):
+        client.cancel(upload)
+
+
+def test_cancel_of_a_running_job_kills_its_process_tree(
+    stack: Stack, python_command: Callable[[str], str], tmp_path: Path
+) -> None:
+    # GIVEN a job whose command reports progress and runs long, with a child process
+    pids_file = tmp_path / "pids"
+    command = python_command(LONG_RUNNER.replace("PIDS_FILE", repr(str(pids_file))))
+    stack.upload("incoming/long.zip", zip_bytes(SCENE))
+    stack.enqueue("incoming/long.zip")
+    client = Client(target_of(stack))
+    upload: Upload = client.upload("long.zip")
+    recorded = JobEvents(keep=20)
+    summaries: list[Summary] = []
+    worker = threading.Thread(
+        target=lambda: summaries.append(
+            stack.run(events=recorded, processor="command", process_command=command, job_timeout=150)
+        ),
+        daemon=True,
+    )
+    worker.start()
+
+    # WHEN its progress shows in the claim, and then lew cancel is asked
+    wait_until(lambda: client.state(upload).progress is not None, "the job's progress in its claim")
+    state = client.state(upload)
+    assert state.status == "running"
+    assert (state.progress.done, state.progress.total, state.progress.message) == (3, 10, "step 3")  # type: ignore[union-attr]
+    assert client.cancel(upload).state == "running"
+
+    # THEN the worker stops it within a beat: a cancelled manifest, the message deleted, the process tree gone
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+    assert summaries[0].to_dict()["cancelled"] == 1
+    assert stack.manifest("long")["status"] == "cancelled"
+    assert stack.queue_counts() == (0, 0)
+    statuses = [event["status"] for event in recorded.published]
+    assert statuses[0] == "started"
+    assert "progress" in statuses
+    assert statuses[-1] == "cancelled"
+    progress = next(event for event in recorded.published if event["status"] == "progress")
+    assert progress["progress"] == {"done": 3, "total": 10, "message": "step 3"}
+    assert client.state(upload).status == "cancelled"
+    assert not any(_alive(int(pid)) for pid in pids_file.read_text().split())
+
+
+def _alive(pid: int) -> bool:
+    """Running (a killed process whose parent has not reaped it yet is a zombie: dead)."""
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
