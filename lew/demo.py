@@ -12,16 +12,18 @@ from pathlib import Path
 from typing import TextIO
 
 from lew import ops
+from lew.client import Client
 from lew.demo_out import DemoOut
 from lew.errors import LewError
 from lew.files import check_writable_folder
+from lew.jobs_view import JobsView, job_lines
 from lew.local.output import FileSink
 from lew.local.settings import POVRAY_INSTALL_HINT, build_settings, default_processor, validate_processor
 from lew.local.stack import LocalStack
 from lew.samples import DemoInput, bundled_inputs
 from lew.target import Target, from_local_state, parse_suffixes
 from lew.template import DEFAULT_TEMPLATE
-from lew.ui import ProgressDisplay, print_table
+from lew.ui import print_table
 
 POLL_SECONDS = 1.0
 LOG_NAME = "lew-demo.log"
@@ -134,7 +136,8 @@ def push_and_wait(
         s3.upload_file(str(item.path), target.bucket, f"{target.input_prefix}{item.path.name}")
     outcomes = {item.path.name: Outcome(item) for item in inputs}
     deadline = time.monotonic() + timeout
-    with ProgressDisplay(f"{len(inputs)} archives", stream=stream) as progress:
+    client = Client(target)
+    with JobsView(f"{len(inputs)} archives", stream=stream) as progress:
         while True:
             for name, outcome in outcomes.items():
                 if outcome.manifest is None:
@@ -149,7 +152,8 @@ def push_and_wait(
                     "done": sum(1 for o in done if o.status == "succeeded"),
                     "failed": sum(1 for o in done if o.status != "succeeded"),
                     "workers running": stack.agent.running_count if stack.agent else 0,
-                }
+                },
+                jobs=job_lines(outcomes, client.running_jobs(), target.input_prefix),
             )
             if len(done) == len(outcomes) or time.monotonic() >= deadline:
                 return list(outcomes.values())

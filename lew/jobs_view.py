@@ -6,7 +6,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TextIO
+from typing import Any, TextIO
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -57,6 +57,21 @@ class JobLine:
         if self.age is not None:
             parts.append(f"({format_age(self.age)})")
         return " ".join(parts)
+
+
+def job_lines(outcomes: Mapping[str, Any], running: Sequence[RunningJob], input_prefix: str) -> list[JobLine]:
+    """`lew demo`'s inputs by name: finished (an outcome with a `status` and a `manifest`), running, or queued."""
+    by_key = {job.key: job for job in running}
+    lines = []
+    for name, outcome in outcomes.items():
+        job = by_key.get(f"{input_prefix}{name}")
+        if getattr(outcome, "manifest", None) is not None:
+            lines.append(JobLine(name, str(outcome.status), age=outcome.manifest.seconds))
+        elif job is not None:
+            lines.append(JobLine(name, "running", job.progress, job.age))
+        else:
+            lines.append(JobLine(name, "queued"))
+    return lines
 
 
 def format_age(seconds: float) -> str:
