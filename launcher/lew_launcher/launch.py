@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from lew_launcher import job_events
 from lew_launcher.enqueue import enqueue
 from lew_launcher.events import EventKind, ObjectNotice, parse_event
 from lew_launcher.observability import logger, metrics
@@ -55,6 +56,8 @@ def launch(
     metrics.add_metric(name="ObjectsAccepted", unit=MetricUnit.Count, value=len(accepted))
     metrics.add_metric(name="ObjectsSkipped", unit=MetricUnit.Count, value=skipped)
     enqueued = enqueue(sqs, settings.queue_url, accepted, retry) if accepted else 0
+    if enqueued:
+        job_events.publish_queued(accepted, bus_name=settings.event_bus_name)
     summary: dict[str, Any] = {"event": parsed.kind.value, "accepted": len(accepted), "skipped": skipped}
     summary |= {"enqueued": enqueued, "backlog": None, "active_tasks": None, "desired_tasks": None, "tasks_started": 0}
     if enqueued or parsed.kind is EventKind.RECONCILE:

@@ -58,6 +58,7 @@ class Settings:
     capacity_provider: CapacityProvider
     # With FARGATE_SPOT: after a capacity failure, start workers on FARGATE for this long (0: never fall back).
     spot_fallback_seconds: int = 900
+    event_bus_name: str = ""  # where the `queued` job events go (lew_launcher/job_events.py); empty publishes none
 
     @property
     def task_family(self) -> str:
@@ -126,6 +127,7 @@ class Settings:
             messages_per_worker=integer("MESSAGES_PER_WORKER", minimum=1),
             capacity_provider=choice("CAPACITY_PROVIDER", CapacityProvider),
             spot_fallback_seconds=integer("SPOT_FALLBACK_SECONDS", minimum=0),
+            event_bus_name=environ.get("EVENT_BUS_NAME", "").strip(),
         )
         if problems:
             raise ConfigurationError("invalid launcher configuration: " + "; ".join(problems))

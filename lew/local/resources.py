@@ -189,5 +189,6 @@ def launcher_env(settings: LocalSettings, resources: LocalResources) -> dict[str
             "SUBNETS": ",".join(resources.subnets),
             "SECURITY_GROUPS": ",".join(resources.security_groups),
             "AWS_REGION": settings.region,
+            "EVENT_BUS_NAME": resources.event_bus,
         },
     )

@@ -89,10 +89,12 @@ def test_progress_cancel_success_failure_and_their_events_on_the_local_stack(
         by_key: dict[str, list[str]] = {}
         for event in events:
             by_key.setdefault(event["detail"]["job"]["key"], []).append(event["detail"]["status"])
-        long_statuses = [status for status in by_key["incoming/long.zip"] if status != "queued"]
-        assert long_statuses[0] == "started"
+        # ... each job's first event is the launcher's `queued`
+        assert all(statuses[0] == "queued" for statuses in by_key.values()), by_key
+        long_statuses = by_key["incoming/long.zip"]
+        assert long_statuses[1] == "started"
         assert "progress" in long_statuses
         assert long_statuses[-1] == "cancelled"
-        assert [s for s in by_key["incoming/queued.zip"] if s != "queued"] == ["cancelled"]
-        assert [s for s in by_key["incoming/good.zip"] if s not in ("queued", "progress")] == ["started", "succeeded"]
-        assert [s for s in by_key["incoming/hostile.zip"] if s != "queued"] == ["started", "failed"]
+        assert by_key["incoming/queued.zip"] == ["queued", "cancelled"]
+        assert [s for s in by_key["incoming/good.zip"] if s != "progress"] == ["queued", "started", "succeeded"]
+        assert by_key["incoming/hostile.zip"] == ["queued", "started", "failed"]

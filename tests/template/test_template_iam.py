@@ -197,32 +197,34 @@ DEFAULT_BUS_ARN = {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS
     ("event_bus", "bus_arn"),
     [("stack", {"Fn::GetAtt": ["JobEventBus", "Arn"]}), ("default", DEFAULT_BUS_ARN)],
 )
-def test_only_the_worker_puts_events_and_only_on_the_jobs_bus_as_lew(
+def test_only_the_worker_and_launcher_put_events_and_only_on_the_jobs_bus_as_lew(
     helpers: ModuleType, resolved: Any, event_bus: str, bus_arn: Any
 ) -> None:
     # GIVEN the template deployed with either bus
     template = resolved(EventBus=event_bus)
 
-    # THEN the task role may put events on exactly that bus, with source "lew" only, and no other role may
+    # THEN the task role and the launcher may put events on exactly that bus, as source "lew" only; nobody else
     putting = [
         entry
         for entry in helpers.policy_statements(template)
         if entry.allows and any(action.startswith("events:") for action in entry.actions)
     ]
-    assert [(entry.owner, entry.actions, entry.resources) for entry in putting] == [
-        ("WorkerTaskRole", ["events:PutEvents"], [bus_arn])
+    assert sorted((entry.owner, tuple(entry.actions), str(entry.resources)) for entry in putting) == [
+        ("LauncherFunctionRole", ("events:PutEvents",), str([bus_arn])),
+        ("WorkerTaskRole", ("events:PutEvents",), str([bus_arn])),
     ]
-    assert putting[0].body["Condition"] == {"StringEquals": {"events:source": "lew"}}
+    assert all(entry.body["Condition"] == {"StringEquals": {"events:source": "lew"}} for entry in putting)
     assert ("JobEventBus" in template["Resources"]) is (event_bus == "stack")
 
 
-def test_worker_is_told_the_bus(resolved: Any) -> None:
+def test_worker_and_launcher_are_told_the_bus(resolved: Any) -> None:
     for event_bus, expected in (("stack", {"Ref": "JobEventBus"}), ("default", "default")):
-        container = resolved(EventBus=event_bus)["Resources"]["WorkerTaskDefinition"]["Properties"][
-            "ContainerDefinitions"
-        ][0]
+        resources = resolved(EventBus=event_bus)["Resources"]
+        container = resources["WorkerTaskDefinition"]["Properties"]["ContainerDefinitions"][0]
         environment = {item["Name"]: item["Value"] for item in container["Environment"]}
         assert environment["EVENT_BUS_NAME"] == expected
+        launcher = resources["LauncherFunction"]["Properties"]["Environment"]["Variables"]
+        assert launcher["EVENT_BUS_NAME"] == expected
 
 
 def test_notification_email_wires_an_encrypted_topic_and_a_rule_for_failed_and_dead_lettered_jobs(

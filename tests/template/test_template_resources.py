@@ -45,6 +45,7 @@ LAUNCHER_ENV = {
     "QUEUE_URL", "CLUSTER", "TASK_DEFINITION", "CONTAINER_NAME", "SUBNETS", "SECURITY_GROUPS", "ASSIGN_PUBLIC_IP",
     "SUFFIXES", "INPUT_PREFIX", "RESULT_PREFIX", "MAX_WORKERS", "MESSAGES_PER_WORKER", "CAPACITY_PROVIDER",
     "SPOT_FALLBACK_SECONDS",
+    "EVENT_BUS_NAME",
 }  # fmt: skip
 WORKER_ENV = {
     "QUEUE_URL": {"Ref": "WorkQueue"},
@@ -62,10 +63,11 @@ WORKER_ENV = {
     "MAX_UNPACKED_BYTES": str(20 * 1024**3),
     "MAX_MEMBERS": "10000",
     "TMPDIR": "/tmp",
+    "EVENT_BUS_NAME": {"Ref": "JobEventBus"},
 }
 REQUIRED_OUTPUTS = {
     "BucketName", "QueueUrl", "DlqUrl", "ClusterName", "TaskDefinitionArn", "RepositoryUri", "LogGroupName",
-    "LauncherFunctionName", "InputPrefix", "ResultPrefix",
+    "LauncherFunctionName", "InputPrefix", "ResultPrefix", "EventBusName", "EventBusArn",
 }  # fmt: skip
 
 
