@@ -357,10 +357,14 @@ class Client:
         return manifest_key(key, self.target.input_prefix, self.target.result_prefix)
 
     def _claim_key(self, key: str) -> str:
-        return claim_key(self.target.result_prefix, stem_for(key, self.target.input_prefix))
+        return claim_key(self.target.result_prefix, self._folder(key))
 
     def _cancel_key(self, key: str) -> str:
-        return cancel_key(self.target.result_prefix, stem_for(key, self.target.input_prefix))
+        return cancel_key(self.target.result_prefix, self._folder(key))
+
+    def _folder(self, key: str) -> str:
+        """The key's results folder name (its stem), which names its claim and cancel marker."""
+        return stem_for(key, self.target.input_prefix)
 
     def _candidate_keys(self, key: str) -> list[str]:
         if key.startswith("s3://"):
