@@ -207,3 +207,30 @@ def _alive(pid: int) -> bool:
         return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
+
+
+def test_retrying_and_dead_lettered_events_carry_their_cause(
+    stack: Stack, python_command: Callable[[str], str]
+) -> None:
+    # GIVEN a job whose command fails in a way worth retrying, and a message whose results could never be stored
+    stack.upload("incoming/flaky.zip", zip_bytes(SCENE))
+    stack.enqueue("incoming/flaky.zip")
+    too_long = "incoming/" + "a" * 1010 + ".zip"
+    stack.enqueue(too_long)
+    recorded = JobEvents(keep=20)
+
+    # WHEN the worker handles both
+    stack.run(events=recorded, processor="command", process_command=python_command("raise SystemExit(1)"))
+
+    # THEN the first is retrying with its transient error, the second dead-lettered with the reason, both valid
+    for detail in recorded.published:
+        event = {"source": "lew", "detail-type": "lew Job State Change", "detail": detail}
+        jsonschema.validate(event, SCHEMA, cls=jsonschema.Draft202012Validator)
+    by_key = {detail["job"]["key"]: detail for detail in recorded.published if detail["status"] != "started"}
+    retrying = by_key["incoming/flaky.zip"]
+    assert retrying["status"] == "retrying"
+    assert (retrying["error"]["type"], retrying["error"]["permanent"]) == ("ProcessorRetry", False)
+    dead = by_key[too_long]
+    assert dead["status"] == "dead-lettered"
+    assert "S3's limit of 1024" in dead["error"]["message"]
+    assert stack.queue_counts(stack.dlq_url)[0] == 1
