@@ -329,7 +329,7 @@ def test_claim_is_written_with_its_holder_and_left_named_by_the_manifest_after_s
     put = calls[0][1]
     assert put["IfNoneMatch"] == "*"
     document = json.loads(put["Body"])
-    assert document["source"] == {"etag": etag, "version_id": None}
+    assert document["source"] == {"key": "incoming/c/ok.zip", "etag": etag, "version_id": None}
     assert document["lease_seconds"] == stack.settings.visibility_timeout
     assert document["message_id"]
     assert {"task_arn", "claimed_at", "expires_at", "refreshed_at"} <= set(document)
