@@ -46,12 +46,14 @@ class JobLine:
         fraction = self.progress.fraction if self.progress is not None else None
         return None if fraction is None else int(fraction * 100)
 
-    def describe(self) -> str:
-        """`running 40% rendering (12 s)`: status, progress and age in one line."""
+    def describe(self, *, percent: bool = True) -> str:
+        """`running 40% rendering (12 s)`: status, progress (`percent=False`: without the %) and age in one line."""
         parts = [self.status]
         if self.progress is not None:
-            percent = self.percent
-            parts.append(f"{percent}%" if percent is not None else f"{self.progress.done:g} done")
+            if self.percent is None:
+                parts.append(f"{self.progress.done:g} done")
+            elif percent:
+                parts.append(f"{self.percent}%")
             if self.progress.message:
                 parts.append(self.progress.message)
         if self.age is not None:
@@ -139,7 +141,7 @@ class JobsView:
         done = job.progress.done if job.progress is not None else 0.0
         if job.status not in ("queued", "running") and job.status != "timed out":
             total, done = (total or 1.0), (total or 1.0)  # finished: a full bar, its colour says how
-        detail = JobLine(job.name, job.status, job.progress, job.age).describe()
+        detail = job.describe(percent=False)  # the bar's own column shows the percentage
         style = {"succeeded": "green", "failed": "red", "cancelled": "yellow", "dead-lettered": "red"}.get(job.status)
         if style:
             detail = f"[{style}]{detail}[/{style}]"
