@@ -1,9 +1,10 @@
 """The job's own beat while it runs: carry its progress into the claim and events, and honour a cancel request.
 
-Every WATCH_SECONDS the watch reads the latest progress (a local file: free), and when it changed puts it into
-the claim (one conditional PUT, at most every PROGRESS_SECONDS) and publishes a `progress` event; it also looks
-for a cancel marker (one GET). A cancel request, or the worker's own stop (`abort`), sets `interrupt`: the
-processor's command polls that event and is killed as a tree within a fraction of a second.
+1 s after the job starts, then every WATCH_SECONDS, the watch reads the latest progress (a local file: free), and
+when it changed puts it into the claim (one conditional PUT, at most every PROGRESS_SECONDS) and publishes a
+`progress` event; it also looks for a cancel marker (one GET). A cancel request, or the worker's own stop
+(`abort`), sets `interrupt`: the processor's command polls that event and is killed as a tree within a fraction
+of a second.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 
 # How often the cancel marker is read and the progress looked at: a cancel takes effect within this.
 WATCH_SECONDS = 5.0
+# The first look comes sooner, so that a job of a few seconds shows its progress too.
+FIRST_BEAT_SECONDS = 1.0
 # Progress reaches the claim and the event bus at most this often (and only when it changed).
 PROGRESS_SECONDS = 5.0
 # How quickly the worker's own stop (SIGTERM) reaches the processor.
@@ -109,7 +112,7 @@ class JobWatch:
             self._thread = None
 
     def _run(self) -> None:
-        next_beat = time.monotonic() + self.watch_seconds
+        next_beat = time.monotonic() + min(FIRST_BEAT_SECONDS, self.watch_seconds)
         while not self._stopped.wait(POLL_SECONDS):
             if self.abort.is_set():
                 self.interrupt.set()
