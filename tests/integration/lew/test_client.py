@@ -1,0 +1,156 @@
+"""`lew.client` against moto: finding uploads, waiting (timeout, dead letter), cancel markers, running jobs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+
+from lew.client import DEAD_LETTERED, QUEUED, RUNNING, TIMED_OUT, Client
+from lew.errors import LewError
+from lew.target import Target
+from worker.cancel import cancel_key
+
+REGION = "us-east-1"
+BUCKET = "lew-client-bucket"
+
+
+@pytest.fixture
+def client(aws: None) -> Client:
+    s3 = boto3.client("s3", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    s3.create_bucket(Bucket=BUCKET)
+    target = Target(
+        description="moto",
+        bucket=BUCKET,
+        queue_url=sqs.create_queue(QueueName="work")["QueueUrl"],
+        dlq_url=sqs.create_queue(QueueName="dlq")["QueueUrl"],
+        cluster="",
+        task_family="",
+        input_prefix="incoming/",
+        result_prefix="results/",
+        suffixes=(".zip",),
+        region=REGION,
+    )
+    return Client(target, poll_seconds=0.05, dlq_poll_seconds=0.0)
+
+
+def put(client: Client, key: str, body: bytes = b"PK") -> None:
+    client.s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+
+
+def test_upload_is_found_by_key_by_name_under_the_input_prefix_or_by_uri(client: Client) -> None:
+    put(client, "incoming/a/scene.zip")
+    by_key = client.upload("incoming/a/scene.zip")
+    assert client.upload("a/scene.zip") == by_key
+    assert client.upload(f"s3://{BUCKET}/incoming/a/scene.zip") == by_key
+    assert by_key.etag is not None and '"' not in by_key.etag
+    with pytest.raises(LewError, match=r"^no upload s3://lew-client-bucket/missing.zip \(nor under incoming/\)$"):
+        client.upload("missing.zip")
+    with pytest.raises(LewError, match="not in this stack's bucket"):
+        client.upload("s3://other-bucket/incoming/a/scene.zip")
+
+
+def test_wait_times_out_on_a_queued_job_and_says_so(client: Client) -> None:
+    put(client, "incoming/slow.zip")
+    upload = client.upload("slow.zip")
+    seen: list[str] = []
+
+    state = client.wait(upload, timeout=0.3, on_update=lambda current: seen.append(current.status))
+
+    assert state.status == TIMED_OUT
+    assert not state.finished
+    assert set(seen) == {QUEUED}
+
+
+def test_wait_sees_a_dead_letter_with_its_reason(client: Client) -> None:
+    # GIVEN an upload whose message the worker moved to the DLQ, with its reason
+    put(client, "incoming/dead.zip")
+    upload = client.upload("dead.zip")
+    record = {
+        "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": BUCKET}, "object": {"key": "incoming/dead.zip"}},
+    }
+    body = {"Records": [record]}
+    client.target.sqs.send_message(
+        QueueUrl=client.target.dlq_url,
+        MessageBody=json.dumps(body),
+        MessageAttributes={"reason": {"DataType": "String", "StringValue": "the manifest key would be too long"}},
+    )
+
+    # WHEN waiting for it
+    state = client.wait(upload, timeout=30)
+
+    # THEN the wait ends as dead-lettered, naming the reason, and the message stays in the DLQ
+    assert (state.status, state.error) == (DEAD_LETTERED, "the manifest key would be too long")
+    assert state.finished
+
+
+def test_wait_ignores_a_manifest_of_an_older_upload_and_reports_its_own(client: Client) -> None:
+    # GIVEN a manifest recording an older upload of the key, and a live claim of the current one with progress
+    put(client, "incoming/s.zip", b"new bytes")
+    upload = client.upload("s.zip")
+    manifest = {"status": "succeeded", "source": {"key": "incoming/s.zip", "etag": "older", "version_id": None}}
+    client.s3.put_object(Bucket=BUCKET, Key="results/s/manifest.json", Body=json.dumps(manifest))
+    claim = {
+        "source": {"key": "incoming/s.zip", "etag": upload.etag, "version_id": None},
+        "task_arn": "arn:aws:ecs:us-east-1:123456789012:task/c/abc",
+        "claimed_at": "2026-01-01T00:00:00Z",
+        "expires_at": "2999-01-01T00:00:00Z",
+        "nonce": "n1",
+        "progress": {"done": 5, "total": 20, "message": "rows"},
+    }
+    client.s3.put_object(Bucket=BUCKET, Key="results/.lew-claims/s.claim.json", Body=json.dumps(claim))
+
+    # THEN it is running, with the claim's progress, and listed among the running jobs
+    state = client.state(upload)
+    assert state.status == RUNNING
+    assert state.progress is not None and (state.progress.done, state.progress.total) == (5, 20)
+    assert [job.key for job in client.running_jobs()] == ["incoming/s.zip"]
+
+    # WHEN its own success manifest (naming the claim) lands
+    manifest = {"status": "succeeded", "source": {"key": "incoming/s.zip", "etag": upload.etag}, "claim": "n1"}
+    client.s3.put_object(Bucket=BUCKET, Key="results/s/manifest.json", Body=json.dumps(manifest))
+
+    # THEN the job is over, and no longer listed as running
+    assert client.state(upload).status == "succeeded"
+    assert client.running_jobs() == []
+
+
+def test_running_jobs_leave_out_expired_claims(client: Client) -> None:
+    claim = {"source": {"key": "incoming/x.zip", "etag": "e"}, "expires_at": "2000-01-01T00:00:00Z", "nonce": "n"}
+    client.s3.put_object(Bucket=BUCKET, Key="results/.lew-claims/x.claim.json", Body=json.dumps(claim))
+    assert client.running_jobs() == []
+
+
+def test_submit_removes_a_cancel_request_left_for_the_key(client: Client, tmp_path: Path) -> None:
+    # GIVEN a cancel request waiting for an upload of the same content
+    archive = tmp_path / "again.zip"
+    archive.write_bytes(b"PK same bytes")
+    first = client.submit(archive)
+    client.cancel(first)
+    assert client.cancel_requested(first)
+
+    # WHEN the same file is submitted again
+    second = client.submit(archive)
+
+    # THEN the new upload runs: no cancel request applies to it
+    assert second.etag == first.etag
+    assert not client.cancel_requested(second)
+    marker = cancel_key("results/", "again")
+    with pytest.raises(client.s3.exceptions.ClientError):
+        client.s3.head_object(Bucket=BUCKET, Key=marker)
+
+
+def test_events_without_a_queue_is_one_clear_line(client: Client) -> None:
+    with pytest.raises(LewError, match="has no events queue to read: job events go to the event bus"):
+        next(client.events(follow=False))
+
+
+def test_submit_refuses_a_suffix_the_stack_skips(client: Client, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("x")
+    with pytest.raises(LewError, match=r"notes.txt: the stack only processes \.zip files"):
+        client.submit(notes)
