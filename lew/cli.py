@@ -337,12 +337,7 @@ def register_submit(subcommands: Subcommands) -> None:
 
 def _submit(args: argparse.Namespace) -> int:
     ops.check_uploadable(args.files, ())  # a missing file fails before any AWS call
-    target = _target(args)
-    if args.wait or args.timeout is not None or args.download is not None:
-        return lifecycle_cli.submit_and_wait(target, args)
-    for path, key in zip(args.files, ops.submit(target.s3, target, args.files), strict=True):
-        print(f"uploaded {path} -> s3://{target.bucket}/{key}")
-    return 0
+    return lifecycle_cli.submit(_target(args), args)  # and waits with --wait, --timeout or --download
 
 
 def register_status(subcommands: Subcommands) -> None:

@@ -15,6 +15,7 @@ that tells runs apart lands (issue 9): it will reuse `Upload`, `wait` and the ma
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -154,7 +155,8 @@ class Client:
         """
         ops.check_uploadable([path], self.target.suffixes)
         key = f"{self.target.input_prefix}{name or path.name}"
-        self.s3.delete_object(Bucket=self.target.bucket, Key=self._cancel_key(key))
+        with contextlib.suppress(ClientError):  # without the right to delete it, a marker only for this ETag stays
+            self.s3.delete_object(Bucket=self.target.bucket, Key=self._cancel_key(key))
         self.s3.upload_file(str(path), self.target.bucket, key)
         return self.upload(key)
 

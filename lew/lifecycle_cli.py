@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lew import ops
 from lew.client import DEAD_LETTERED, TIMED_OUT, Client, JobState, RunningJob, Upload
 from lew.jobs_view import JobLine, JobsView, format_age
 from lew.ui import print_table
@@ -91,14 +92,17 @@ def register(subcommands: Subcommands, target_options: argparse.ArgumentParser) 
 # -- handlers -------------------------------------------------------------------------------------------------------
 
 
-def submit_and_wait(target: Target, args: argparse.Namespace) -> int:
-    """`lew submit FILE... --wait`: upload each file, then wait for every job as `lew wait` does."""
+def submit(target: Target, args: argparse.Namespace) -> int:
+    """`lew submit FILE...`: check every file, upload each; with --wait (--timeout, --download) wait as `lew wait`."""
+    ops.check_uploadable(args.files, target.suffixes)  # all of them before the first upload
     client = Client(target)
     uploads = []
     for path in args.files:
         upload = client.submit(path)
         print(f"uploaded {path} -> {upload.uri}")
         uploads.append(upload)
+    if not (args.wait or args.timeout is not None or args.download is not None):
+        return EXIT_SUCCEEDED
     return _wait_for(client, uploads, timeout=args.timeout, download=args.download)
 
 
