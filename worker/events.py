@@ -225,9 +225,16 @@ class JobEvents:
     published: list[dict[str, Any]] = field(default_factory=list, repr=False)  # the last few, for tests and logs
     keep: int = 0  # how many to keep in `published` (0 in production)
 
-    def emit(self, status: str, job: Job, **fields: Any) -> dict[str, Any]:
-        """Build and publish one event (see `job_event` for the fields); returns its detail."""
-        detail = job_event(status, job, task_arn=self.task_arn, **fields)
+    def emit(self, status: str, job: Job, **fields: Any) -> dict[str, Any] | None:
+        """Build and publish one event (see `job_event` for the fields); its detail, or None if it could not be built.
+
+        Never raises: an event that cannot be built is a bug to log, not a reason to fail the job.
+        """
+        try:
+            detail = job_event(status, job, task_arn=self.task_arn, **fields)
+        except Exception:  # noqa: BLE001 - the job goes on without its event
+            get_logger().exception("could not build a job event (the job goes on)", extra={"status": status})
+            return None
         if self.keep:
             self.published.append(detail)
             del self.published[: -self.keep]

@@ -208,9 +208,15 @@ def test_publisher_logs_and_counts_what_eventbridge_refuses_or_fails(
     assert '"EventsNotPublished"' in capsys.readouterr().out  # the EMF metric, through the logs
 
 
+def test_job_events_never_raise_for_an_event_that_cannot_be_built() -> None:
+    recorded = JobEvents(keep=5)
+    assert recorded.emit("paused", JOB) is None
+    assert recorded.published == []
+
+
 def test_job_events_without_a_publisher_only_build_the_event() -> None:
     recorded = JobEvents(task_arn=TASK, keep=5)
     built = recorded.emit(events.STARTED, JOB, attempt=1)
-    assert built["task_arn"] == TASK
+    assert built is not None and built["task_arn"] == TASK
     assert recorded.published == [built]
     recorded.close()
