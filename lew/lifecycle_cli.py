@@ -2,7 +2,8 @@
 
 Exit codes of the waiting commands (also in README.md): 0 every job succeeded; 3 a job failed permanently or was
 dead-lettered; 4 a job was cancelled; 124 the timeout ran out first (the jobs go on). With several jobs, the
-first of 124, 3, 4 that applies. 1 is an error of lew itself (one line on stderr), 130 an interrupt.
+first of 124, 3, 4 that applies; `lew cancel --wait` exits 0 once the job is cancelled. 1 is an error of lew itself
+(one line on stderr, e.g. cancelling a finished job), 130 an interrupt.
 """
 
 from __future__ import annotations
