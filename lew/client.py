@@ -33,7 +33,7 @@ from worker.cancel import CancelRequest, cancel_key, read_cancel, write_cancel
 from worker.claims import CLAIM_SUFFIX, CLAIMS_FOLDER, claim_key
 from worker.manifest import CANCELLED, FAILED, SUCCEEDED
 from worker.messages import normalise_etag, parse_body
-from worker.paths import manifest_key, stem_for
+from worker.paths import folder_name, manifest_key
 from worker.progress import Progress
 
 if TYPE_CHECKING:
@@ -365,8 +365,8 @@ class Client:
         return cancel_key(self.target.result_prefix, self._folder(key))
 
     def _folder(self, key: str) -> str:
-        """The key's results folder name (its stem), which names its claim and cancel marker."""
-        return stem_for(key, self.target.input_prefix)
+        """The key's results folder name (worker/paths.py), which names its claim and cancel marker."""
+        return folder_name(key, self.target.input_prefix)
 
     def _candidate_keys(self, key: str) -> list[str]:
         if key.startswith("s3://"):

@@ -29,14 +29,14 @@ if TYPE_CHECKING:
 CANCEL_SUFFIX = ".cancel.json"
 
 
-def cancel_key(result_prefix: str, stem: str) -> str:
-    """The cancel marker of a stem: its claim key with `.cancel.json` for `.claim.json` (sha256-named when long)."""
-    claim = claim_key(result_prefix, stem)
+def cancel_key(result_prefix: str, folder: str) -> str:
+    """The cancel marker of a results folder: its claim key with `.cancel.json` for `.claim.json` (sha256 when long)."""
+    claim = claim_key(result_prefix, folder)
     key = claim[: -len(CLAIM_SUFFIX)] + CANCEL_SUFFIX
     if key_fits(key):
         return key
-    # One byte longer than the claim key: a stem whose claim just fits is named by its digest, like a long claim.
-    return f"{result_prefix}{CLAIMS_FOLDER}sha256/{hashlib.sha256(stem.encode()).hexdigest()}{CANCEL_SUFFIX}"
+    # One byte longer than the claim key: a folder whose claim just fits is named by its digest, like a long claim.
+    return f"{result_prefix}{CLAIMS_FOLDER}sha256/{hashlib.sha256(folder.encode()).hexdigest()}{CANCEL_SUFFIX}"
 
 
 @dataclass(frozen=True)
