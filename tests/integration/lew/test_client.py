@@ -12,9 +12,14 @@ from lew.client import DEAD_LETTERED, QUEUED, RUNNING, TIMED_OUT, Client
 from lew.errors import LewError
 from lew.target import Target
 from worker.cancel import cancel_key
+from worker.claims import claim_key
+from worker.paths import folder_name, manifest_key
 
 REGION = "us-east-1"
 BUCKET = "lew-client-bucket"
+# Where the worker keeps the manifest and the claim of incoming/s.zip (worker/paths.py, worker/claims.py).
+MANIFEST_OF_S = manifest_key("incoming/s.zip", "incoming/", "results/")
+CLAIM_OF_S = claim_key("results/", folder_name("incoming/s.zip", "incoming/"))
 
 
 @pytest.fixture
@@ -93,7 +98,9 @@ def test_wait_ignores_a_manifest_of_an_older_upload_and_reports_its_own(client: 
     put(client, "incoming/s.zip", b"new bytes")
     upload = client.upload("s.zip")
     manifest = {"status": "succeeded", "source": {"key": "incoming/s.zip", "etag": "older", "version_id": None}}
-    client.s3.put_object(Bucket=BUCKET, Key="results/s/manifest.json", Body=json.dumps(manifest))
+    client.s3.put_object(
+        Bucket=BUCKET, Key=MANIFEST_OF_S, Body=json.dumps(manifest)
+    )
     claim = {
         "source": {"key": "incoming/s.zip", "etag": upload.etag, "version_id": None},
         "task_arn": "arn:aws:ecs:us-east-1:123456789012:task/c/abc",
@@ -102,7 +109,9 @@ def test_wait_ignores_a_manifest_of_an_older_upload_and_reports_its_own(client: 
         "nonce": "n1",
         "progress": {"done": 5, "total": 20, "message": "rows"},
     }
-    client.s3.put_object(Bucket=BUCKET, Key="results/.lew-claims/s.claim.json", Body=json.dumps(claim))
+    client.s3.put_object(
+        Bucket=BUCKET, Key=CLAIM_OF_S, Body=json.dumps(claim)
+    )
 
     # THEN it is running, with the claim's progress, and listed among the running jobs
     state = client.state(upload)
@@ -112,7 +121,9 @@ def test_wait_ignores_a_manifest_of_an_older_upload_and_reports_its_own(client: 
 
     # WHEN its own success manifest (naming the claim) lands
     manifest = {"status": "succeeded", "source": {"key": "incoming/s.zip", "etag": upload.etag}, "claim": "n1"}
-    client.s3.put_object(Bucket=BUCKET, Key="results/s/manifest.json", Body=json.dumps(manifest))
+    client.s3.put_object(
+        Bucket=BUCKET, Key=MANIFEST_OF_S, Body=json.dumps(manifest)
+    )
 
     # THEN the job is over, and no longer listed as running
     assert client.state(upload).status == "succeeded"
@@ -121,7 +132,10 @@ def test_wait_ignores_a_manifest_of_an_older_upload_and_reports_its_own(client: 
 
 def test_running_jobs_leave_out_expired_claims(client: Client) -> None:
     claim = {"source": {"key": "incoming/x.zip", "etag": "e"}, "expires_at": "2000-01-01T00:00:00Z", "nonce": "n"}
-    client.s3.put_object(Bucket=BUCKET, Key="results/.lew-claims/x.claim.json", Body=json.dumps(claim))
+    client.s3.put_object(
+        Bucket=BUCKET, Key=claim_key("results/", folder_name("incoming/x.zip", "incoming/")),
+        , Body=json.dumps(claim)
+    )
     assert client.running_jobs() == []
 
 
@@ -139,7 +153,7 @@ def test_submit_removes_a_cancel_request_left_for_the_key(client: Client, tmp_pa
     # THEN the new upload runs: no cancel request applies to it
     assert second.etag == first.etag
     assert not client.cancel_requested(second)
-    marker = cancel_key("results/", "again")
+    marker = cancel_key("results/", folder_name("incoming/again.zip", "incoming/"))
     with pytest.raises(client.s3.exceptions.ClientError):
         client.s3.head_object(Bucket=BUCKET, Key=marker)
 

@@ -104,7 +104,7 @@ def test_job_events_reach_the_bus_and_match_the_schema(stack: Stack) -> None:
     }
     failed = next(event["detail"] for event in delivered if event["detail"]["status"] == "failed")
     assert failed["error"]["type"] == "UnsafeArchive"
-    assert failed["manifest_key"] == "results/evil/manifest.json"
+    assert failed["manifest_key"] == "results/evil.zip/manifest.json"
     succeeded = next(event["detail"] for event in delivered if event["detail"]["status"] == "succeeded")
     assert succeeded["outputs"] == 1
     assert set(succeeded["durations"]) >= {"download", "unpack", "process", "upload", "total"}
@@ -123,7 +123,7 @@ def test_job_goes_on_when_the_bus_does_not_exist(stack: Stack) -> None:
 
     # THEN the job succeeded all the same, and the lost events were counted
     assert summary.to_dict()["processed"] == 1
-    assert stack.manifest("good")["status"] == "succeeded"
+    assert stack.manifest("incoming/good.zip")["status"] == "succeeded"
     assert publisher.dropped >= 2
     publisher.close()
 
@@ -143,7 +143,7 @@ def test_cancel_of_a_queued_job_never_runs_it(stack: Stack, python_command: Call
     summary = stack.run(events=recorded, processor="command", process_command=python_command(TOUCH_OUTPUT))
 
     # THEN the processor never ran, a cancelled manifest says why, the message and the marker are gone
-    manifest = stack.manifest("queued")
+    manifest = stack.manifest("incoming/queued.zip")
     assert manifest["status"] == "cancelled"
     assert manifest["outputs"] == []
     assert manifest["error"]["type"] == "JobCancelled"
@@ -154,7 +154,7 @@ def test_cancel_of_a_queued_job_never_runs_it(stack: Stack, python_command: Call
     assert [event["status"] for event in recorded.published] == ["cancelled"]
     assert client.state(upload).status == "cancelled"
     # AND a second cancel is a one-line refusal
-    with pytest.raises(JobFinishedError, match=r"already cancelled: nothing to cancel \(manifest results/queued/"):
+    with pytest.raises(JobFinishedError, match=r"already cancelled: nothing to cancel \(manifest results/queued\.zip/"):
         client.cancel(upload)
 
 
@@ -189,7 +189,7 @@ def test_cancel_of_a_running_job_kills_its_process_tree(
     worker.join(timeout=60)
     assert not worker.is_alive()
     assert summaries[0].to_dict()["cancelled"] == 1
-    assert stack.manifest("long")["status"] == "cancelled"
+    assert stack.manifest("incoming/long.zip")["status"] == "cancelled"
     assert stack.queue_counts() == (0, 0)
     statuses = [event["status"] for event in recorded.published]
     assert statuses[0] == "started"
