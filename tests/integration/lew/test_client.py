@@ -98,9 +98,7 @@ def test_wait_ignores_a_manifest_of_an_older_upload_and_reports_its_own(client: 
     put(client, "incoming/s.zip", b"new bytes")
     upload = client.upload("s.zip")
     manifest = {"status": "succeeded", "source": {"key": "incoming/s.zip", "etag": "older", "version_id": None}}
-    client.s3.put_object(
-        Bucket=BUCKET, Key=MANIFEST_OF_S, Body=json.dumps(manifest)
-    )
+    client.s3.put_object(Bucket=BUCKET, Key=MANIFEST_OF_S, Body=json.dumps(manifest))
     claim = {
         "source": {"key": "incoming/s.zip", "etag": upload.etag, "version_id": None},
         "task_arn": "arn:aws:ecs:us-east-1:123456789012:task/c/abc",
@@ -109,9 +107,7 @@ def test_wait_ignores_a_manifest_of_an_older_upload_and_reports_its_own(client: 
         "nonce": "n1",
         "progress": {"done": 5, "total": 20, "message": "rows"},
     }
-    client.s3.put_object(
-        Bucket=BUCKET, Key=CLAIM_OF_S, Body=json.dumps(claim)
-    )
+    client.s3.put_object(Bucket=BUCKET, Key=CLAIM_OF_S, Body=json.dumps(claim))
 
     # THEN it is running, with the claim's progress, and listed among the running jobs
     state = client.state(upload)
@@ -121,9 +117,7 @@ def test_wait_ignores_a_manifest_of_an_older_upload_and_reports_its_own(client: 
 
     # WHEN its own success manifest (naming the claim) lands
     manifest = {"status": "succeeded", "source": {"key": "incoming/s.zip", "etag": upload.etag}, "claim": "n1"}
-    client.s3.put_object(
-        Bucket=BUCKET, Key=MANIFEST_OF_S, Body=json.dumps(manifest)
-    )
+    client.s3.put_object(Bucket=BUCKET, Key=MANIFEST_OF_S, Body=json.dumps(manifest))
 
     # THEN the job is over, and no longer listed as running
     assert client.state(upload).status == "succeeded"
@@ -132,10 +126,8 @@ def test_wait_ignores_a_manifest_of_an_older_upload_and_reports_its_own(client: 
 
 def test_running_jobs_leave_out_expired_claims(client: Client) -> None:
     claim = {"source": {"key": "incoming/x.zip", "etag": "e"}, "expires_at": "2000-01-01T00:00:00Z", "nonce": "n"}
-    client.s3.put_object(
-        Bucket=BUCKET, Key=claim_key("results/", folder_name("incoming/x.zip", "incoming/")),
-        , Body=json.dumps(claim)
-    )
+    key = claim_key("results/", folder_name("incoming/x.zip", "incoming/"))
+    client.s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(claim))
     assert client.running_jobs() == []
 
 
