@@ -111,7 +111,15 @@ class JobsView:
                 console=console,
                 auto_refresh=False,
             )
-            self._live = Live(Group(self._header, self._bars), console=console, refresh_per_second=4)
+            # No redirection of sys.stdout/stderr: rich would print what other threads write (the in-process
+            # launcher's logs and metrics) above the display, around the local stack's routing to its log file.
+            self._live = Live(
+                Group(self._header, self._bars),
+                console=console,
+                refresh_per_second=4,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
             self._live.__enter__()
         return self
 
