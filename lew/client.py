@@ -9,8 +9,7 @@ goes through S3 and SQS with the caller's credentials; no lew service runs anywh
     outcome = client.wait(upload, timeout=600, on_update=print)
     if outcome.status == "succeeded": ...
 
-Re-running an already processed upload (`rerun`) belongs here too, next to `submit`, once the results layout
-that tells runs apart lands (issue 9): it will reuse `Upload`, `wait` and the manifest lookup below.
+    outcome = client.wait(client.rerun(["scene.zip"])[0])   # processed again, waiting for the new manifest
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ from botocore.exceptions import ClientError
 
 from lew import ops
 from lew.errors import LewError
+from lew.rerun import rerun as rerun_uploads
 from lew.target import Target, resolve_target
 from worker.cancel import CancelRequest, cancel_key, read_cancel, write_cancel
 from worker.claims import CLAIM_SUFFIX, CLAIMS_FOLDER, claim_key
@@ -63,6 +63,8 @@ class Upload:
     key: str
     etag: str | None
     version_id: str | None = None
+    # A manifest finished before this (UTC, YYYY-MM-DDTHH:MM:SSZ) is an earlier run's: `rerun` sets it.
+    not_before: str | None = None
 
     @property
     def uri(self) -> str:
@@ -174,6 +176,16 @@ class Client:
                 raise
             return Upload(self.target.bucket, candidate, normalise_etag(head.get("ETag")), head.get("VersionId"))
         raise LewError(f"no upload s3://{self.target.bucket}/{key} (nor under {self.target.input_prefix})")
+
+    def rerun(self, keys: Sequence[str]) -> list[Upload]:
+        """Process uploads again though their manifests record a success (lew.rerun: one flagged work message each).
+
+        Returns the uploads, whose `wait` counts only a manifest written from now on. Raises LewError naming the
+        first key that is not an object in the bucket (nothing is queued then).
+        """
+        since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        queued = rerun_uploads(self.s3, self.target.sqs, self.target, keys)
+        return [Upload(self.target.bucket, item.key, normalise_etag(item.etag), not_before=since) for item in queued]
 
     # -- one job's state ------------------------------------------------------------------------------------------
 
@@ -425,7 +437,10 @@ def _records(document: dict[str, Any], upload: Upload) -> bool:
     if upload.etag is not None and normalise_etag(source.get("etag")) != upload.etag:
         return False
     recorded_version = source.get("version_id")
-    return not (upload.version_id and recorded_version and recorded_version != upload.version_id)
+    if upload.version_id and recorded_version and recorded_version != upload.version_id:
+        return False
+    # An earlier run's manifest (the same ETag) is not the outcome of a re-run queued after it.
+    return upload.not_before is None or str(document.get("finished_at") or "") >= upload.not_before
 
 
 def _claim_names(claim: dict[str, Any], upload: Upload) -> bool:

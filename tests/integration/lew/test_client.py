@@ -160,3 +160,26 @@ def test_submit_refuses_a_suffix_the_stack_skips(client: Client, tmp_path: Path)
     notes.write_text("x")
     with pytest.raises(LewError, match=r"notes.txt: the stack only processes \.zip files"):
         client.submit(notes)
+
+
+def test_rerun_waits_for_the_new_manifest_not_the_old_one(client: Client) -> None:
+    # GIVEN an upload whose manifest records a success
+    put(client, "incoming/s.zip", b"bytes")
+    etag = client.upload("s.zip").etag
+    old = {
+        "status": "succeeded",
+        "source": {"key": "incoming/s.zip", "etag": etag},
+        "finished_at": "2020-01-01T00:00:00Z",
+    }
+    client.s3.put_object(Bucket=BUCKET, Key=MANIFEST_OF_S, Body=json.dumps(old))
+
+    # WHEN it is re-run
+    (upload,) = client.rerun(["s.zip"])
+
+    # THEN a work message is queued, and the old manifest is not the re-run's outcome
+    assert client.target.sqs.receive_message(QueueUrl=client.target.queue_url).get("Messages")
+    assert client.state(upload).status == QUEUED
+    # ... the new one is
+    new = {**old, "finished_at": "2999-01-01T00:00:00Z"}
+    client.s3.put_object(Bucket=BUCKET, Key=MANIFEST_OF_S, Body=json.dumps(new))
+    assert client.state(upload).status == "succeeded"
