@@ -50,6 +50,7 @@ from worker.manifest import (
 from worker.messages import Job
 from worker.metadata import TaskIdentity
 from worker.paths import MANIFEST_NAME, OUTSIDE_FOLDER, folder_name, manifest_key, results_folder
+from worker.pipes import PipesRequest, pipes_session
 from worker.processors import Processor, ProcessorContext, prepare_output_dir, run_processor
 from worker.progress import Progress, read_latest
 from worker.publish import open_source, save_body, upload_outputs
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
 
 
 ARCHIVE_STEM = "source"  # the downloaded archive is <job folder>/source<suffix>
+PIPES_FOLDER_NAME = ".lew-pipes"  # <job folder>/.lew-pipes: the Pipes context and messages files
 
 
 class Outcome(enum.Enum):
@@ -227,6 +229,7 @@ def _run_claimed(  # noqa: PLR0911 - one return per way a job ends, each with it
                 # by: worker/versions.py): the current object is processed and its own ETag recorded. The newer
                 # upload's message then finds a success for its ETag and skips: each version is processed at most once.
                 _check_size(source, settings)  # before a byte of the body is read
+                pipes = PipesRequest.from_metadata(opened.metadata, job.bucket, settings.result_prefix)
                 save_body(opened, archive)
             manifest = _process(
                 job,
@@ -239,6 +242,7 @@ def _run_claimed(  # noqa: PLR0911 - one return per way a job ends, each with it
                 timings=timings,
                 ignored=ignored,
                 watch=watch,
+                pipes=pipes,
             )
         manifest.started_at, manifest.finished_at = started_at, utcnow()
         manifest.timings["total"] = (manifest.finished_at - started_at).total_seconds()
@@ -384,6 +388,7 @@ def _process(
     timings: dict[str, float],
     ignored: list[dict[str, str]],
     watch: JobWatch,
+    pipes: PipesRequest | None = None,
 ) -> Manifest:
     """Unpack the downloaded archive, run the processor, upload its outputs; the manifest to write."""
     settings = runtime.settings
@@ -410,8 +415,9 @@ def _process(
         cancel=watch.interrupt,  # set by the worker's stop or by a cancel request
     )
     watch.read_progress_with(_progress_reader(context, runtime.processor))
-    with _timed(timings, "process"):
-        result = run_processor(runtime.processor, context)
+    # A job started from Dagster gives its processor a Pipes session (worker/pipes.py), outside its folders.
+    with _timed(timings, "process"), pipes_session(runtime.s3, pipes, job_dir / PIPES_FOLDER_NAME) as environment:
+        result = run_processor(runtime.processor, dataclasses.replace(context, environment=environment))
     watch.read_progress_with(None)
     _check_abort(runtime, claim, watch)
     with _timed(timings, "upload"):

@@ -15,7 +15,7 @@ import shlex
 import signal
 import threading
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -57,6 +57,7 @@ class ProcessorContext:
     job_dir: Path  # the job's private folder: HOME and TMPDIR of every command
     timeout: float
     cancel: threading.Event = field(default_factory=threading.Event)
+    environment: Mapping[str, str] = field(default_factory=dict)  # more variables for its commands (Dagster Pipes)
 
     @property
     def progress_file(self) -> Path:
@@ -84,6 +85,7 @@ class ProcessorContext:
                     "LEW_INPUT_DIR": str(self.input_dir),
                     "LEW_OUTPUT_DIR": str(self.output_dir),
                     PROGRESS_ENV: str(self.progress_file),
+                    **self.environment,
                 },
             ),
             log_path=self.log_path,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import mimetypes
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +45,7 @@ class OpenedSource:
 
     source: Source
     body: StreamingBody
+    metadata: dict[str, str] = field(default_factory=dict)  # the object's user metadata (x-amz-meta-*)
 
 
 @contextmanager
@@ -72,7 +73,7 @@ def open_source(s3: S3Client, job: Job, *, pin_version: bool = True) -> Iterator
             version_id=answer.get("VersionId") or (job.version_id if pin_version else None),
             size=answer.get("ContentLength"),
         )
-        yield OpenedSource(source, body)
+        yield OpenedSource(source, body, dict(answer.get("Metadata") or {}))
     finally:
         # Unread, this drops the connection instead of draining gigabytes nobody wants.
         body.close()

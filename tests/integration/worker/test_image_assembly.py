@@ -23,7 +23,8 @@ import pytest
 from tests.security.dockerfile import Instruction, final_stage, read
 from worker.paths import manifest_key
 
-from .conftest import BUCKET, Stack, zip_bytes
+from .conftest import BUCKET, Stack
+from .test_pipes import PIPES_PROCESSOR, messages, pipes_upload
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CONTEXT = REPO_ROOT / "worker"  # `docker build ... worker`: the build context
@@ -161,10 +162,10 @@ def test_worker_image_application_runs_a_job(server_stack: Stack, worker_env: di
     # GIVEN the image's application folder and environment, assembled from worker/Dockerfile alone
     image = assemble(read(DOCKERFILE), CONTEXT, tmp_path / "image")
     python = build(image, tmp_path / "venv")
-    # ...and one upload in the queue
+    # ...and one upload in the queue, started from Dagster, for a processor written with dagster-pipes
     key = "incoming/scene.zip"
-    server_stack.upload(key, zip_bytes({"scene/a.txt": b"hello", "scene/b.csv": b"x,y\n"}))
-    server_stack.enqueue(key)
+    pipes_upload(server_stack, key)
+    worker_env |= {"PROCESSOR": "command", "PROCESS_COMMAND": shlex.join(["python", "-c", PIPES_PROCESSOR])}
 
     # WHEN the image's CMD runs from its WORKDIR with nothing of the repository or the dev environment around
     assert image.cmd[:1] == ["python"], image.cmd
@@ -179,12 +180,13 @@ def test_worker_image_application_runs_a_job(server_stack: Stack, worker_env: di
         check=False,
     )
 
-    # THEN the job succeeds (a missing module or dependency would have ended the worker first)
+    # THEN the job succeeds (a missing module or dependency would have ended the worker or the processor first)
     assert done.returncode == 0, done.stdout + done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["processed"] == 1, done.stdout
     body = server_stack.s3.get_object(Bucket=BUCKET, Key=manifest_key(key, "incoming/", "results/"))["Body"].read()
     assert json.loads(body)["status"] == "succeeded"
+    assert [message["method"] for message in messages(server_stack)][-1] == "closed"
     # ...and nothing was imported from outside the image's folder and environment
     imported = subprocess.run(
         [str(python), "-c", "import worker.__main__, sys; print(sys.modules['worker'].__file__)"],
