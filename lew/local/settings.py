@@ -40,6 +40,7 @@ WORKER_ENV_FROM_PARAMETERS = {
     "INPUT_PREFIX": "InputPrefix",
     "RESULT_PREFIX": "ResultPrefix",
     "PROCESSOR": "Processor",
+    "PROCESS_COMMAND": "ProcessCommand",
     "VISIBILITY_TIMEOUT": "VisibilityTimeout",
     "JOB_TIMEOUT": "JobTimeout",
     "STOP_GRACE_SECONDS": "StopGraceSeconds",

@@ -413,3 +413,15 @@ def test_launcher_tracing_active_traces_with_xray_permission(helpers: ModuleType
     assert tracing_config == {"Mode": "Active"}
     assert XRAY_POLICY in policies
     assert trace_disabled == "false"
+
+
+def test_process_command_reaches_the_worker_only_when_set(resolved: Resolved) -> None:
+    # GIVEN the template deployed without and with a ProcessCommand
+    def environment(**parameters: str) -> dict[str, Any]:
+        [container] = props(resolved(**parameters), "WorkerTaskDefinition")["ContainerDefinitions"]
+        return {entry["Name"]: entry["Value"] for entry in container["Environment"]}
+
+    # THEN an empty one leaves the image's own PROCESS_COMMAND alone, and a set one is passed as it is
+    assert "PROCESS_COMMAND" not in environment()
+    command = "python /app/etl.py --config {input_dir}/etl.toml"
+    assert environment(Processor="command", ProcessCommand=command)["PROCESS_COMMAND"] == command
