@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from dagster_pipes import DAGSTER_PIPES_CONTEXT_ENV_VAR, DAGSTER_PIPES_MESSAGES_ENV_VAR, decode_param, encode_param
 
 from worker.errors import JobError, error_code
@@ -206,7 +206,7 @@ class MessageRelay:
             key = f"{self.prefix}/{self._index}.json"
             try:
                 self.s3.put_object(Bucket=self.bucket, Key=key, Body=b"\n".join(lines), ContentType="application/json")
-            except (ClientError, OSError) as error:
+            except (ClientError, BotoCoreError, OSError) as error:
                 # Kept pending, so the next call sends it; a failed last call is logged, the job goes on.
                 get_logger().warning("could not relay Pipes messages", extra={"key": key, "error": str(error)})
                 return 0

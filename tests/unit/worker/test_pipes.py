@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
 import pytest
+from botocore.exceptions import EndpointConnectionError
 from dagster_pipes import encode_param
 
 from worker.errors import is_permanent
-from worker.pipes import CONTEXT_METADATA, MESSAGES_METADATA, PipesMetadataInvalid, PipesRequest
+from worker.pipes import CONTEXT_METADATA, MESSAGES_METADATA, MessageRelay, PipesMetadataInvalid, PipesRequest
 
 BUCKET = "lew-bucket"
 FOLDER = "results/.lew-pipes/"
@@ -70,3 +75,41 @@ def test_pipes_request_refuses_bad_metadata_naming_it(given: dict[str, str], nam
     assert named in str(raised.value)
     assert "\n" not in str(raised.value)
     assert is_permanent(raised.value)
+
+
+class FlakyS3:
+    """Just what MessageRelay calls: put_object fails `failures` times, then stores; no chunks listed at first."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.objects: dict[str, bytes] = {}
+
+    def put_object(self, *, Bucket: str, Key: str, Body: bytes, ContentType: str) -> None:  # noqa: N803 - boto3's names
+        if self.failures:
+            self.failures -= 1
+            raise EndpointConnectionError(endpoint_url="http://s3")
+        self.objects[Key] = Body
+
+    def get_paginator(self, name: str) -> Any:
+        return SimpleNamespace(paginate=lambda **_: [{"Contents": []}])
+
+
+def test_message_relay_keeps_what_it_could_not_send_for_the_next_chunk(tmp_path: Path) -> None:
+    # GIVEN a relay whose first upload fails, and two messages, the second one torn (no newline yet)
+    s3 = FlakyS3(failures=1)
+    messages = tmp_path / "messages.jsonl"
+    messages.write_text('{"method": "opened"}\n{"method": "lo', encoding="utf-8")
+    relay = MessageRelay(s3, BUCKET, f"{FOLDER}m", messages)  # type: ignore[arg-type]
+
+    # WHEN it relays while the processor runs, then at the end, after the rest was written
+    with relay.running(interval=3600):
+        assert relay.relay() == 0  # the upload failed: nothing is lost
+        assert relay.relay() == 1  # the complete line, as chunk 1
+        with messages.open("a", encoding="utf-8") as file:
+            file.write('g"}\n{"method": "closed"}')
+
+    # THEN every message arrived once, in order, numbered from 1, the last one sent although it had no newline
+    assert s3.objects == {
+        f"{FOLDER}m/1.json": b'{"method": "opened"}',
+        f"{FOLDER}m/2.json": b'{"method": "log"}\n{"method": "closed"}',
+    }
