@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +44,8 @@ QUEUED, RUNNING = "queued", "running"
 DEAD_LETTERED, TIMED_OUT = "dead-lettered", "timed out"
 FINAL_STATES = (SUCCEEDED, FAILED, CANCELLED, DEAD_LETTERED)
 POLL_SECONDS = 2.0
+# S3 allows 2 KB of user-defined metadata per object: names and values, in bytes.
+S3_METADATA_LIMIT_BYTES = 2048
 # The DLQ is looked at less often than the manifest: a receive there is a request, and dead letters are rare.
 DLQ_POLL_SECONDS = 10.0
 # A claim not refreshed for this long is not listed by `running_jobs` (a claim is refreshed at least every
@@ -149,17 +151,20 @@ class Client:
 
     # -- submit ---------------------------------------------------------------------------------------------------
 
-    def submit(self, path: Path, *, name: str | None = None) -> Upload:
+    def submit(self, path: Path, *, name: str | None = None, metadata: Mapping[str, str] | None = None) -> Upload:
         """Upload a file as `<input prefix><name or file name>` (multipart when large) and return the upload.
 
         A cancel request left for an upload of the same content is removed first, so the new upload runs.
-        Raises LewError for a missing file or a suffix the stack would skip.
+        `metadata` becomes the object's user metadata (x-amz-meta-NAME: VALUE), which the worker reads with the
+        object (Dagster Pipes, worker/pipes.py). Raises LewError for a missing file, a suffix the stack would skip,
+        or metadata over S3's 2 KB.
         """
         ops.check_uploadable([path], self.target.suffixes)
+        extra = {"Metadata": check_metadata(metadata)} if metadata else None
         key = f"{self.target.input_prefix}{name or path.name}"
         with contextlib.suppress(ClientError):  # without the right to delete it, a marker only for this ETag stays
             self.s3.delete_object(Bucket=self.target.bucket, Key=self._cancel_key(key))
-        self.s3.upload_file(str(path), self.target.bucket, key)
+        self.s3.upload_file(str(path), self.target.bucket, key, ExtraArgs=extra)
         return self.upload(key)
 
     def upload(self, key: str) -> Upload:
@@ -427,6 +432,20 @@ class Client:
             progress=Progress.from_dict(claim.get("progress")),
             claim_key=key,
         )
+
+
+def check_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
+    """User metadata for an upload, checked as S3 would: printable ASCII names, at most 2 KB in all (LewError)."""
+    size = 0
+    for name, value in metadata.items():
+        if not name or not name.isascii() or not name.replace("-", "").replace("_", "").isalnum():
+            raise LewError(f"metadata name {name!r}: use letters, digits, '-' and '_'")
+        if not value.isascii() or not value.isprintable():
+            raise LewError(f"metadata {name}: the value must be printable ASCII")
+        size += len(name) + len(value)
+    if size > S3_METADATA_LIMIT_BYTES:
+        raise LewError(f"metadata of {size} bytes is more than S3's {S3_METADATA_LIMIT_BYTES} bytes of user metadata")
+    return dict(metadata)
 
 
 def _records(document: dict[str, Any], upload: Upload) -> bool:
