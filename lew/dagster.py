@@ -1,0 +1,250 @@
+"""Run lew jobs from Dagster: a Pipes client modelled on dagster-aws's PipesECSClient (`pip install lew[dagster]`).
+
+    import dagster as dg
+    from lew.dagster import PipesLewClient
+
+    @dg.asset
+    def scene(context: dg.AssetExecutionContext, lew: PipesLewClient) -> dg.MaterializeResult:
+        return lew.run(context=context, path=Path("scenes/marbles"), extras={"quality": 9}).get_materialize_result()
+
+    defs = dg.Definitions(assets=[scene], resources={"lew": PipesLewClient()})
+
+`run` packs a folder into a zip (or takes an archive as it is), uploads it as its own job under
+`<input prefix>dagster/<run id>/<op>/` (`<op>.retry-N` on a retry), and waits for the job's outcome while logging
+its state and progress. The materialization carries the manifest's metadata (outputs with their S3 URLs and sizes,
+phase durations, task ARN); a job that fails, is cancelled, dead-lettered or overruns `timeout` raises
+`dagster.Failure` with the manifest's error. Terminating the Dagster run cancels the job (`lew cancel`).
+
+Where PipesECSClient puts Dagster's two bootstrap values in the task's environment, this client puts them in the
+upload's S3 object metadata; the context and the messages live under `<result prefix>.lew-pipes/` (deleted when
+the session ends). A processor written with dagster-pipes calls `open_dagster_pipes()` as usual, and the worker
+relays what it reports (worker/pipes.py); povray, command and other processors need nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dagster import AssetExecutionContext, Failure, MetadataValue, OpExecutionContext, PipesClient
+from dagster._core.definitions.resource_annotation import TreatAsResourceParam
+from dagster._core.errors import DagsterExecutionInterruptedError
+from dagster._core.pipes.client import PipesClientCompletedInvocation, PipesContextInjector, PipesMessageReader
+from dagster._core.pipes.utils import open_pipes_session
+from dagster_aws.pipes import PipesS3ContextInjector, PipesS3MessageReader
+from dagster_pipes import DAGSTER_PIPES_CONTEXT_ENV_VAR, DAGSTER_PIPES_MESSAGES_ENV_VAR, PipesExtras, PipesParams
+
+from lew.client import TIMED_OUT, Client, JobState, Upload
+from lew.orchestrate import StateLog, archive_of, cancel_quietly, failure_line, processor_log, run_key_name
+from worker.manifest import SUCCEEDED
+from worker.pipes import CONTEXT_METADATA, MESSAGES_METADATA, PIPES_FOLDER
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from lew.ops import ManifestSummary
+
+# The reader looks for the next chunk this often; the worker relays chunks every 2 s (worker/pipes.py).
+MESSAGE_READ_SECONDS = 1.0
+
+
+class LewPipesMessageReader(PipesS3MessageReader):
+    """PipesS3MessageReader whose chunks live under `<result prefix>.lew-pipes/`, where the worker may write them.
+
+    The chunks are deleted when the session ends (after the reader has read them all).
+    """
+
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        client: S3Client,
+        result_prefix: str,
+        interval: float = MESSAGE_READ_SECONDS,
+        include_stdio_in_messages: bool = False,
+    ) -> None:
+        super().__init__(
+            interval=interval, bucket=bucket, client=client, include_stdio_in_messages=include_stdio_in_messages
+        )
+        self.folder = f"{result_prefix}{PIPES_FOLDER}"
+
+    @contextmanager
+    def get_params(self) -> Iterator[PipesParams]:
+        """The bucket and a fresh key prefix in the Pipes folder; the chunks under it are deleted afterwards."""
+        with super().get_params() as params:
+            key_prefix = f"{self.folder}{params['key_prefix']}"
+            try:
+                yield {**params, "key_prefix": key_prefix}
+            finally:
+                _delete_prefix(self.client, self.bucket, f"{key_prefix}/")
+
+
+class PipesLewClient(PipesClient, TreatAsResourceParam):
+    """A Pipes client that runs each `run` as one lew job and waits for its outcome.
+
+    Args:
+        client: the lew stack to use; by default `Client.connect(endpoint=..., stack=...)` when first needed (with
+            neither, the running `lew local up`), so that loading the definitions never needs the stack.
+        endpoint, stack: where `Client.connect` looks when no client is given (a local endpoint URL, a stack name).
+        context_injector: by default a PipesS3ContextInjector writing under `<result prefix>.lew-pipes/`.
+        message_reader: by default a LewPipesMessageReader (chunks under `<result prefix>.lew-pipes/`).
+        forward_termination: cancel the job when the Dagster run is terminated (default True).
+        poll_seconds: how often the job's state is read (default: the client's, 2 s).
+    """
+
+    def __init__(
+        self,
+        client: Client | None = None,
+        *,
+        endpoint: str | None = None,
+        stack: str | None = None,
+        context_injector: PipesContextInjector | None = None,
+        message_reader: PipesMessageReader | None = None,
+        forward_termination: bool = True,
+        poll_seconds: float | None = None,
+    ) -> None:
+        self._client = client
+        self._where = {"endpoint": endpoint, "stack": stack}
+        self._context_injector = context_injector
+        self._message_reader = message_reader
+        self.forward_termination = forward_termination
+        self.poll_seconds = poll_seconds
+
+    @classmethod
+    def _is_dagster_maintained(cls) -> bool:
+        return False
+
+    @property
+    def client(self) -> Client:
+        """The lew client (connected on first use)."""
+        if self._client is None:
+            self._client = Client.connect(**self._where)
+        return self._client
+
+    def run(  # type: ignore[override]  # PipesClient.run takes **kwargs; each client names its own
+        self,
+        *,
+        context: OpExecutionContext | AssetExecutionContext,
+        path: Path | str,
+        name: str | None = None,
+        extras: PipesExtras | None = None,
+        timeout: float | None = None,
+    ) -> PipesClientCompletedInvocation:
+        """Submit `path` (an archive, or a folder packed as `<folder>.zip`) as a job and wait for its outcome.
+
+        `name`: the file name under `<input prefix>dagster/<run id>/<op>/` (default: the archive's). `extras` reach the
+        processor through Pipes. `timeout` in seconds (None: wait as long as the job takes); on a timeout the job is
+        cancelled. Returns the completed invocation, whose results carry the manifest's metadata; raises
+        dagster.Failure with the manifest's error for a job that does not succeed, and LewError for an upload lew
+        refuses (missing file, a suffix the stack skips).
+        """
+        client = self.client
+        target = client.target
+        with (
+            archive_of(Path(path)) as archive,
+            open_pipes_session(
+                context=context,
+                context_injector=self._context_injector
+                or PipesS3ContextInjector(
+                    bucket=target.bucket, client=client.s3, key_prefix=f"{target.result_prefix}{PIPES_FOLDER}"
+                ),
+                message_reader=self._message_reader
+                or LewPipesMessageReader(bucket=target.bucket, client=client.s3, result_prefix=target.result_prefix),
+                extras=extras,
+            ) as session,
+        ):
+            bootstrap = session.get_bootstrap_env_vars()
+            metadata = {
+                CONTEXT_METADATA: bootstrap[DAGSTER_PIPES_CONTEXT_ENV_VAR],
+                MESSAGES_METADATA: bootstrap[DAGSTER_PIPES_MESSAGES_ENV_VAR],
+            }
+            op = context.op_execution_context if isinstance(context, AssetExecutionContext) else context
+            step = str(op.op_handle) + (f".retry-{op.retry_number}" if op.retry_number else "")
+            key_name = run_key_name("dagster", context.run.run_id, step, name or archive.name)
+            upload = client.submit(archive, name=key_name, metadata=metadata)
+            context.log.info(f"[lew] submitted {upload.uri} (ETag {upload.etag})")
+            state = self._wait(context, upload, timeout)
+        metadata_out = job_metadata(state)
+        if state.status != SUCCEEDED:
+            raise Failure(description=failure_line(state), metadata=metadata_out)
+        context.log.info(
+            f"[lew] job {upload.uri} succeeded: {len(state.manifest.outputs) if state.manifest else 0} outputs"
+        )
+        return PipesClientCompletedInvocation(session, metadata=metadata_out)
+
+    def _wait(
+        self, context: OpExecutionContext | AssetExecutionContext, upload: Upload, timeout: float | None
+    ) -> JobState:
+        """Poll until the job has an outcome, logging states and progress; cancel it on a terminated run or timeout."""
+        client = self.client
+        if self.poll_seconds is not None:
+            client.poll_seconds = self.poll_seconds
+        log = StateLog(context.log.info)
+        try:
+            state = client.wait(upload, timeout=timeout, on_update=log)
+        except DagsterExecutionInterruptedError:
+            if self.forward_termination:
+                context.log.warning(f"[lew] Dagster run interrupted: cancelling the job {upload.uri}")
+                cancel_quietly(client, upload, f"dagster run {context.run.run_id}", context.log.info)
+            raise
+        if state.status == TIMED_OUT:
+            context.log.warning(f"[lew] {upload.uri} has no outcome after {timeout:g} s: cancelling the job")
+            cancel_quietly(client, upload, f"dagster run {context.run.run_id}", context.log.info)
+        for line in processor_log(state):
+            context.log.info(f"[lew] {line}")
+        return state
+
+
+def job_metadata(state: JobState) -> dict[str, Any]:
+    """The Dagster metadata of a job's outcome: status, source, manifest, outputs (S3 URLs, sizes), durations, task.
+
+    Keys are `lew/...`; durations are seconds (`lew/seconds/<phase>`: download, unpack, process, upload, total).
+    """
+    bucket = state.upload.bucket
+    metadata: dict[str, Any] = {
+        "lew/status": MetadataValue.text(state.status),
+        "lew/source": MetadataValue.url(state.upload.uri),
+    }
+    if state.upload.etag:
+        metadata["lew/etag"] = MetadataValue.text(state.upload.etag)
+    summary: ManifestSummary | None = state.manifest
+    if summary is None:
+        if state.error:
+            metadata["lew/error"] = MetadataValue.text(state.error)
+        return metadata
+    document = summary.document
+    outputs = [item for item in document.get("outputs") or [] if isinstance(item, dict)]
+    metadata["lew/manifest"] = MetadataValue.url(f"s3://{bucket}/{summary.key}")
+    metadata["lew/outputs"] = MetadataValue.json(
+        [
+            {
+                "url": f"s3://{bucket}/{item.get('key')}",
+                "size": item.get("size"),
+                "content_type": item.get("content_type"),
+            }
+            for item in outputs
+        ]
+    )
+    metadata["lew/output_count"] = MetadataValue.int(len(outputs))
+    metadata["lew/output_bytes"] = MetadataValue.int(sum(int(item.get("size") or 0) for item in outputs))
+    for phase, seconds in (document.get("timings") or {}).items():
+        if isinstance(seconds, int | float):
+            metadata[f"lew/seconds/{phase}"] = MetadataValue.float(float(seconds))
+    for field_name in ("processor", "task_arn", "log_stream"):
+        if isinstance(document.get(field_name), str):
+            metadata[f"lew/{field_name}"] = MetadataValue.text(document[field_name])
+    if isinstance(document.get("attempt"), int):
+        metadata["lew/attempt"] = MetadataValue.int(document["attempt"])
+    error = document.get("error")
+    if isinstance(error, dict):
+        metadata["lew/error"] = MetadataValue.text(f"{error.get('type')}: {error.get('message')}")
+    return metadata
+
+
+def _delete_prefix(s3: S3Client, bucket: str, prefix: str) -> None:
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys = [item["Key"] for item in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": key} for key in keys], "Quiet": True})

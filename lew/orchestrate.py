@@ -1,0 +1,106 @@
+"""What the orchestrator integrations (lew.dagster, lew.prefect) share: one job per run, packed folders, state logs.
+
+No orchestrator is imported here, so that each integration needs only its own library.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from lew.client import Client, JobFinishedError, JobState, Upload
+from lew.errors import LewError
+
+PROGRESS_LOG_SECONDS = 10.0  # progress goes to the run's log at most this often (state changes at once)
+
+
+def run_key_name(*parts: str) -> str:
+    """The name under the input prefix of one run's upload: its parts joined by `/`, e.g. `dagster/<run>/<op>/x.zip`.
+
+    A key per run, step and attempt makes each of them a job of its own: the same archive materialized twice is
+    processed twice (the worker skips only an upload whose ETag already succeeded at that key), an orchestrator's
+    retry is never answered by the failure it retries, and two runs never share a results folder.
+    Raises LewError for an empty part or one holding `/`.
+    """
+    for part in parts:
+        if not part or "/" in part or part in (".", ".."):
+            raise LewError(f"{part!r} cannot name a folder of an upload's key")
+    return "/".join(parts)
+
+
+@contextmanager
+def archive_of(path: Path) -> Iterator[Path]:
+    """The archive to upload: `path` itself, or a folder zipped as `<folder name>.zip` (deleted afterwards).
+
+    Raises LewError for a missing path or an empty folder. Symbolic links in a folder are stored as the files they
+    point to, as `zip -r` does.
+    """
+    if not path.exists():
+        raise LewError(f"{path}: no such file or folder")
+    if not path.is_dir():
+        yield path
+        return
+    files = sorted(item for item in path.rglob("*") if item.is_file())
+    if not files:
+        raise LewError(f"{path}: the folder holds no file to process")
+    with tempfile.TemporaryDirectory(prefix="lew-pack-") as scratch:
+        archive = Path(scratch) / f"{path.resolve().name}.zip"
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
+            for item in files:
+                bundle.write(item, item.relative_to(path).as_posix())
+        yield archive
+
+
+class StateLog:
+    """An `on_update` for Client.wait: logs each change of state at once, progress every PROGRESS_LOG_SECONDS."""
+
+    def __init__(self, log: Callable[[str], None], *, progress_seconds: float = PROGRESS_LOG_SECONDS) -> None:
+        self.log = log
+        self.progress_seconds = progress_seconds
+        self.status: str | None = None
+        self._progress_logged: float | None = None
+
+    def __call__(self, state: JobState) -> None:
+        if state.status != self.status:
+            self.status = state.status
+            where = f" on {state.task_arn}" if state.task_arn else ""
+            self.log(f"[lew] {state.upload.uri}: {state.status}{where}")
+        progress = state.progress
+        now = time.monotonic()
+        if progress is not None and (
+            self._progress_logged is None or now - self._progress_logged >= self.progress_seconds
+        ):
+            self._progress_logged = now
+            amount = f"{progress.fraction:.0%}" if progress.fraction is not None else f"{progress.done:g} done"
+            message = f" ({progress.message})" if progress.message else ""
+            self.log(f"[lew] {state.upload.uri}: {amount}{message}")
+
+
+def failure_line(state: JobState) -> str:
+    """One line for a job without success: its status and the manifest's error (type: message), or the reason."""
+    error = state.error
+    document = state.manifest.document if state.manifest is not None else {}
+    record = document.get("error")
+    if isinstance(record, dict) and record.get("message"):
+        error = f"{record.get('type')}: {record.get('message')}"
+    return f"lew job {state.upload.uri} {state.status}: {error or 'no reason recorded'}"
+
+
+def processor_log(state: JobState) -> list[str]:
+    """The tail of the processor's output that the manifest keeps, as non-blank lines."""
+    if state.manifest is None:
+        return []
+    text = state.manifest.document.get("processor_log")
+    return [line for line in text.splitlines() if line.strip()] if isinstance(text, str) else []
+
+
+def cancel_quietly(client: Client, upload: Upload, requested_by: str, log: Callable[[str], None]) -> None:
+    """Cancel a job that may have just finished: a finished one is logged, not raised."""
+    try:
+        client.cancel(upload, requested_by=requested_by)
+    except JobFinishedError as finished:
+        log(f"[lew] {finished}")

@@ -1,0 +1,130 @@
+"""What lew.dagster and lew.prefect share, and the Dagster metadata of a manifest: no stack, no network."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lew import ops
+from lew.client import JobState, Upload
+from lew.dagster import job_metadata
+from lew.errors import LewError
+from lew.orchestrate import StateLog, archive_of, failure_line, processor_log, run_key_name
+from worker.progress import Progress
+
+UPLOAD = Upload("bucket", "incoming/dagster/run-1/scene/scene.zip", "abc123")
+
+
+def manifest_state(status: str, **fields: Any) -> JobState:
+    document = {
+        "status": status,
+        "source": {"bucket": "bucket", "key": UPLOAD.key, "etag": "abc123"},
+        "outputs": [
+            {"key": "results/x/a.png", "size": 10, "content_type": "image/png"},
+            {"key": "results/x/b.txt", "size": 5, "content_type": "text/plain"},
+        ],
+        "processor": "povray",
+        "timings": {"download": 0.5, "process": 2.0, "total": 3.0},
+        "attempt": 2,
+        "task_arn": "arn:aws:ecs:us-east-1:123456789012:task/lew/abc",
+        "log_stream": "worker/worker/abc",
+        "processor_log": "line one\n\nline two\n",
+        "error": None,
+        **fields,
+    }
+    summary = ops.summarize(document, "results/x/manifest.json", "results/", None)
+    return JobState(UPLOAD, status, manifest=summary, error=summary.error)
+
+
+def test_run_key_name_joins_parts_and_refuses_ones_that_would_make_other_folders() -> None:
+    # GIVEN / WHEN / THEN a run's parts become one folder each
+    assert run_key_name("prefect", "id-1", "attempt-2", "scene.zip") == "prefect/id-1/attempt-2/scene.zip"
+    for bad in ("", "a/b", ".."):
+        with pytest.raises(LewError, match="cannot name a folder"):
+            run_key_name("dagster", bad, "scene.zip")
+
+
+def test_archive_of_packs_a_folder_with_relative_names_and_passes_an_archive_through(tmp_path: Path) -> None:
+    # GIVEN a folder with a nested file, and an archive
+    folder = tmp_path / "scene"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "scene.ini").write_text("x", encoding="utf-8")
+    (folder / "sub" / "part.inc").write_text("y", encoding="utf-8")
+    archive = tmp_path / "ready.zip"
+    archive.write_bytes(b"PK")
+
+    # WHEN each is prepared for upload
+    with archive_of(folder) as packed:
+        names = sorted(zipfile.ZipFile(packed).namelist())
+        packed_name = packed.name
+    with archive_of(archive) as passed:
+        assert passed == archive
+
+    # THEN the folder became <name>.zip holding its files by relative name, removed afterwards
+    assert (packed_name, names) == ("scene.zip", ["scene.ini", "sub/part.inc"])
+    assert not packed.exists()
+
+
+@pytest.mark.parametrize(("make", "message"), [("missing", "no such file or folder"), ("empty", "holds no file")])
+def test_archive_of_refuses_what_it_cannot_upload(tmp_path: Path, make: str, message: str) -> None:
+    # GIVEN a missing path or an empty folder
+    path = tmp_path / make
+    if make == "empty":
+        path.mkdir()
+    # WHEN / THEN one line says so
+    with pytest.raises(LewError, match=message), archive_of(path):
+        pass
+
+
+def test_state_log_logs_each_change_once_and_progress_at_most_every_interval() -> None:
+    # GIVEN a state log with a long progress interval
+    lines: list[str] = []
+    log = StateLog(lines.append, progress_seconds=3600)
+    running = JobState(UPLOAD, "running", progress=Progress(done=50, total=200, message="frame 5"))
+
+    # WHEN the same running state is seen three times, then the outcome
+    for _ in range(3):
+        log(running)
+    log(manifest_state("succeeded"))
+
+    # THEN the change of state was logged once each, and the progress once
+    assert lines == [
+        f"[lew] {UPLOAD.uri}: running",
+        f"[lew] {UPLOAD.uri}: 25% (frame 5)",
+        f"[lew] {UPLOAD.uri}: succeeded",
+    ]
+
+
+def test_failure_line_names_the_manifests_error_or_the_reason() -> None:
+    # GIVEN a failed job with a manifest, and a dead-lettered one with only a reason
+    failed = manifest_state("failed", error={"type": "ProcessorRejected", "message": "exit code 3"})
+    dead = JobState(UPLOAD, "dead-lettered", error="moved to the DLQ after 5 receives")
+    # WHEN / THEN each is one line naming why
+    assert failure_line(failed) == f"lew job {UPLOAD.uri} failed: ProcessorRejected: exit code 3"
+    assert failure_line(dead) == f"lew job {UPLOAD.uri} dead-lettered: moved to the DLQ after 5 receives"
+
+
+def test_job_metadata_carries_outputs_durations_and_the_task() -> None:
+    # GIVEN a succeeded job's state
+    state = manifest_state("succeeded")
+    # WHEN its Dagster metadata is made
+    metadata = job_metadata(state)
+    # THEN the outputs have S3 URLs and sizes, every phase its seconds, and the task its ARN
+    assert metadata["lew/outputs"].value == [
+        {"url": "s3://bucket/results/x/a.png", "size": 10, "content_type": "image/png"},
+        {"url": "s3://bucket/results/x/b.txt", "size": 5, "content_type": "text/plain"},
+    ]
+    assert (metadata["lew/output_count"].value, metadata["lew/output_bytes"].value) == (2, 15)
+    assert {key: value.value for key, value in metadata.items() if key.startswith("lew/seconds/")} == {
+        "lew/seconds/download": 0.5,
+        "lew/seconds/process": 2.0,
+        "lew/seconds/total": 3.0,
+    }
+    assert metadata["lew/task_arn"].value == "arn:aws:ecs:us-east-1:123456789012:task/lew/abc"
+    assert metadata["lew/manifest"].value == "s3://bucket/results/x/manifest.json"
+    assert metadata["lew/attempt"].value == 2
+    assert "lew/error" not in metadata
+    assert processor_log(state) == ["line one", "line two"]
