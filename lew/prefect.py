@@ -1,0 +1,78 @@
+"""Run lew jobs from Prefect: a task that submits a job and waits for its outcome (`pip install lew[prefect]`).
+
+    from prefect import flow
+    from lew.prefect import lew_job
+
+    @flow
+    def render() -> None:
+        manifest = lew_job(Path("scenes/marbles"), timeout=900)
+        print([output["key"] for output in manifest["outputs"]])
+
+    render.with_options(retries=0)  # retries belong to the task: lew_job.with_options(retries=2)
+
+The task packs a folder into a zip (or takes an archive as it is), uploads it as its own job under
+`<input prefix>prefect/<task run id>/attempt-<n>/`, logs the job's states and progress to Prefect's run logger,
+and returns the manifest (a dict, docs/ARCHITECTURE.md). A job that fails, is cancelled, dead-lettered or overruns
+`timeout` raises LewJobFailed with the manifest's error, so that Prefect's own task retries apply (each attempt is
+a new job). The task caches nothing: a job's outcome belongs to its run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import task_run
+
+from lew.client import TIMED_OUT, Client, JobState
+from lew.errors import LewError
+from lew.orchestrate import StateLog, archive_of, cancel_quietly, failure_line, processor_log, run_key_name
+from worker.manifest import SUCCEEDED
+
+
+class LewJobFailed(LewError):  # noqa: N818 - reads as what happened, like the CLI's errors
+    """A lew job ended without success; `state` is its final JobState (manifest and error, when there are)."""
+
+    def __init__(self, state: JobState) -> None:
+        super().__init__(failure_line(state))
+        self.state = state
+
+
+@task(name="lew job", cache_policy=NO_CACHE)
+def lew_job(
+    path: Path | str,
+    *,
+    name: str | None = None,
+    client: Client | None = None,
+    timeout: float | None = None,
+    poll_seconds: float | None = None,
+) -> dict[str, Any]:
+    """Submit `path` (an archive, or a folder packed as `<folder>.zip`) as a lew job; its manifest when it succeeds.
+
+    `client`: the stack (default: `Client.connect()`, the running `lew local up`; `Client.connect(stack=NAME)` for a
+    deployed one). `name`: the file name of the upload (default: the archive's). `timeout` in seconds (None: as long
+    as the job takes); on a timeout the job is cancelled. Raises LewJobFailed (the manifest's error) when the job
+    fails, is cancelled, dead-lettered or times out, and LewError for an upload lew refuses (missing file, a suffix
+    the stack skips).
+    """
+    logger = get_run_logger()
+    client = client or Client.connect()
+    if poll_seconds is not None:
+        client.poll_seconds = poll_seconds
+    run_id = task_run.get_id() or "no-task-run"
+    with archive_of(Path(path)) as archive:
+        key_name = run_key_name("prefect", run_id, f"attempt-{task_run.get_run_count()}", name or archive.name)
+        upload = client.submit(archive, name=key_name)
+    logger.info(f"[lew] submitted {upload.uri} (ETag {upload.etag})")
+    state = client.wait(upload, timeout=timeout, on_update=StateLog(logger.info))
+    if state.status == TIMED_OUT:
+        logger.warning(f"[lew] {upload.uri} has no outcome after {timeout:g} s: cancelling the job")
+        cancel_quietly(client, upload, f"prefect task run {run_id}", logger.info)
+    for line in processor_log(state):
+        logger.info(f"[lew] {line}")
+    if state.status != SUCCEEDED or state.manifest is None:
+        raise LewJobFailed(state)
+    logger.info(f"[lew] {upload.uri} succeeded: {len(state.manifest.outputs)} outputs (manifest {state.manifest.key})")
+    return state.manifest.document
