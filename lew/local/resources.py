@@ -170,9 +170,14 @@ def worker_env(settings: LocalSettings, *, queue_url: str, dlq_url: str, event_b
     resources = {"QUEUE_URL": queue_url, "DLQ_URL": dlq_url, "AWS_REGION": settings.region}
     if event_bus:
         resources["EVENT_BUS_NAME"] = event_bus
-    return _resolved(
+    environment = _resolved(
         settings, WORKER_ENV_FROM_PARAMETERS, cfn.container_environment(settings.template, CONTAINER_NAME), resources
     )
+    # As the template's HasProcessCommand: an empty ProcessCommand sets nothing, so that the worker's own
+    # PROCESS_COMMAND (the image's, or the local environment's) is kept.
+    if not environment.get("PROCESS_COMMAND"):
+        environment.pop("PROCESS_COMMAND", None)
+    return environment
 
 
 def launcher_env(settings: LocalSettings, resources: LocalResources) -> dict[str, str]:
