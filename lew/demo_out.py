@@ -29,7 +29,7 @@ class DemoOut:
         return self.folder / RECORD_NAME
 
     def prepare(self) -> None:
-        """Create the folder, or delete the files the last run listed; refuse a folder holding anything else."""
+        """Create the folder, or delete the files the last run listed; refuse, untouched, a folder with more."""
         self.folder.mkdir(parents=True, exist_ok=True)
         listed = self._listed()
         if listed is None:
@@ -39,18 +39,27 @@ class DemoOut:
                     "empty it or choose another --out (lew only deletes what it wrote)"
                 )
             listed = []
-        for path in listed:
-            if path.is_file() or path.is_symlink():
-                path.unlink()
-        self._remove_emptied_folders(listed)
-        self.record.unlink(missing_ok=True)
-        self.record.with_suffix(".tmp").unlink(missing_ok=True)  # a save cut short
-        strangers = sorted(str(path.relative_to(self.folder)) for path in self.folder.rglob("*") if path.is_file())
+        # Check first, delete after: a refused run leaves the folder exactly as it found it.
+        own = {path.resolve() for path in listed} | {
+            self.record.resolve(),
+            self.record.with_suffix(".tmp").resolve(),  # a save cut short
+        }
+        strangers = sorted(
+            str(path.relative_to(self.folder))
+            for path in self.folder.rglob("*")
+            if (path.is_file() or path.is_symlink()) and path.resolve() not in own
+        )
         if strangers:
             raise LewError(
                 f"--out {self.folder}: holds files lew demo did not write ({', '.join(strangers[:3])}"
                 f"{', ...' if len(strangers) > 3 else ''}); move them or choose another --out"
             )
+        for path in listed:
+            if path.is_file() or path.is_symlink():
+                path.unlink()
+        self._remove_emptied_folders(listed)
+        self.record.unlink(missing_ok=True)
+        self.record.with_suffix(".tmp").unlink(missing_ok=True)
         self._save()
 
     def add(self, paths: Iterable[Path]) -> None:

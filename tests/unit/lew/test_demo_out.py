@@ -52,22 +52,24 @@ def test_a_folder_holding_files_lew_did_not_write_is_refused_untouched(tmp_path:
     assert (out / "thesis.tex").read_text() == "precious"
 
 
-def test_a_users_file_among_lews_results_survives_and_is_named(tmp_path: Path) -> None:
-    # GIVEN a run's results, and a file the user added among them
+def test_a_users_file_among_lews_results_is_named_and_the_folder_left_untouched(tmp_path: Path) -> None:
+    # GIVEN a run's results (log, results folder, record), and a file the user added beside them
     out = tmp_path / "results"
-    run_writes(out, {"marbles/marbles.png": "png"})
-    (out / "marbles" / "notes.txt").write_text("mine")
+    run_writes(out, {"lew-demo.log": "run 1", "marbles/marbles.png": "png", "marbles/manifest.json": "{}"})
+    (out / "notes.txt").write_text("mine")
+    before = {str(path.relative_to(out)): path.read_bytes() for path in out.rglob("*") if path.is_file()}
 
     # WHEN the next run prepares the folder
     with pytest.raises(LewError) as refused:
         DemoOut(out).prepare()
 
-    # THEN lew's own file is gone, the user's stays, and the refusal names it
+    # THEN the refusal names the user's file, and nothing was deleted: check first, delete after
     assert str(refused.value) == (
-        f"--out {out}: holds files lew demo did not write (marbles/notes.txt); move them or choose another --out"
+        f"--out {out}: holds files lew demo did not write (notes.txt); move them or choose another --out"
     )
-    assert (out / "marbles" / "notes.txt").read_text() == "mine"
-    assert not (out / "marbles" / "marbles.png").exists()
+    after = {str(path.relative_to(out)): path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    assert after == before
+    assert sorted(after) == [RECORD_NAME, "lew-demo.log", "marbles/manifest.json", "marbles/marbles.png", "notes.txt"]
 
 
 def test_a_record_naming_files_outside_the_folder_is_not_followed(tmp_path: Path) -> None:
