@@ -24,7 +24,7 @@ from typing import Any, TypeAlias
 
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
-from lew import cost, lifecycle_cli, ops, stopped_tasks
+from lew import cost, dead_letters, lifecycle_cli, ops, stopped_tasks
 from lew.argparsing import OneLineParser, one_line
 from lew.aws_failures import describe_aws_failure
 from lew.client import Client
@@ -359,6 +359,8 @@ def _status(args: argparse.Namespace) -> int:
     print(f"{target.description}")
     print(f"queued {report.queued}  in flight {report.in_flight}  DLQ {dead}  active tasks {tasks}")
     _manifest_table("recent results", report.manifests)
+    if report.dead and target.dlq_url:
+        _dead_letter_table(dead_letters.peek(target.sqs, target.dlq_url, limit=args.limit), report.dead)
     lifecycle_cli.print_running(Client(target).running_jobs())
     if target.cluster:
         stopped = stopped_tasks.stopped_tasks_report(target.ecs, target.cluster, target.task_family)
@@ -378,14 +380,26 @@ def register_results(subcommands: Subcommands) -> None:
     parser.set_defaults(handler=_results)
 
 
+def _letter_detail(letter: dead_letters.DeadLetter) -> str:
+    kind = letter.kind or "no kind"
+    return f"{kind}, after {letter.attempts} attempt(s)" if letter.attempts else kind
+
+
 def _results(args: argparse.Namespace) -> int:
+    code = 0
     if args.download:
         check_writable_folder(args.download, label="--download")  # before any call: a typo costs nothing
     target = _target(args)
     if args.keys:
         found = ops.manifests_of(target.s3, target, [ops.upload_key(target, key) for key in args.keys])
-        for key, summary in found:
-            if summary is None:
+        waiting = [key for key, summary in found if summary is None]
+        letters = dead_letters.peek(target.sqs, target.dlq_url, limit=100) if waiting and target.dlq_url else []
+        for key in waiting:
+            letter = next((item for item in letters if item.names(target.bucket, key)), None)
+            if letter is not None:
+                code = lifecycle_cli.EXIT_FAILED  # as `lew wait` exits for a dead-lettered job
+                print(f"{key}: dead-lettered ({_letter_detail(letter)}): {letter.reason}")
+            else:
                 print(f"{key}: no manifest yet (it will be s3://{target.bucket}/{ops.manifest_key(target, key)})")
         manifests = [summary for _, summary in found if summary is not None]
     else:
@@ -395,7 +409,17 @@ def _results(args: argparse.Namespace) -> int:
         for manifest in manifests:
             ops.download_results(target.s3, target, manifest, args.download)
         print(f"downloaded {len(manifests)} result folder(s) into {args.download}/")
-    return 0
+    return code
+
+
+def _dead_letter_table(letters: Sequence[dead_letters.DeadLetter], total: int) -> None:
+    """The DLQ's messages (peeked, left in the queue): the upload each names, why it is there."""
+    rows = [
+        [", ".join(key for _, key in letter.keys) or "(not an S3 event)", letter.kind, letter.attempts, letter.reason]
+        for letter in letters
+    ]
+    shown = f"first {len(letters)} of {total}" if len(letters) < total else str(total)
+    print_table(f"dead letters ({shown}; lew redrive sends them back)", ["input", "kind", "attempts", "reason"], rows)
 
 
 def _manifest_table(title: str, manifests: Sequence[ops.ManifestSummary]) -> None:

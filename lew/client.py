@@ -25,14 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from lew import ops
+from lew import dead_letters, ops
 from lew.errors import LewError
 from lew.rerun import rerun as rerun_uploads
 from lew.target import Target, resolve_target
 from worker.cancel import CancelRequest, cancel_key, read_cancel, write_cancel
 from worker.claims import CLAIM_SUFFIX, CLAIMS_FOLDER, claim_key
 from worker.manifest import CANCELLED, FAILED, SUCCEEDED
-from worker.messages import normalise_etag, parse_body
+from worker.messages import normalise_etag
 from worker.paths import folder_name, manifest_key
 from worker.progress import Progress
 
@@ -273,25 +273,13 @@ class Client:
     def dead_letter_reason(self, upload: Upload) -> str | None:
         """The reason a DLQ message about this upload gives, or None when none is seen.
 
-        Looks at up to 10 messages (one receive that leaves them visible at once): a DLQ holding more may hide it.
+        Looks at up to 10 messages, leaving them in the DLQ (lew.dead_letters.peek): a DLQ holding more may hide it.
         """
         if not self.target.dlq_url:
             return None
-        sqs = self.target.sqs
-        received = sqs.receive_message(
-            QueueUrl=self.target.dlq_url,
-            MaxNumberOfMessages=10,
-            VisibilityTimeout=0,
-            WaitTimeSeconds=0,
-            MessageAttributeNames=["All"],
-        ).get("Messages", [])
-        for message in received:
-            parsed = parse_body(message.get("Body", ""))
-            jobs = getattr(parsed, "jobs", ())
-            if any(job.bucket == upload.bucket and job.key == upload.key for job in jobs):
-                reason = message.get("MessageAttributes", {}).get("reason")
-                text = reason.get("StringValue") if reason is not None else None
-                return text or "moved to the dead-letter queue after its last receive (see the worker's logs)"
+        for letter in dead_letters.peek(self.target.sqs, self.target.dlq_url, limit=10):
+            if letter.names(upload.bucket, upload.key):
+                return letter.reason
         return None
 
     # -- cancel ---------------------------------------------------------------------------------------------------

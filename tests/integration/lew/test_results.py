@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 from pathlib import Path
 
 import pytest
 
-from lew import ops
+from lew import cli, dead_letters, ops
 from lew.errors import LewError
 from lew.rerun import rerun
 from lew.target import Target
-from tests.integration.worker.conftest import BUCKET, REGION, Stack, make_stack, zip_bytes
+from tests.integration.worker.conftest import (
+    BUCKET,
+    MAX_RECEIVE_COUNT,
+    REGION,
+    Stack,
+    make_stack,
+    s3_record,
+    zip_bytes,
+)
 
 
 @pytest.fixture
@@ -87,3 +97,106 @@ def test_list_manifests_lists_manifests_not_outputs_named_like_one(stack: Stack,
         "d%2Fx.zip/inventory.json",
         "d%2Fx.zip/manifest.json",
     ]
+
+
+# -- dead letters: `lew results KEY` and `lew status` name them, and leave them in the DLQ --------------------------
+
+
+def dead_letter_by_the_worker(stack: Stack, key: str) -> None:
+    """Upload `key` and let its last allowed attempt fail (exit code 1): the worker moves it to the DLQ."""
+    stack.upload(key, zip_bytes({"a.txt": b"a"}))
+    stack.enqueue(key)
+    for _ in range(MAX_RECEIVE_COUNT - 1):
+        assert stack.sqs.receive_message(QueueUrl=stack.queue_url, VisibilityTimeout=0)["Messages"]
+    command = shlex.join([sys.executable, "-c", "import sys; print('no teapot', file=sys.stderr); sys.exit(1)"])
+    assert stack.run(processor="command", process_command=command).to_dict()["exhausted"] == 1
+
+
+def test_peek_reads_every_dead_letter_and_leaves_each_visible_in_the_dlq(stack: Stack) -> None:
+    # GIVEN a DLQ of 12 messages: 11 S3 events the worker dead-lettered with attributes, and one body of another shape
+    for index in range(11):
+        stack.sqs.send_message(
+            QueueUrl=stack.dlq_url,
+            MessageBody=json.dumps({"Records": [s3_record(BUCKET, f"incoming/{index}.zip")]}),
+            MessageAttributes={
+                "reason": {"DataType": "String", "StringValue": f"reason {index}"},
+                "kind": {"DataType": "String", "StringValue": "exhausted"},
+                "attempts": {"DataType": "Number", "StringValue": "2"},
+            },
+        )
+    stack.sqs.send_message(QueueUrl=stack.dlq_url, MessageBody="not json")
+
+    # WHEN peeked at, all of them, then the first 3
+    everything = dead_letters.peek(stack.sqs, stack.dlq_url, limit=100)
+    first = dead_letters.peek(stack.sqs, stack.dlq_url, limit=3)
+
+    # THEN each is read once, with its upload, kind, reason and attempts; and all 12 stay in the DLQ, visible
+    assert sorted(letter.reason for letter in everything) == sorted(
+        [f"reason {index}" for index in range(11)] + [dead_letters.NO_REASON]
+    )
+    letter = next(letter for letter in everything if letter.reason == "reason 7")
+    assert letter == dead_letters.DeadLetter(((BUCKET, "incoming/7.zip"),), "exhausted", "reason 7", "2")
+    assert letter.names(BUCKET, "incoming/7.zip") and not letter.names(BUCKET, "incoming/1.zip")
+    assert len(first) == 3
+    assert stack.queue_counts(stack.dlq_url) == (12, 0)
+
+
+def test_results_names_a_dead_lettered_key_with_its_reason_and_exits_3(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN an upload whose job failed on every allowed attempt (no manifest), and one not processed yet
+    dead_letter_by_the_worker(stack, "incoming/teapot.zip")
+    monkeypatch.setattr(cli, "_target", lambda _: target_of(stack))
+    capsys.readouterr()
+
+    # WHEN `lew results` is asked for both
+    code = cli.main(["results", "teapot.zip", "later.zip"])
+
+    # THEN the dead letter is named with its kind, attempts and reason; the other is still "no manifest yet"
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 3
+    assert lines[0].startswith(
+        f"incoming/teapot.zip: dead-lettered (exhausted, after {MAX_RECEIVE_COUNT} attempt(s)): "
+        f"attempt {MAX_RECEIVE_COUNT} of {MAX_RECEIVE_COUNT} (the queue's maxReceiveCount): "
+    )
+    assert "no teapot" in lines[0]
+    assert lines[1] == (
+        f"incoming/later.zip: no manifest yet (it will be s3://{BUCKET}/results/later.zip/manifest.json)"
+    )
+    assert stack.queue_counts(stack.dlq_url) == (1, 0)
+
+
+def test_results_of_a_key_with_no_outcome_yet_exits_0(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "_target", lambda _: target_of(stack))
+
+    code = cli.main(["results", "queued.zip"])
+
+    assert code == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"incoming/queued.zip: no manifest yet (it will be s3://{BUCKET}/results/queued.zip/manifest.json)"
+    )
+
+
+def test_status_lists_the_dead_letters_with_their_reasons_and_leaves_them_there(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a dead-lettered upload
+    dead_letter_by_the_worker(stack, "incoming/teapot.zip")
+    monkeypatch.setattr(cli, "_target", lambda _: target_of(stack))
+    capsys.readouterr()
+
+    # WHEN `lew status` runs (twice: the first must not hide the message from the second)
+    assert cli.main(["status"]) == 0
+    cli.main(["status"])
+
+    # THEN the DLQ count is followed by a dead letters section naming the key, kind, attempts and reason
+    out = capsys.readouterr().out
+    assert "DLQ 1" in out
+    assert (
+        out.count("dead letters (1; lew redrive sends them back)\ninput                kind       attempts  reason\n")
+        == 2
+    )
+    assert f"incoming/teapot.zip  exhausted  {MAX_RECEIVE_COUNT}         attempt {MAX_RECEIVE_COUNT} of" in out
+    assert stack.queue_counts(stack.dlq_url) == (1, 0)
