@@ -65,14 +65,16 @@ def handle_message(
     A message kept on its last allowed attempt (ApproximateReceiveCount reaching the queue's maxReceiveCount) would
     be moved to the DLQ by SQS at its next receive, with no reason: the worker moves it itself, with the last error.
     """
+    limit = runtime.max_receive_count
+    last = limit is not None and message.attempt >= limit
     try:
         settlement = _handle(message, runtime, sqs, queue_url, dlq_url)
     except Exception as error:  # noqa: BLE001 - a bug must not lose the message: retry it, with its reason
-        get_logger().exception("handling the message failed unexpectedly; it will be retried")
+        then = "the message goes to the DLQ (its last allowed attempt)" if last else "it will be retried"
+        get_logger().exception(f"handling the message failed unexpectedly; {then}")
         delay = min(runtime.settings.visibility_timeout, 30)
         settlement = Settlement(Action.RETRY, delay=delay, reason=f"unexpected {type(error).__name__}: {error}")
-    limit = runtime.max_receive_count
-    if settlement.action in KEPT and limit is not None and message.attempt >= limit:
+    if settlement.action in KEPT and last:
         reason = f"attempt {message.attempt} of {limit} (the queue's maxReceiveCount): {settlement.reason or '?'}"
         settlement = _poison(message, reason, sqs, queue_url, dlq_url, kind="exhausted", outcomes=settlement.outcomes)
         _announce_dead_letter(message, runtime, settlement, reason, kind="exhausted")

@@ -150,7 +150,7 @@ def run_job(job: Job, attempt: int, runtime: JobRuntime, *, message_id: str = ""
             # The claim is the first write under RESULT_PREFIX: refused for good, no manifest could be written either.
             logger.warning("could not claim the upload, for good: dead-lettering the message", extra={"error": reason})
             return JobResult(Outcome.DEAD, error, reason=reason)
-        logger.warning("could not claim the upload; it will be retried", extra={"error": reason})
+        logger.warning(_kept("could not claim the upload", runtime, attempt), extra={"error": reason})
         return JobResult(Outcome.RETRY, error, reason=reason)
     if isinstance(acquired, Busy):
         logger.info(
@@ -441,6 +441,17 @@ def _process(
     )
 
 
+def _kept(what: str, runtime: JobRuntime, attempt: int) -> str:
+    """The log line of a job whose message is kept: retried, or on its last allowed attempt dead-lettered.
+
+    worker/dispatch.py moves a message kept on attempt maxReceiveCount to the DLQ: promising a retry would be wrong.
+    """
+    limit = runtime.max_receive_count
+    if limit is not None and attempt >= limit:
+        return f"{what} on its last allowed attempt; the message goes to the DLQ"
+    return f"{what}; it will be retried"
+
+
 def _settle_failure(
     job: Job,
     attempt: int,
@@ -458,10 +469,11 @@ def _settle_failure(
     logger = get_logger()
     reason = describe_error(error, f"a request of the job of s3://{job.bucket}/{job.key}")
     if not is_permanent(error):
+        said = _kept("job failed", runtime, attempt)
         if isinstance(error, JobError):
-            logger.warning("job failed; it will be retried", extra={"error": str(error), "type": type(error).__name__})
+            logger.warning(said, extra={"error": str(error), "type": type(error).__name__})
         else:
-            logger.exception("job failed; it will be retried", extra={"type": type(error).__name__, "error": reason})
+            logger.exception(said, extra={"type": type(error).__name__, "error": reason})
         runtime.events.emit(
             events.RETRYING, job, attempt=attempt, message_id=message_id, error=error, durations=timings
         )

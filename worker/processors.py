@@ -238,14 +238,15 @@ class CommandProcessor:
 def _command_failure(program: str, result: CommandResult) -> Exception:
     """The error for a command that did not exit 0, quoting the last lines of its stderr."""
     cause = result.cause()
-    said = f": {cause}" if cause else " (nothing on stderr)"
+    said = f": {cause}" if cause else ", with nothing on stderr"
     if result.returncode == REJECT_EXIT_CODE:
         return ProcessorRejected(f"{program} rejected the input (exit code 3){said}", processor_log=result.log_tail)
     if result.returncode < 0:
         how = f"was killed by signal {-result.returncode} ({_signal_name(-result.returncode)})"
     else:
         how = f"exited with code {result.returncode}"
-    return ProcessorRetry(f"{program} {how}, so the job will be retried{said}", processor_log=result.log_tail)
+    # No "will be retried" here: on the last allowed attempt this error is the DLQ's reason (worker/dispatch.py).
+    return ProcessorRetry(f"{program} {how}{said}", processor_log=result.log_tail)
 
 
 def _signal_name(number: int) -> str:

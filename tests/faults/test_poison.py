@@ -83,7 +83,8 @@ def test_job_failing_every_attempt_reaches_the_dlq_and_is_processed_after_the_fi
     started.wait_for(lambda: started.counts()["dead"] == 1, "the message to reach the DLQ after 3 receives")
     # THEN SQS's redrive policy moves it to the DLQ; no manifest claims anything, and the workers went idle
     assert read_json(started.stack.s3, started.bucket, manifest_key_for(key)) is None
-    assert len(started.log.events("job failed; it will be retried")) == 3
+    assert len(started.log.events("job failed; it will be retried")) == 2
+    assert len(started.log.events("job failed on its last allowed attempt; the message goes to the DLQ")) == 1
     # WHEN the processor is fixed and an operator runs `lew redrive`
     fixed.touch()
     printed = redrive(started, capsys)

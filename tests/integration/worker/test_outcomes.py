@@ -186,7 +186,7 @@ def test_results_refused_for_good_are_dead_lettered_with_the_jobs_error_and_the_
 
 
 def test_the_last_allowed_attempt_moves_the_message_to_the_dlq_with_the_last_error(
-    stack: Stack, python_command: Callable[[str], str]
+    stack: Stack, python_command: Callable[[str], str], json_logs: Callable[[], list[dict[str, Any]]]
 ) -> None:
     # GIVEN a job that fails transiently (exit code 1), whose message has been received maxReceiveCount - 1 times
     stack.upload("incoming/flaky.zip", zip_bytes({"a.txt": b"a"}))
@@ -195,26 +195,34 @@ def test_the_last_allowed_attempt_moves_the_message_to_the_dlq_with_the_last_err
         assert stack.sqs.receive_message(QueueUrl=stack.queue_url, VisibilityTimeout=0)["Messages"]
 
     # WHEN the worker's attempt, the last one the redrive policy allows, fails too
-    summary = stack.run(processor="command", process_command=python_command("raise SystemExit(1)"))
+    failing = python_command("import sys; print('no teapot', file=sys.stderr); sys.exit(1)")
+    summary = stack.run(processor="command", process_command=failing)
 
     # THEN the worker moved it to the DLQ itself, with the attempt count and the last error as its reason
     assert summary.to_dict()["exhausted"] == 1
     assert stack.queue_counts() == (0, 0)
     [dead] = dead_letters(stack)
-    reason = reason_of(dead)
-    assert reason.startswith(f"attempt {MAX_RECEIVE_COUNT} of {MAX_RECEIVE_COUNT} (the queue's maxReceiveCount): ")
-    assert "ProcessorRetry" in reason
+    assert reason_of(dead) == (
+        f"attempt {MAX_RECEIVE_COUNT} of {MAX_RECEIVE_COUNT} (the queue's maxReceiveCount): "
+        "ProcessorRetry: python exited with code 1: no teapot"
+    )
     assert dead["MessageAttributes"]["kind"]["StringValue"] == "exhausted"
+    # AND neither the log nor the reason promises a retry that will not happen
+    messages = [line["message"] for line in json_logs()]
+    assert "job failed on its last allowed attempt; the message goes to the DLQ" in messages
+    assert "exhausted message: moved to the DLQ" in messages
+    assert not [line for line in json_logs() if "retried" in json.dumps(line)]
 
 
 def test_an_attempt_before_the_last_keeps_the_message_for_a_retry(
-    stack: Stack, python_command: Callable[[str], str]
+    stack: Stack, python_command: Callable[[str], str], json_logs: Callable[[], list[dict[str, Any]]]
 ) -> None:
     stack.upload("incoming/flaky.zip", zip_bytes({"a.txt": b"a"}))
     stack.enqueue("incoming/flaky.zip")
 
     summary = stack.run(processor="command", process_command=python_command("raise SystemExit(1)"))
 
+    assert "job failed; it will be retried" in [line["message"] for line in json_logs()]
     assert summary.to_dict()["retried"] == 1
     assert stack.queue_counts() == (0, 1)
     assert dead_letters(stack) == []

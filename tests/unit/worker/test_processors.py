@@ -409,7 +409,7 @@ def test_prepare_output_dir_refuses_an_archive_file_where_the_folder_must_be(
         (
             "echo rendering frame 1; echo 'fatal: frame 2 is corrupt' >&2; echo cleanup; exit 1",
             ProcessorRetry,
-            "sh exited with code 1, so the job will be retried: fatal: frame 2 is corrupt",
+            "sh exited with code 1: fatal: frame 2 is corrupt",
         ),
         (
             "echo 'warning: odd header' >&2; echo 'bad input: no frames' >&2; exit 3",
@@ -419,12 +419,12 @@ def test_prepare_output_dir_refuses_an_archive_file_where_the_folder_must_be(
         (
             "echo only stdout; exit 2",
             ProcessorRetry,
-            "sh exited with code 2, so the job will be retried (nothing on stderr)",
+            "sh exited with code 2, with nothing on stderr",
         ),
         (
             "kill -9 $$",
             ProcessorRetry,
-            "sh was killed by signal 9 (SIGKILL), so the job will be retried (nothing on stderr)",
+            "sh was killed by signal 9 (SIGKILL), with nothing on stderr",
         ),
     ],
 )
