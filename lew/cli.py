@@ -373,7 +373,10 @@ def register_results(subcommands: Subcommands) -> None:
         "results", parents=[_target_options()], help="list manifests; --download fetches outputs"
     )
     parser.add_argument(
-        "keys", nargs="*", metavar="KEY", help="only these uploads (a key, or a name under the input prefix)"
+        "keys",
+        nargs="*",
+        metavar="KEY",
+        help="only these uploads (a key, an s3://BUCKET/KEY URL, or a name under the input prefix)",
     )
     parser.add_argument("--download", type=Path, metavar="DIR", help="download every job's outputs and manifest here")
     parser.add_argument("--limit", type=_positive_int, help="only the most recent N")
@@ -391,7 +394,7 @@ def _results(args: argparse.Namespace) -> int:
         check_writable_folder(args.download, label="--download")  # before any call: a typo costs nothing
     target = _target(args)
     if args.keys:
-        found = ops.manifests_of(target.s3, target, [ops.upload_key(target, key) for key in args.keys])
+        found = ops.manifests_of(target.s3, target, [ops.resolve_key(target.s3, target, key) for key in args.keys])
         waiting = [key for key, summary in found if summary is None]
         letters = dead_letters.peek(target.sqs, target.dlq_url, limit=100) if waiting and target.dlq_url else []
         for key in waiting:
@@ -456,7 +459,9 @@ def register_rerun(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser(
         "rerun", parents=[_target_options()], help="process uploads again, though already processed"
     )
-    parser.add_argument("keys", nargs="+", metavar="KEY", help="an upload's key, or its name under the input prefix")
+    parser.add_argument(
+        "keys", nargs="+", metavar="KEY", help="an upload's key, its name under the input prefix, or s3://BUCKET/KEY"
+    )
     parser.set_defaults(handler=_rerun)
 
 

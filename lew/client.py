@@ -168,19 +168,18 @@ class Client:
         return self.upload(key)
 
     def upload(self, key: str) -> Upload:
-        """The current upload at a key (a HEAD): `key` as given, or under the input prefix, or an s3:// URI.
+        """The current upload at a key (a HEAD), resolved by ops.resolve_key: a key, a name, or an s3:// URL.
 
         Raises LewError when there is no such object.
         """
-        for candidate in self._candidate_keys(key):
-            try:
-                head = self.s3.head_object(Bucket=self.target.bucket, Key=candidate)
-            except ClientError as error:
-                if _code(error) in ("404", "NoSuchKey", "NotFound"):
-                    continue
-                raise
-            return Upload(self.target.bucket, candidate, normalise_etag(head.get("ETag")), head.get("VersionId"))
-        raise LewError(f"no upload s3://{self.target.bucket}/{key} (nor under {self.target.input_prefix})")
+        resolved = ops.resolve_key(self.s3, self.target, key)
+        try:
+            head = self.s3.head_object(Bucket=self.target.bucket, Key=resolved)
+        except ClientError as error:
+            if _code(error) in ("404", "NoSuchKey", "NotFound"):
+                raise LewError(f"no upload s3://{self.target.bucket}/{resolved}") from None
+            raise
+        return Upload(self.target.bucket, resolved, normalise_etag(head.get("ETag")), head.get("VersionId"))
 
     def rerun(self, keys: Sequence[str]) -> list[Upload]:
         """Process uploads again though their manifests record a success (lew.rerun: one flagged work message each).
@@ -372,15 +371,6 @@ class Client:
     def _folder(self, key: str) -> str:
         """The key's results folder name (worker/paths.py), which names its claim and cancel marker."""
         return folder_name(key, self.target.input_prefix)
-
-    def _candidate_keys(self, key: str) -> list[str]:
-        if key.startswith("s3://"):
-            bucket, _, rest = key[len("s3://") :].partition("/")
-            if bucket != self.target.bucket:
-                raise LewError(f"{key} is not in this stack's bucket {self.target.bucket}")
-            return [rest]
-        prefix = self.target.input_prefix
-        return [key] if not prefix or key.startswith(prefix) else [key, f"{prefix}{key}"]
 
     def _read_claim(self, key: str) -> dict[str, Any] | None:
         try:

@@ -129,8 +129,36 @@ def list_manifests(s3: S3Client, target: Target, *, limit: int | None = None) ->
 
 
 def upload_key(target: Target, key: str) -> str:
-    """The S3 key a user means: a key under the input prefix as it is, else a name under it (`scene.zip`)."""
+    """A key under the input prefix as it is, else a name under it (`scene.zip`); for what a user types, resolve_key."""
     return key if key.startswith(target.input_prefix) else f"{target.input_prefix}{key}"
+
+
+def resolve_key(s3: S3Client, target: Target, given: str) -> str:
+    """The S3 key a user means, by one rule for `lew results`, `rerun`, `wait` and `cancel` (and lew.client).
+
+    `s3://BUCKET/KEY` is KEY (a URL naming another bucket is refused); a key under the input prefix is as given; any
+    other is as given when an object has that key (an upload outside the prefix, `staging/a.zip`), else a name under
+    the input prefix (`scene.zip` -> `incoming/scene.zip`). Raises LewError for another bucket or an empty key; one
+    HEAD at most, whose errors other than "not found" propagate.
+    """
+    if given.startswith("s3://"):
+        bucket, _, key = given[len("s3://") :].partition("/")
+        if bucket != target.bucket:
+            raise LewError(f"{given}: not in this stack's bucket {target.bucket}")
+        if not key:
+            raise LewError(f"{given}: names no object (s3://{target.bucket}/KEY)")
+        return key
+    if not given:
+        raise LewError("an empty key names no upload")
+    if given.startswith(target.input_prefix) or not target.input_prefix:
+        return given
+    try:
+        s3.head_object(Bucket=target.bucket, Key=given)
+    except ClientError as error:
+        if str(error.response.get("Error", {}).get("Code", "")) in ("403", "404", "NoSuchKey", "NotFound"):
+            return upload_key(target, given)  # 403: without s3:ListBucket a missing object answers 403
+        raise
+    return given
 
 
 def manifest_key(target: Target, key: str) -> str:

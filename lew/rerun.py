@@ -58,13 +58,13 @@ def rerun_body(bucket: str, key: str, etag: str, size: int) -> str:
 
 
 def rerun(s3: S3Client, sqs: SQSClient, target: Target, keys: Sequence[str]) -> list[Rerun]:
-    """Queue a re-run of each upload (a key, or a name under the input prefix); refuse all if one does not exist.
+    """Queue a re-run of each upload (ops.resolve_key: a key, s3:// URL or name); refuse all if one does not exist.
 
     Raises LewError naming the first key that is not an object in the bucket (nothing is queued then).
     """
     found: list[tuple[str, str, int]] = []
     for given in keys:
-        key = ops.upload_key(target, given)
+        key = ops.resolve_key(s3, target, given)
         try:
             head = s3.head_object(Bucket=target.bucket, Key=key)
         except ClientError as error:

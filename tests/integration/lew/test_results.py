@@ -200,3 +200,65 @@ def test_status_lists_the_dead_letters_with_their_reasons_and_leaves_them_there(
     )
     assert f"incoming/teapot.zip  exhausted  {MAX_RECEIVE_COUNT}         attempt {MAX_RECEIVE_COUNT} of" in out
     assert stack.queue_counts(stack.dlq_url) == (1, 0)
+
+
+# -- which key a user means: one rule (ops.resolve_key) for results, rerun, wait and cancel ---------------------------
+
+
+def test_resolve_key_takes_full_keys_names_and_urls_of_this_bucket(stack: Stack) -> None:
+    # GIVEN an upload outside the input prefix, and one under it
+    stack.upload("staging/eb+test v1.zip", zip_bytes({"a.txt": b"a"}))
+    stack.upload("incoming/other.zip", zip_bytes({"a.txt": b"a"}))
+    target = target_of(stack)
+
+    # WHEN each way of naming an upload is resolved, THEN it is the key meant
+    assert ops.resolve_key(stack.s3, target, "staging/eb+test v1.zip") == "staging/eb+test v1.zip"  # exists as given
+    assert ops.resolve_key(stack.s3, target, "incoming/other.zip") == "incoming/other.zip"
+    assert ops.resolve_key(stack.s3, target, "other.zip") == "incoming/other.zip"
+    assert ops.resolve_key(stack.s3, target, "not/yet.zip") == "incoming/not/yet.zip"  # missing: a name under it
+    assert ops.resolve_key(stack.s3, target, f"s3://{BUCKET}/incoming/other.zip") == "incoming/other.zip"
+    assert ops.resolve_key(stack.s3, target, f"s3://{BUCKET}/staging/eb+test v1.zip") == "staging/eb+test v1.zip"
+    # AND a URL of another bucket, or of no object, is refused in one line
+    with pytest.raises(LewError) as other:
+        ops.resolve_key(stack.s3, target, "s3://someone-else/incoming/other.zip")
+    assert str(other.value) == f"s3://someone-else/incoming/other.zip: not in this stack's bucket {BUCKET}"
+    with pytest.raises(LewError) as bare:
+        ops.resolve_key(stack.s3, target, f"s3://{BUCKET}/")
+    assert str(bare.value) == f"s3://{BUCKET}/: names no object (s3://{BUCKET}/KEY)"
+
+
+def test_results_and_rerun_find_an_upload_outside_the_input_prefix_by_its_key_or_url(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN an upload outside the input prefix, processed (its results under results/.lew-outside/)
+    key = "staging/eb+test v1.zip"
+    stack.upload(key, zip_bytes({"a.txt": b"a"}))
+    stack.enqueue(key)
+    stack.run()
+    monkeypatch.setattr(cli, "_target", lambda _: target_of(stack))
+    capsys.readouterr()
+
+    # WHEN `lew results` is asked for it by key and by URL, and `lew rerun` by key
+    by_key = cli.main(["results", key])
+    by_url = cli.main(["results", f"s3://{BUCKET}/{key}"])
+    [queued] = rerun(stack.s3, stack.sqs, target_of(stack), [key])
+
+    # THEN both find its manifest (no "incoming/" prepended), and the rerun queues that very key
+    out = capsys.readouterr().out
+    assert (by_key, by_url) == (0, 0)
+    assert "no manifest yet" not in out
+    assert out.count(f"{key}  succeeded") == 2
+    assert queued.key == key and queued.manifest_key.startswith("results/.lew-outside/")
+
+
+def test_results_refuses_a_url_of_another_bucket_in_one_line(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "_target", lambda _: target_of(stack))
+
+    code = cli.main(["results", "s3://someone-else/incoming/other.zip"])
+
+    assert code == 1
+    captured = capsys.readouterr()
+    assert captured.err == f"lew: error: s3://someone-else/incoming/other.zip: not in this stack's bucket {BUCKET}\n"
+    assert captured.out == ""
