@@ -45,19 +45,22 @@ class StartFailures:
 
     @classmethod
     def parse(cls, spec: str, seed: int | None = None) -> StartFailures:
-        """``SHARE[:STOP_CODE[:REASON]]``, e.g. ``0.3``, ``1:SpotInterruption``, ``0.5:TaskFailedToStart:...``."""
+        """``SHARE[:STOP_CODE[:REASON]]``, e.g. ``0.3``, ``1:SpotInterruption``, ``0.5:TaskFailedToStart:...``.
+
+        Raises LewError starting with the spec, not the option: argparse puts `--fail-task-starts: ` before it.
+        """
         share_text, _, rest = spec.strip().partition(":")
         stop_code, _, reason = rest.partition(":")
         try:
             share = float(share_text)
         except ValueError:
-            raise LewError(f"--fail-task-starts {spec!r}: the share must be a number from 0 to 1, e.g. 0.3") from None
+            raise LewError(f"{spec!r}: the share must be a number from 0 to 1, e.g. 0.3") from None
         if not 0.0 <= share <= 1.0:
-            raise LewError(f"--fail-task-starts {spec!r}: the share must be from 0 to 1, got {share:g}")
+            raise LewError(f"{spec!r}: the share must be from 0 to 1, got {share:g}")
         stop_code = stop_code.strip() or "TaskFailedToStart"
         if stop_code not in STOP_CODE_REASONS:
             known = ", ".join(STOP_CODE_REASONS)
-            raise LewError(f"--fail-task-starts {spec!r}: unknown stop code {stop_code!r}; ECS's are {known}")
+            raise LewError(f"{spec!r}: unknown stop code {stop_code!r}; ECS's are {known}")
         reason = reason.strip() or STOP_CODE_REASONS[stop_code]
         return cls(share=share, stop_code=stop_code, reason=f"{reason} {INJECTED}", seed=seed)
 

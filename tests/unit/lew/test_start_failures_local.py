@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from lew import cli
 from lew.errors import LewError
 from lew.local.chaos import (
     INJECTED,
@@ -86,7 +87,22 @@ def test_fail_task_starts_option_reads_the_environment_and_names_a_bad_value(
     # AND a bad value is one argparse error line naming the option
     with pytest.raises(SystemExit):
         parser.parse_args(["--fail-task-starts", "2"])
-    assert "--fail-task-starts '2': the share must be from 0 to 1" in capsys.readouterr().err
+    assert capsys.readouterr().err.endswith(
+        "error: argument --fail-task-starts: '2': the share must be from 0 to 1, got 2\n"
+    )
+
+
+def test_lew_local_up_names_the_option_once_for_a_bad_share(capsys: pytest.CaptureFixture[str]) -> None:
+    # WHEN `lew local up` is given a share above 1
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["local", "up", "--fail-task-starts", "2"])
+
+    # THEN one line names the option once, then the value and what is wrong
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        "lew local up: error: --fail-task-starts: '2': the share must be from 0 to 1, got 2 "
+        "(see `lew local up --help`)\n"
+    )
 
 
 def test_task_state_change_event_of_a_task_that_never_ran_has_no_started_at() -> None:
