@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar, cast
 
@@ -90,6 +91,12 @@ class LazyTracer:
 
         return decorate
 
+
+# An invocation that adds no metric (a task-stop event handled without a start failure, an S3 test event) is normal
+# here: Powertools' UserWarning at its flush is two lines of noise in CloudWatch Logs and under `lew local up`'s
+# [launcher]. Filtered as Powertools' docs suggest, by its message only; `raise_on_empty_metrics` stays False.
+EMPTY_METRICS_WARNING: Final = "No application metrics to publish"
+warnings.filterwarnings("ignore", message=EMPTY_METRICS_WARNING, category=UserWarning)
 
 logger = Logger()
 tracer = LazyTracer()

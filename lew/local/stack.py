@@ -250,8 +250,9 @@ class LocalStack(ServiceClients):
     def _route_launcher_output(self) -> None:
         """Send what the in-process launcher prints to the stack's log, not to the terminal.
 
-        stdout carries its JSON logs and EMF metrics; stderr the warnings of the libraries it uses (Powertools'
-        "No application metrics to publish"). On Lambda both go to CloudWatch Logs; here, to the log sink.
+        stdout carries its JSON logs and EMF metrics; stderr the warnings of the libraries it uses (rare: Powertools'
+        "No application metrics to publish" is filtered in lew_launcher.observability). On Lambda both go to
+        CloudWatch Logs; here, to the log sink.
         """
         self._saved_streams = (sys.stdout, sys.stderr)
         self._routers = (ThreadRoutedStdout(sys.stdout), ThreadRoutedStdout(sys.stderr))

@@ -165,3 +165,20 @@ def test_launcher_with_tracing_on_creates_powertools_tracer() -> None:
     seen = _in_a_fresh_interpreter(CHECK, LAMBDA_TASK_ROOT="/var/task", POWERTOOLS_TRACE_DISABLED="false")
     # THEN the first call creates Powertools' Tracer, enabled, with the X-Ray SDK
     assert seen == "Tracer False True"
+
+
+def test_an_invocation_with_no_metric_flushes_without_powertools_warning_and_other_warnings_still_show() -> None:
+    # GIVEN the launcher imported in a fresh interpreter (Python's default warning filters, as in Lambda)
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("POWERTOOLS_", "LAMBDA_", "AWS_SAM"))}
+    env |= {"PYTHONPATH": str(LAUNCHER_ROOT), "AWS_LAMBDA_FUNCTION_NAME": "lew-launcher"}
+    code = (
+        "import warnings; import lew_launcher.app; from lew_launcher.observability import metrics; "
+        "metrics.flush_metrics(); warnings.warn('another warning')"
+    )
+
+    # WHEN its metrics are flushed with none added (what a task-stop event's invocation does), then another warns
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+
+    # THEN stderr holds only the other warning: no "No application metrics to publish" under [launcher]
+    assert "No application metrics" not in result.stderr
+    assert "UserWarning: another warning" in result.stderr
