@@ -30,7 +30,7 @@ from lew.aws_failures import describe_aws_failure
 from lew.client import Client
 from lew.demo import DemoOptions, run_demo
 from lew.errors import LewError
-from lew.files import check_writable_folder
+from lew.files import check_writable_folder, create_folder
 from lew.local.chaos import add_fail_task_starts_option, start_failures_from_args
 from lew.local.output import LogSink, prefixed_stream_sink
 from lew.local.settings import (
@@ -393,6 +393,8 @@ def _results(args: argparse.Namespace) -> int:
     if args.download:
         check_writable_folder(args.download, label="--download")  # before any call: a typo costs nothing
     target = _target(args)
+    if args.download:
+        create_folder(args.download, label="--download")  # now, not after the table: /proc/x passes the checks
     if args.keys:
         found = ops.manifests_of(target.s3, target, [ops.resolve_key(target.s3, target, key) for key in args.keys])
         waiting = [key for key, summary in found if summary is None]

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from lew.errors import LewError
+from lew.files import create_folder
 
 RECORD_NAME = ".lew-demo.json"
 
@@ -30,7 +31,7 @@ class DemoOut:
 
     def prepare(self) -> None:
         """Create the folder, or delete the files the last run listed; refuse, untouched, a folder with more."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        create_folder(self.folder, label="--out")
         listed = self._listed()
         if listed is None:
             if any(self.folder.iterdir()):

@@ -42,6 +42,19 @@ def check_writable_folder(path: Path, *, label: str) -> None:
         raise LewError(f"{name}: permission denied (cannot write in {existing})")
 
 
+def create_folder(path: Path, *, label: str) -> None:
+    """Create `path` (and its parents) now, so that a folder that cannot be made is refused before any work.
+
+    check_writable_folder's checks cannot see everything (a pseudo-filesystem like /proc, a full or read-only mount,
+    root's bypass of permission bits): creating it is the only sure test. Raises LewError in one line.
+    """
+    check_writable_folder(path, label=label)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise LewError(f"{label} {path}: could not be created ({error.strerror or error})") from None
+
+
 def _nearest_existing(path: Path) -> Path:
     for candidate in (path, *path.parents):
         if candidate.exists():

@@ -262,3 +262,23 @@ def test_results_refuses_a_url_of_another_bucket_in_one_line(
     captured = capsys.readouterr()
     assert captured.err == f"lew: error: s3://someone-else/incoming/other.zip: not in this stack's bucket {BUCKET}\n"
     assert captured.out == ""
+
+
+def test_results_download_into_a_folder_that_cannot_be_created_is_refused_before_the_table(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a processed upload, and a --download folder no one can create (/proc takes no new folders)
+    stack.upload("incoming/x.zip", zip_bytes({"a.txt": b"a"}))
+    stack.enqueue("incoming/x.zip")
+    stack.run()
+    monkeypatch.setattr(cli, "_target", lambda _: target_of(stack))
+    capsys.readouterr()
+
+    # WHEN `lew results --download` is asked to download there
+    code = cli.main(["results", "--download", "/proc/lew-x"])
+
+    # THEN one line says the folder could not be created, and no table was printed first
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.out == ""
+    assert captured.err == "lew: error: --download /proc/lew-x: could not be created (No such file or directory)\n"

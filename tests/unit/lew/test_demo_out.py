@@ -99,3 +99,10 @@ def test_demo_refuses_an_out_folder_of_someone_elses_files_in_one_line(
         "empty it or choose another --out (lew only deletes what it wrote)\n"
     )
     assert (tmp_path / "docs" / "a.md").read_text() == "a"
+
+
+def test_an_out_folder_that_cannot_be_created_is_one_line() -> None:
+    with pytest.raises(LewError) as refused:
+        DemoOut(Path("/proc/lew-demo-out")).prepare()
+
+    assert str(refused.value) == "--out /proc/lew-demo-out: could not be created (No such file or directory)"
