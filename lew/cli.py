@@ -420,7 +420,12 @@ def _results(args: argparse.Namespace) -> int:
 def _dead_letter_table(letters: Sequence[dead_letters.DeadLetter], total: int) -> None:
     """The DLQ's messages (peeked, left in the queue): the upload each names, why it is there."""
     rows = [
-        [", ".join(key for _, key in letter.keys) or "(not an S3 event)", letter.kind, letter.attempts, letter.reason]
+        [
+            ", ".join(key for _, key in letter.keys) or "(not an S3 event)",
+            letter.kind or "-",  # SQS moved it itself: no worker saw its last receive
+            letter.attempts or "-",
+            letter.reason,
+        ]
         for letter in letters
     ]
     shown = f"first {len(letters)} of {total}" if len(letters) < total else str(total)
