@@ -9,7 +9,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -49,6 +49,7 @@ from worker.manifest import (
 )
 from worker.messages import Job
 from worker.metadata import TaskIdentity
+from worker.parameters import Value, declared_parameters, validate
 from worker.paths import MANIFEST_NAME, OUTSIDE_FOLDER, folder_name, manifest_key, results_folder
 from worker.pipes import PipesRequest, pipes_session
 from worker.processors import Processor, ProcessorContext, prepare_output_dir, run_processor
@@ -230,6 +231,10 @@ def _run_claimed(  # noqa: PLR0911 - one return per way a job ends, each with it
                 # upload's message then finds a success for its ETag and skips: each version is processed at most once.
                 _check_size(source, settings)  # before a byte of the body is read
                 pipes = PipesRequest.from_metadata(opened.metadata, job.bucket, settings.result_prefix)
+                # Also before the body: a bad parameter costs no download. InvalidParameter is permanent.
+                parameters = validate(
+                    runtime.processor.name, declared_parameters(runtime.processor), dict(source.parameters)
+                )
                 save_body(opened, archive)
             manifest = _process(
                 job,
@@ -243,6 +248,7 @@ def _run_claimed(  # noqa: PLR0911 - one return per way a job ends, each with it
                 ignored=ignored,
                 watch=watch,
                 pipes=pipes,
+                parameters=parameters,
             )
         manifest.started_at, manifest.finished_at = started_at, utcnow()
         manifest.timings["total"] = (manifest.finished_at - started_at).total_seconds()
@@ -389,6 +395,7 @@ def _process(
     ignored: list[dict[str, str]],
     watch: JobWatch,
     pipes: PipesRequest | None = None,
+    parameters: Mapping[str, Value] | None = None,
 ) -> Manifest:
     """Unpack the downloaded archive, run the processor, upload its outputs; the manifest to write."""
     settings = runtime.settings
@@ -413,6 +420,7 @@ def _process(
         job_dir=job_dir,
         timeout=settings.job_timeout,
         cancel=watch.interrupt,  # set by the worker's stop or by a cancel request
+        parameters=dict(parameters or {}),
     )
     watch.read_progress_with(_progress_reader(context, runtime.processor))
     # A job started from Dagster gives its processor a Pipes session (worker/pipes.py), outside its folders.

@@ -30,6 +30,8 @@ class Source:
     version_id: str | None
     size: int | None
     sequencer: str | None = None  # the S3 event's sequencer for this object, when known (worker/versions.py)
+    # The job's parameters as the upload's metadata carried them (raw text, by name): worker/parameters.py.
+    parameters: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class Manifest:
             },
             "outputs": [{"key": o.key, "size": o.size, "content_type": o.content_type} for o in self.outputs],
             "processor": self.processor,
+            "parameters": dict(self.source.parameters),
             "timings": {name: round(seconds, 3) for name, seconds in self.timings.items()},
             "attempt": self.attempt,
             "task_arn": self.task_arn,

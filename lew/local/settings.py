@@ -41,6 +41,7 @@ WORKER_ENV_FROM_PARAMETERS = {
     "RESULT_PREFIX": "ResultPrefix",
     "PROCESSOR": "Processor",
     "PROCESS_COMMAND": "ProcessCommand",
+    "PROCESS_PARAMETERS": "ProcessParameters",
     "VISIBILITY_TIMEOUT": "VisibilityTimeout",
     "JOB_TIMEOUT": "JobTimeout",
     "STOP_GRACE_SECONDS": "StopGraceSeconds",

@@ -61,6 +61,7 @@ def test_manifest_to_json_has_every_documented_field() -> None:
         "source",
         "outputs",
         "processor",
+        "parameters",
         "timings",
         "attempt",
         "task_arn",
