@@ -258,7 +258,9 @@ def build_settings(
         effective[name] = value
     if check:
         check_parameters(template, template_path, parameters or {}, effective)
-    chosen = validate_processor(processor) if processor else default_processor()
+    # `--param Processor=command` is honoured like `--processor command` (--processor wins when both are given).
+    requested = processor or (parameters or {}).get("Processor")
+    chosen = validate_processor(requested) if requested else default_processor()
     if effective.get("Processor") != chosen:
         reason = "chosen with --processor" if processor else "POV-Ray is not installed"
         overrides.append(Override("Processor", effective.get("Processor", ""), chosen, reason))

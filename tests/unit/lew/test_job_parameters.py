@@ -10,6 +10,7 @@ import pytest
 from lew import cli
 from lew.errors import LewError
 from lew.job_parameters import parameter_texts, parse_parameters, upload_arguments
+from lew.local.settings import build_settings
 
 
 def test_parse_parameters_reads_name_value_pairs() -> None:
@@ -72,3 +73,16 @@ def test_submit_refuses_a_bad_param_before_looking_for_a_stack(
     assert code != 0
     assert len(err) == 1
     assert "more than S3's limit of 2048 bytes per object" in err[0]
+
+
+def test_local_settings_honour_processor_and_process_command_given_as_params() -> None:
+    # GIVEN the repository's template, and the command processor chosen only through --param
+    parameters = {"Processor": "command", "ProcessCommand": "python3 run.py", "ProcessParameters": "level:int:1..3"}
+
+    # WHEN the local stack's settings are built
+    settings = build_settings(parameters=parameters)
+
+    # THEN the processor is the one asked for (not the default), and the command reaches the workers' environment
+    assert settings.processor == "command"
+    assert settings.parameter("ProcessCommand") == "python3 run.py"
+    assert settings.parameter("ProcessParameters") == "level:int:1..3"
