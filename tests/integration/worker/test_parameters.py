@@ -123,3 +123,39 @@ def test_a_processor_that_declares_no_parameters_refuses_them(stack: Stack) -> N
 
     manifest = manifest_of(stack, "incoming/inventory.zip")
     assert manifest["error"]["message"] == "parameter width='320' is unknown to inventory: it accepts no parameters"
+
+
+def test_the_same_bytes_with_other_parameters_are_a_new_job_and_the_same_ones_a_skip(
+    stack: Stack, python_command: Callable[[str], str]
+) -> None:
+    # GIVEN an upload processed with threshold=1
+    upload_with(stack, "incoming/again.zip", parameter_metadata({"threshold": "1"}))
+    run_command_stack(stack, python_command)
+    first = manifest_of(stack, "incoming/again.zip")
+    assert first["status"] == "succeeded"
+
+    # WHEN the same message arrives again (at-least-once delivery)
+    stack.enqueue("incoming/again.zip")
+    run_command_stack(stack, python_command)
+
+    # THEN it is a skip: the manifest is the first one
+    assert manifest_of(stack, "incoming/again.zip") == first
+
+    # WHEN the same bytes are uploaded again with threshold=2 (the same ETag in an unversioned bucket)
+    upload_with(stack, "incoming/again.zip", parameter_metadata({"threshold": "2"}))
+    run_command_stack(stack, python_command)
+
+    # THEN they are processed again, with the new parameter
+    second = manifest_of(stack, "incoming/again.zip")
+    assert second["source"]["etag"] == first["source"]["etag"]
+    assert second["parameters"] == {"threshold": "2"}
+    assert second["claim"] != first["claim"]
+
+    # WHEN uploaded once more with an out-of-bounds threshold
+    upload_with(stack, "incoming/again.zip", parameter_metadata({"threshold": "200"}))
+    run_command_stack(stack, python_command)
+
+    # THEN the failure is written, although a success exists for the same bytes (with other parameters)
+    third = manifest_of(stack, "incoming/again.zip")
+    assert third["status"] == "failed"
+    assert third["error"]["type"] == "InvalidParameter"
