@@ -28,6 +28,8 @@ METADATA_LIMIT_BYTES = 2048
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,39}")
 # Printable ASCII only: S3 answers non-ASCII metadata RFC 2047-encoded, which no processor should have to undo.
 VALUE_PATTERN = re.compile(r"[\x20-\x7e]*")
+# How S3 returns a metadata value that was not ASCII when stored (RFC 2047 encoded-words, e.g. =?UTF-8?B?Y2Fmw6k=?=).
+ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 INTEGER_PATTERN = re.compile(r"-?[0-9]{1,18}")
 NUMBER_PATTERN = re.compile(r"-?[0-9]{1,18}(\.[0-9]{1,18})?")
 TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
@@ -80,6 +82,8 @@ class Parameter:
 
     def parse(self, raw: str) -> Value:
         """The typed value of a raw metadata string; InvalidParameter, naming value and rule, when it breaks it."""
+        if ENCODED_WORD.search(raw):
+            raise self._refused(raw, "was not ASCII when uploaded (S3 returns such values RFC 2047-encoded)")
         text = raw.strip()
         if self.kind == "bool":
             if text.lower() in TRUE_WORDS:

@@ -91,6 +91,8 @@ def test_parameter_parse_gives_typed_values(parameter: Parameter, raw: str, expe
         ),
         (Parameter("label", "text", max_length=4), "toolong", "label='toolong' is too long"),
         (Parameter("label", "text"), "tab\there", "not printable ASCII"),
+        (Parameter("label", "text"), "=?UTF-8?B?Y2Fmw6k=?=", "was not ASCII when uploaded"),
+        (Parameter("mode", "choice", choices=("a",)), "=?utf-8?q?caf=C3=A9?=", "RFC 2047-encoded"),
     ],
 )
 def test_parameter_parse_refuses_in_one_line_naming_parameter_value_and_rule(
