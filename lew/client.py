@@ -34,7 +34,7 @@ from worker.cancel import CancelRequest, cancel_key, read_cancel, write_cancel
 from worker.claims import CLAIM_SUFFIX, CLAIMS_FOLDER, claim_key
 from worker.manifest import CANCELLED, FAILED, SUCCEEDED
 from worker.messages import normalise_etag, parse_body
-from worker.parameters import parameter_metadata
+from worker.parameters import parameter_metadata, parameters_from_metadata
 from worker.paths import folder_name, manifest_key
 from worker.progress import Progress
 
@@ -69,6 +69,8 @@ class Upload:
     version_id: str | None = None
     # A manifest finished before this (UTC, YYYY-MM-DDTHH:MM:SSZ) is an earlier run's: `rerun` sets it.
     not_before: str | None = None
+    # The job parameters the upload carries (its lew-param-* metadata, by name); None when not known.
+    parameters: dict[str, str] | None = None
 
     @property
     def uri(self) -> str:
@@ -191,7 +193,13 @@ class Client:
                 if _code(error) in ("404", "NoSuchKey", "NotFound"):
                     continue
                 raise
-            return Upload(self.target.bucket, candidate, normalise_etag(head.get("ETag")), head.get("VersionId"))
+            return Upload(
+                self.target.bucket,
+                candidate,
+                normalise_etag(head.get("ETag")),
+                head.get("VersionId"),
+                parameters=parameters_from_metadata(head.get("Metadata") or {}),
+            )
         raise LewError(f"no upload s3://{self.target.bucket}/{key} (nor under {self.target.input_prefix})")
 
     def rerun(self, keys: Sequence[str]) -> list[Upload]:
@@ -469,6 +477,12 @@ def _records(document: dict[str, Any], upload: Upload) -> bool:
         return False
     recorded_version = source.get("version_id")
     if upload.version_id and recorded_version and recorded_version != upload.version_id:
+        return False
+    # The same bytes uploaded again with other job parameters are another job. A manifest written before the GET read
+    # them (a queued job's cancel) records none: only a success or recorded parameters are compared.
+    recorded = document.get("parameters") or {}
+    compared = recorded or document.get("status") == SUCCEEDED
+    if upload.parameters is not None and compared and recorded != upload.parameters:
         return False
     # An earlier run's manifest (the same ETag) is not the outcome of a re-run queued after it.
     return upload.not_before is None or str(document.get("finished_at") or "") >= upload.not_before
