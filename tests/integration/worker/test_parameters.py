@@ -17,8 +17,8 @@ RECORD_PARAMETERS = (
 DECLARED = "threshold:int:0..100, mode:choice:fast|slow, label:text:32"
 
 
-def upload_with(stack: Stack, key: str, metadata: dict[str, str]) -> None:
-    stack.s3.put_object(Bucket=BUCKET, Key=key, Body=zip_bytes({"in.txt": b"x"}), Metadata=metadata)
+def upload_with(stack: Stack, key: str, metadata: dict[str, str], body: bytes | None = None) -> None:
+    stack.s3.put_object(Bucket=BUCKET, Key=key, Body=body or zip_bytes({"in.txt": b"x"}), Metadata=metadata)
     stack.enqueue(key)
 
 
@@ -128,8 +128,9 @@ def test_a_processor_that_declares_no_parameters_refuses_them(stack: Stack) -> N
 def test_the_same_bytes_with_other_parameters_are_a_new_job_and_the_same_ones_a_skip(
     stack: Stack, python_command: Callable[[str], str]
 ) -> None:
-    # GIVEN an upload processed with threshold=1
-    upload_with(stack, "incoming/again.zip", parameter_metadata({"threshold": "1"}))
+    # GIVEN an upload processed with threshold=1 (the same bytes each time: a zip made later has other timestamps)
+    body = zip_bytes({"in.txt": b"x"})
+    upload_with(stack, "incoming/again.zip", parameter_metadata({"threshold": "1"}), body)
     run_command_stack(stack, python_command)
     first = manifest_of(stack, "incoming/again.zip")
     assert first["status"] == "succeeded"
@@ -142,7 +143,7 @@ def test_the_same_bytes_with_other_parameters_are_a_new_job_and_the_same_ones_a_
     assert manifest_of(stack, "incoming/again.zip") == first
 
     # WHEN the same bytes are uploaded again with threshold=2 (the same ETag in an unversioned bucket)
-    upload_with(stack, "incoming/again.zip", parameter_metadata({"threshold": "2"}))
+    upload_with(stack, "incoming/again.zip", parameter_metadata({"threshold": "2"}), body)
     run_command_stack(stack, python_command)
 
     # THEN they are processed again, with the new parameter
@@ -152,7 +153,7 @@ def test_the_same_bytes_with_other_parameters_are_a_new_job_and_the_same_ones_a_
     assert second["claim"] != first["claim"]
 
     # WHEN uploaded once more with an out-of-bounds threshold
-    upload_with(stack, "incoming/again.zip", parameter_metadata({"threshold": "200"}))
+    upload_with(stack, "incoming/again.zip", parameter_metadata({"threshold": "200"}), body)
     run_command_stack(stack, python_command)
 
     # THEN the failure is written, although a success exists for the same bytes (with other parameters)
