@@ -31,6 +31,7 @@ from lew.client import Client
 from lew.demo import DemoOptions, run_demo
 from lew.errors import LewError
 from lew.files import check_writable_folder, create_folder
+from lew.job_parameters import parse_parameters
 from lew.local.chaos import add_fail_task_starts_option, start_failures_from_args
 from lew.local.output import LogSink, prefixed_stream_sink
 from lew.local.settings import (
@@ -332,12 +333,20 @@ def register_submit(subcommands: Subcommands) -> None:
     )
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
     lifecycle_cli.add_wait_options(parser, optional=True)  # --wait, --timeout S, --download DIR (both imply --wait)
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a job parameter for the processor, e.g. width=320 (repeatable; sent as S3 metadata lew-param-NAME)",
+    )
     parser.set_defaults(handler=_submit)
 
 
 def _submit(args: argparse.Namespace) -> int:
     ops.check_uploadable(args.files, ())  # a missing file fails before any AWS call
-    return lifecycle_cli.submit(_target(args), args)  # and waits with --wait, --timeout or --download
+    parameters = parse_parameters(args.param)  # and so does a parameter S3 metadata cannot carry
+    return lifecycle_cli.submit(_target(args), args, parameters=parameters)  # waits with --wait, --timeout, --download
 
 
 def register_status(subcommands: Subcommands) -> None:

@@ -27,12 +27,14 @@ from botocore.exceptions import ClientError
 
 from lew import dead_letters, ops
 from lew.errors import LewError
+from lew.job_parameters import ParameterValue, parameter_texts
 from lew.rerun import rerun as rerun_uploads
 from lew.target import Target, resolve_target
 from worker.cancel import CancelRequest, cancel_key, read_cancel, write_cancel
 from worker.claims import CLAIM_SUFFIX, CLAIMS_FOLDER, claim_key
 from worker.manifest import CANCELLED, FAILED, SUCCEEDED
 from worker.messages import normalise_etag
+from worker.parameters import parameter_metadata, parameters_from_metadata
 from worker.paths import folder_name, manifest_key
 from worker.progress import Progress
 
@@ -67,6 +69,8 @@ class Upload:
     version_id: str | None = None
     # A manifest finished before this (UTC, YYYY-MM-DDTHH:MM:SSZ) is an earlier run's: `rerun` sets it.
     not_before: str | None = None
+    # The job parameters the upload carries (its lew-param-* metadata, by name); None when not known.
+    parameters: dict[str, str] | None = None
 
     @property
     def uri(self) -> str:
@@ -151,16 +155,26 @@ class Client:
 
     # -- submit ---------------------------------------------------------------------------------------------------
 
-    def submit(self, path: Path, *, name: str | None = None, metadata: Mapping[str, str] | None = None) -> Upload:
+    def submit(
+        self,
+        path: Path,
+        *,
+        name: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        parameters: Mapping[str, ParameterValue] | None = None,
+    ) -> Upload:
         """Upload a file as `<input prefix><name or file name>` (multipart when large) and return the upload.
 
         A cancel request left for an upload of the same content is removed first, so the new upload runs.
         `metadata` becomes the object's user metadata (x-amz-meta-NAME: VALUE), which the worker reads with the
-        object (Dagster Pipes, worker/pipes.py). Raises LewError for a missing file, a suffix the stack would skip,
-        or metadata over S3's 2 KB.
+        object (Dagster Pipes, worker/pipes.py); `parameters` (name -> text or number) go with it as the job's
+        parameters for the processor (lew-param-NAME; docs/worker.md, "Job parameters"). Raises LewError for a
+        missing file, a suffix the stack would skip, or metadata and parameters over S3's 2 KB (counted together).
         """
         ops.check_uploadable([path], self.target.suffixes)
-        extra = {"Metadata": check_metadata(metadata)} if metadata else None
+        entries = {**(check_metadata(metadata) if metadata else {}), **parameter_metadata(parameter_texts(parameters))}
+        check_metadata(entries)  # the two together within S3's 2 KB, refused before anything is uploaded
+        extra = {"Metadata": entries} if entries else None
         key = f"{self.target.input_prefix}{name or path.name}"
         with contextlib.suppress(ClientError):  # without the right to delete it, a marker only for this ETag stays
             self.s3.delete_object(Bucket=self.target.bucket, Key=self._cancel_key(key))
@@ -179,7 +193,13 @@ class Client:
             if _code(error) in ("404", "NoSuchKey", "NotFound"):
                 raise LewError(f"no upload s3://{self.target.bucket}/{resolved}") from None
             raise
-        return Upload(self.target.bucket, resolved, normalise_etag(head.get("ETag")), head.get("VersionId"))
+        return Upload(
+            self.target.bucket,
+            resolved,
+            normalise_etag(head.get("ETag")),
+            head.get("VersionId"),
+            parameters=parameters_from_metadata(head.get("Metadata") or {}),
+        )
 
     def rerun(self, keys: Sequence[str]) -> list[Upload]:
         """Process uploads again though their manifests record a success (lew.rerun: one flagged work message each).
@@ -435,6 +455,12 @@ def _records(document: dict[str, Any], upload: Upload) -> bool:
         return False
     recorded_version = source.get("version_id")
     if upload.version_id and recorded_version and recorded_version != upload.version_id:
+        return False
+    # The same bytes uploaded again with other job parameters are another job. A manifest written before the GET read
+    # them (a queued job's cancel) records none: only a success or recorded parameters are compared.
+    recorded = document.get("parameters") or {}
+    compared = recorded or document.get("status") == SUCCEEDED
+    if upload.parameters is not None and compared and recorded != upload.parameters:
         return False
     # An earlier run's manifest (the same ETag) is not the outcome of a re-run queued after it.
     return upload.not_before is None or str(document.get("finished_at") or "") >= upload.not_before

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -93,13 +93,14 @@ def register(subcommands: Subcommands, target_options: argparse.ArgumentParser) 
 # -- handlers -------------------------------------------------------------------------------------------------------
 
 
-def submit(target: Target, args: argparse.Namespace) -> int:
-    """`lew submit FILE...`: check every file, upload each; with --wait (--timeout, --download) wait as `lew wait`."""
+def submit(target: Target, args: argparse.Namespace, *, parameters: Mapping[str, str] | None = None) -> int:
+    """`lew submit FILE...`: check every file, upload each (with its job `parameters`); with --wait (--timeout,
+    --download) wait as `lew wait`."""
     ops.check_uploadable(args.files, target.suffixes)  # all of them before the first upload
     client = Client(target)
     uploads = []
     for path in args.files:
-        upload = client.submit(path)
+        upload = client.submit(path, parameters=parameters)
         print(f"uploaded {path} -> {upload.uri}")
         uploads.append(upload)
     if not (args.wait or args.timeout is not None or args.download is not None):

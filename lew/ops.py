@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 
 from lew.errors import LewError
 from lew.files import check_readable_file
+from lew.job_parameters import ParameterValue, parameter_texts, upload_arguments
 from lew.queues import queue_arn, queue_depths
 from worker import paths
 
@@ -43,13 +44,20 @@ def check_uploadable(files: Sequence[Path], suffixes: Sequence[str]) -> None:
         seen[path.name] = path
 
 
-def submit(s3: S3Client, target: Target, files: Sequence[Path]) -> list[str]:
-    """Upload each file under the input prefix (multipart when large); return the keys."""
+def submit(
+    s3: S3Client, target: Target, files: Sequence[Path], *, parameters: Mapping[str, ParameterValue] | None = None
+) -> list[str]:
+    """Upload each file under the input prefix (multipart when large); return the keys.
+
+    `parameters` (name -> text or number) go with every upload as its S3 metadata, for the processor
+    (worker/parameters.py); LewError before anything is uploaded when S3 metadata cannot carry them.
+    """
     check_uploadable(files, target.suffixes)
+    extra_args = upload_arguments(parameter_texts(parameters))
     keys = []
     for path in files:
         key = f"{target.input_prefix}{path.name}"
-        s3.upload_file(str(path), target.bucket, key)
+        s3.upload_file(str(path), target.bucket, key, ExtraArgs=extra_args)
         keys.append(key)
     return keys
 

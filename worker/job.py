@@ -9,7 +9,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -49,6 +49,7 @@ from worker.manifest import (
 )
 from worker.messages import Job
 from worker.metadata import TaskIdentity
+from worker.parameters import Value, declared_parameters, validate
 from worker.paths import MANIFEST_NAME, OUTSIDE_FOLDER, folder_name, manifest_key, results_folder
 from worker.pipes import PipesRequest, pipes_session
 from worker.processors import Processor, ProcessorContext, prepare_output_dir, run_processor
@@ -201,7 +202,12 @@ def _run_claimed(  # noqa: PLR0911 - one return per way a job ends, each with it
         versions = plan(job, existing)
         if versions.skip is not None:
             logger.info("an older version's event: skipping", extra={"manifest": manifest_key, "why": versions.skip})
-        if versions.skip is not None or _done_before(job, existing, job.etag, job.version_id, manifest_key):
+        # A processor that takes parameters decides about a skip after the GET, which says what the upload carries:
+        # the same bytes uploaded again with other parameters have the same ETag (in an unversioned bucket), and
+        # are a new job, not a duplicate.
+        takes_parameters = bool(declared_parameters(runtime.processor))
+        done = not takes_parameters and _done_before(job, existing, job.etag, job.version_id, manifest_key)
+        if versions.skip is not None or done:
             emit(events.SKIPPED, manifest_key=manifest_key)
             return JobResult(Outcome.SKIPPED)
         # A queued job that was cancelled is never started.
@@ -222,7 +228,9 @@ def _run_claimed(  # noqa: PLR0911 - one return per way a job ends, each with it
             ):
                 # From here on the manifest records the object the GET answered with, not the message's view of it.
                 source = dataclasses.replace(opened.source, sequencer=sequencer_to_record(opened.source, job, existing))
-                if _done_before(job, existing, source.etag, source.version_id, manifest_key):
+                if _done_before(
+                    job, existing, source.etag, source.version_id, manifest_key, parameters=source.parameters
+                ):
                     emit(events.SKIPPED, manifest_key=manifest_key)
                     return JobResult(Outcome.SKIPPED)
                 # The object was replaced since the message was sent (no version id to pin, or no sequencer to order
@@ -230,6 +238,10 @@ def _run_claimed(  # noqa: PLR0911 - one return per way a job ends, each with it
                 # upload's message then finds a success for its ETag and skips: each version is processed at most once.
                 _check_size(source, settings)  # before a byte of the body is read
                 pipes = PipesRequest.from_metadata(opened.metadata, job.bucket, settings.result_prefix)
+                # Also before the body: a bad parameter costs no download. InvalidParameter is permanent.
+                parameters = validate(
+                    runtime.processor.name, declared_parameters(runtime.processor), dict(source.parameters or ())
+                )
                 save_body(opened, archive)
             manifest = _process(
                 job,
@@ -243,6 +255,7 @@ def _run_claimed(  # noqa: PLR0911 - one return per way a job ends, each with it
                 ignored=ignored,
                 watch=watch,
                 pipes=pipes,
+                parameters=parameters,
             )
         manifest.started_at, manifest.finished_at = started_at, utcnow()
         manifest.timings["total"] = (manifest.finished_at - started_at).total_seconds()
@@ -341,9 +354,18 @@ def _settle_cancel(
     return JobResult(Outcome.CANCELLED)
 
 
-def _done_before(job: Job, existing: dict[str, object] | None, etag: str | None, version: str | None, key: str) -> bool:
-    """True when the manifest records a success for this ETag (and version): a skip, unless a re-run is asked for."""
-    if not records_success(existing, etag, version):
+def _done_before(
+    job: Job,
+    existing: dict[str, object] | None,
+    etag: str | None,
+    version: str | None,
+    key: str,
+    *,
+    parameters: tuple[tuple[str, str], ...] | None = None,
+) -> bool:
+    """True when the manifest records a success for this ETag (and version, and job parameters when they are known):
+    a skip, unless a re-run is asked for."""
+    if not records_success(existing, etag, version, parameters):
         return False
     if job.rerun:
         get_logger().info("re-run requested: processing again what the manifest records", extra={"manifest": key})
@@ -389,6 +411,7 @@ def _process(
     ignored: list[dict[str, str]],
     watch: JobWatch,
     pipes: PipesRequest | None = None,
+    parameters: Mapping[str, Value] | None = None,
 ) -> Manifest:
     """Unpack the downloaded archive, run the processor, upload its outputs; the manifest to write."""
     settings = runtime.settings
@@ -413,6 +436,7 @@ def _process(
         job_dir=job_dir,
         timeout=settings.job_timeout,
         cancel=watch.interrupt,  # set by the worker's stop or by a cancel request
+        parameters=dict(parameters or {}),
     )
     watch.read_progress_with(_progress_reader(context, runtime.processor))
     # A job started from Dagster gives its processor a Pipes session (worker/pipes.py), outside its folders.
@@ -498,7 +522,9 @@ def _settle_failure(
         manifest.error["message"] = reason  # botocore's words, plus what the code means and what to do
     try:
         # Another delivery of the same upload may have succeeded meanwhile: never hide its results.
-        if records_success(read_manifest(runtime.s3, job.bucket, manifest_key), source.etag, source.version_id):
+        # Parameters are compared when the GET read them: a success for other parameters is not this job's.
+        existing = read_manifest(runtime.s3, job.bucket, manifest_key)
+        if records_success(existing, source.etag, source.version_id, source.parameters):
             logger.info("a success manifest exists for this ETag: not overwriting it with a failure")
         else:
             _write_claimed_manifest(runtime.s3, job.bucket, manifest_key, manifest, claim)

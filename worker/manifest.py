@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,9 @@ class Source:
     version_id: str | None
     size: int | None
     sequencer: str | None = None  # the S3 event's sequencer for this object, when known (worker/versions.py)
+    # The job's parameters as the upload's metadata carried them (raw text, by name; worker/parameters.py);
+    # None until the GET has answered.
+    parameters: tuple[tuple[str, str], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ class Manifest:
             },
             "outputs": [{"key": o.key, "size": o.size, "content_type": o.content_type} for o in self.outputs],
             "processor": self.processor,
+            "parameters": dict(self.source.parameters or ()),
             "timings": {name: round(seconds, 3) for name, seconds in self.timings.items()},
             "attempt": self.attempt,
             "task_arn": self.task_arn,
@@ -113,12 +118,23 @@ def read_manifest(s3: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
     return document if isinstance(document, dict) else None
 
 
-def records_success(manifest: dict[str, Any] | None, etag: str | None, version_id: str | None) -> bool:
-    """True when a manifest records a success for this ETag (and version id, when the object has one)."""
+def records_success(
+    manifest: dict[str, Any] | None,
+    etag: str | None,
+    version_id: str | None,
+    parameters: Iterable[tuple[str, str]] | None = None,
+) -> bool:
+    """True when a manifest records a success for this ETag (and version id, when the object has one).
+
+    With `parameters` (name, value pairs), the manifest must also record exactly those job parameters (a manifest
+    without the field recorded none): the same bytes with other parameters are another job.
+    """
     if not manifest or manifest.get("status") != SUCCEEDED or not etag:
         return False
     source = manifest.get("source")
     if not isinstance(source, dict) or normalise_etag(source.get("etag")) != normalise_etag(etag):
+        return False
+    if parameters is not None and (manifest.get("parameters") or {}) != dict(parameters):
         return False
     return not version_id or source.get("version_id") == version_id
 

@@ -24,6 +24,7 @@ from worker import povray_log
 from worker.commands import LOG_TAIL_BYTES, CommandResult, processor_environment, read_tail, run_command
 from worker.errors import ProcessorRejected, ProcessorRetry
 from worker.messages import Job
+from worker.parameters import Parameter, Value, environment_of, parse_declarations
 from worker.progress import PROGRESS_ENV, PROGRESS_FILE_NAME, Progress, povray_progress
 from worker.settings import ConfigurationError, Settings
 
@@ -42,6 +43,13 @@ MAGIC_SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\x7fELF", "application/x-executable"),
 )
 POVRAY_DEFAULT_OPTIONS = ("-D", "+FN", "+W640", "+H480")  # no display window, PNG, a modest size
+# What an uploader may ask of POV-Ray. 8192 pixels a side bounds a job's memory (POV-Ray holds the image) and time.
+POVRAY_PARAMETERS = (
+    Parameter("width", "int", minimum=1, maximum=8192, help="image width in pixels (+W)"),
+    Parameter("height", "int", minimum=1, maximum=8192, help="image height in pixels (+H)"),
+    Parameter("quality", "int", minimum=0, maximum=11, help="render quality (+Q), 9 for everything"),
+    Parameter("antialias", "float", minimum=0.0, maximum=3.0, help="anti-aliasing on, with this threshold (+A)"),
+)
 # How much of POV-Ray's log is read for its error and its cleaned tail: the banner alone is about 3 KiB.
 POVRAY_LOG_READ_BYTES = 64 * 1024
 
@@ -58,6 +66,7 @@ class ProcessorContext:
     timeout: float
     cancel: threading.Event = field(default_factory=threading.Event)
     environment: Mapping[str, str] = field(default_factory=dict)  # more variables for its commands (Dagster Pipes)
+    parameters: Mapping[str, Value] = field(default_factory=dict)  # the job's validated parameters (worker/parameters)
 
     @property
     def progress_file(self) -> Path:
@@ -86,6 +95,8 @@ class ProcessorContext:
                     "LEW_OUTPUT_DIR": str(self.output_dir),
                     PROGRESS_ENV: str(self.progress_file),
                     **self.environment,
+                    # Never interpolated into a command line: a value is one environment variable, whatever it holds.
+                    **environment_of(self.parameters),
                 },
             ),
             log_path=self.log_path,
@@ -196,12 +207,15 @@ class CommandProcessor:
     command as LEW_INPUT_DIR and LEW_OUTPUT_DIR); a relative OUTPUT_DIR is inside the unpacked folder, where
     the command runs. Exit 0 is success, 3 a rejection, anything else a retry; the error message quotes the
     last lines of stderr. The outputs are the files the command created or changed under OUTPUT_DIR: none
-    is a failure, unless `empty_output_ok`.
+    is a failure, unless `empty_output_ok`. The job's parameters, declared by PROCESS_PARAMETERS, reach the
+    command as environment variables LEW_PARAM_<NAME>, never in its arguments: a value can then never be
+    taken for an option, and an absent parameter is simply an unset variable.
     """
 
     argv: tuple[str, ...]
     name: str = "command"
     empty_output_ok: bool = False
+    parameters: tuple[Parameter, ...] = ()
 
     def __call__(self, context: ProcessorContext) -> ProcessResult:
         argv = [
@@ -267,6 +281,7 @@ class PovrayProcessor:
 
     executable: str = "povray"
     name: str = "povray"
+    parameters: tuple[Parameter, ...] = POVRAY_PARAMETERS
 
     @staticmethod
     def progress_from_log(log_tail: str) -> Progress | None:
@@ -275,10 +290,18 @@ class PovrayProcessor:
 
     def __call__(self, context: ProcessorContext) -> ProcessResult:
         scene = self.choose_scene(context.input_dir, context.archive_name)
+        # After the scene's own settings: POV-Ray reads its options in order, so the job's parameters win.
+        options = self.options(context.parameters)
         if scene.suffix.lower() == ".ini":
-            argv = [self.executable, scene.name, "-D"]
+            argv = [self.executable, scene.name, "-D", *options]
         else:
-            argv = [self.executable, *POVRAY_DEFAULT_OPTIONS, f"+I{scene.name}", f"+O{context.archive_name}.png"]
+            argv = [
+                self.executable,
+                *POVRAY_DEFAULT_OPTIONS,
+                *options,
+                f"+I{scene.name}",
+                f"+O{context.archive_name}.png",
+            ]
         before = _snapshot(context.input_dir)
         try:
             returncode = context.execute(argv, cwd=scene.parent).returncode
@@ -311,6 +334,23 @@ class PovrayProcessor:
         return ProcessResult(tuple(moved), log)
 
     @staticmethod
+    def options(values: Mapping[str, Value]) -> list[str]:
+        """POV-Ray switches for validated parameters: `{"width": 320, "quality": 9}` -> `["+W320", "+Q9"]`.
+
+        Each switch is one argv item built from a number (never text), so nothing reaches a shell or a parser.
+        """
+        switches = {"width": "+W", "height": "+H", "quality": "+Q", "antialias": "+A"}
+        options = []
+        for name, switch in switches.items():
+            value = values.get(name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            # Fixed-point: `:g` would write 1e-05, which POV-Ray does not read as a number.
+            text = f"{value:.6f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
+            options.append(f"{switch}{text}")
+        return options
+
+    @staticmethod
     def choose_scene(folder: Path, archive_name: str) -> Path:
         """NAME.ini, else the only .ini, else the only .pov; a clear rejection otherwise."""
         files = sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: (len(p.parts), str(p)))
@@ -336,7 +376,9 @@ class FunctionProcessor:
     """A user's function `(folder, job) -> output files`, loaded from `package.module:function`.
 
     It runs in the worker's process: JOB_TIMEOUT and the stop grace cannot interrupt it, so it should
-    start heavy work as commands (subprocesses) that can be killed.
+    start heavy work as commands (subprocesses) that can be killed. A function that declares `parameters`
+    (a sequence of worker.parameters.Parameter, set on it) is called with the job's validated values as
+    `parameters=` (a dict by name); one that declares none is refused any.
     """
 
     function: UserFunction
@@ -344,12 +386,23 @@ class FunctionProcessor:
     allow_empty_output: bool = False  # ALLOW_EMPTY_OUTPUT
 
     @property
+    def parameters(self) -> tuple[Parameter, ...]:
+        """What the function declares in its `parameters` attribute."""
+        declared: Iterable[Parameter] = getattr(self.function, "parameters", None) or ()
+        return tuple(declared)
+
+    @property
     def empty_output_ok(self) -> bool:
         """True with ALLOW_EMPTY_OUTPUT, or when the function declares `empty_output_ok = True` (set on it)."""
         return self.allow_empty_output or bool(getattr(self.function, EMPTY_OUTPUT_OK, False))
 
     def __call__(self, context: ProcessorContext) -> ProcessResult:
-        outputs = tuple(Path(path) for path in self.function(context.input_dir, context.job))
+        if self.parameters:
+            call: Callable[..., Iterable[Path]] = self.function
+            returned = call(context.input_dir, context.job, parameters=dict(context.parameters))
+        else:
+            returned = self.function(context.input_dir, context.job)
+        outputs = tuple(Path(path) for path in returned)
         for path in outputs:
             if not path.resolve().is_relative_to(context.job_dir.resolve()) or not path.is_file():
                 raise ProcessorRejected(f"{self.name} returned {path}, which is not a file in the job's folder")
@@ -370,7 +423,11 @@ def load_processor(settings: Settings) -> Processor:
             raise ConfigurationError(f"PROCESS_COMMAND cannot be split into arguments: {error}") from None
         if not argv:
             raise ConfigurationError("PROCESS_COMMAND is empty")
-        return CommandProcessor(argv, empty_output_ok=settings.allow_empty_output)
+        try:
+            declared = parse_declarations(settings.process_parameters)
+        except ValueError as error:
+            raise ConfigurationError(f"PROCESS_PARAMETERS: {error}") from None
+        return CommandProcessor(argv, empty_output_ok=settings.allow_empty_output, parameters=declared)
     if ":" in name:
         return FunctionProcessor(_import_function(name), name, allow_empty_output=settings.allow_empty_output)
     raise ConfigurationError(

@@ -25,6 +25,7 @@ from worker.errors import (
 )
 from worker.manifest import Output, Source
 from worker.messages import Job, normalise_etag
+from worker.parameters import parameters_from_metadata
 from worker.paths import S3_KEY_LIMIT_BYTES, key_fits
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ def open_source(s3: S3Client, job: Job, *, pin_version: bool = True) -> Iterator
     (worker/versions.py decides). The answer's headers say what a HEAD would (ETag, version, size), so no HEAD is
     made. S3 errors the table of worker/errors.py calls permanent become SourceGone, SourceArchived or
     SourceUnreadable, whose message says what to do; transient ones are raised as they are.
+    The job's parameters come from the same answer's user metadata (worker/parameters.py): no request of their own.
     """
     args: dict[str, Any] = {"Bucket": job.bucket, "Key": job.key}
     if job.version_id and pin_version:
@@ -72,6 +74,7 @@ def open_source(s3: S3Client, job: Job, *, pin_version: bool = True) -> Iterator
             etag=normalise_etag(answer.get("ETag")),
             version_id=answer.get("VersionId") or (job.version_id if pin_version else None),
             size=answer.get("ContentLength"),
+            parameters=tuple(parameters_from_metadata(answer.get("Metadata") or {}).items()),
         )
         yield OpenedSource(source, body, dict(answer.get("Metadata") or {}))
     finally:

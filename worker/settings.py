@@ -11,6 +11,8 @@ from pathlib import PurePosixPath
 from typing import TypeVar
 from urllib.parse import urlparse
 
+from worker.parameters import parse_declarations
+
 GIB = 1024**3
 # Fargate's stopTimeout is at most 120 s: after that ECS sends SIGKILL, so the whole stop must fit in it.
 ECS_STOP_TIMEOUT_SECONDS = 120
@@ -48,6 +50,7 @@ class Settings:
     result_prefix: str = "results/"
     processor: str = "inventory"
     process_command: str | None = None
+    process_parameters: str = ""  # the command processor's parameters: `name:kind[:bounds]`, worker/parameters.py
     output_dir: str = "out"
     allow_empty_output: bool = False  # a command or function that uploads nothing: success with a warning
     wait_time_seconds: int = 20
@@ -80,6 +83,8 @@ class Settings:
         processor = read.text("PROCESSOR") or defaults.processor
         process_command = read.text("PROCESS_COMMAND")
         read.problems.extend(_processor_problems(processor, process_command))
+        process_parameters = read.text("PROCESS_PARAMETERS") or ""
+        read.problems.extend(_process_parameters_problems(processor, process_parameters))
         output_dir = read.text("OUTPUT_DIR") or defaults.output_dir
         read.problems.extend(_output_dir_problems(output_dir))
 
@@ -90,6 +95,7 @@ class Settings:
             result_prefix=result_prefix,
             processor=processor,
             process_command=process_command,
+            process_parameters=process_parameters,
             output_dir=output_dir,
             allow_empty_output=read.flag("ALLOW_EMPTY_OUTPUT", defaults.allow_empty_output),
             wait_time_seconds=read.number("WAIT_TIME_SECONDS", int, defaults.wait_time_seconds, minimum=0, maximum=20),
@@ -249,6 +255,21 @@ def _processor_problems(processor: str, process_command: str | None) -> list[str
         shlex.split(process_command)
     except ValueError as error:
         return [f"PROCESS_COMMAND cannot be split into arguments ({error}), got {process_command!r}"]
+    return []
+
+
+def _process_parameters_problems(processor: str, declarations: str) -> list[str]:
+    if not declarations:
+        return []
+    if processor != "command":
+        return [
+            f"PROCESS_PARAMETERS is set but PROCESSOR={processor} ignores it: povray declares its own parameters, "
+            "and a function declares them in its `parameters` attribute"
+        ]
+    try:
+        parse_declarations(declarations)
+    except ValueError as error:
+        return [f"PROCESS_PARAMETERS cannot be read: {error}"]
     return []
 
 

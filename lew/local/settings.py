@@ -41,6 +41,7 @@ WORKER_ENV_FROM_PARAMETERS = {
     "RESULT_PREFIX": "ResultPrefix",
     "PROCESSOR": "Processor",
     "PROCESS_COMMAND": "ProcessCommand",
+    "PROCESS_PARAMETERS": "ProcessParameters",
     "VISIBILITY_TIMEOUT": "VisibilityTimeout",
     "JOB_TIMEOUT": "JobTimeout",
     "STOP_GRACE_SECONDS": "StopGraceSeconds",
@@ -257,7 +258,9 @@ def build_settings(
         effective[name] = value
     if check:
         check_parameters(template, template_path, parameters or {}, effective)
-    chosen = validate_processor(processor) if processor else default_processor()
+    # `--param Processor=command` is honoured like `--processor command` (--processor wins when both are given).
+    requested = processor or (parameters or {}).get("Processor")
+    chosen = validate_processor(requested) if requested else default_processor()
     if effective.get("Processor") != chosen:
         reason = "chosen with --processor" if processor else "POV-Ray is not installed"
         overrides.append(Override("Processor", effective.get("Processor", ""), chosen, reason))

@@ -425,3 +425,15 @@ def test_process_command_reaches_the_worker_only_when_set(resolved: Resolved) ->
     assert "PROCESS_COMMAND" not in environment()
     command = "python /app/etl.py --config {input_dir}/etl.toml"
     assert environment(Processor="command", ProcessCommand=command)["PROCESS_COMMAND"] == command
+
+
+def test_process_parameters_reach_the_worker_only_when_set(resolved: Resolved) -> None:
+    # GIVEN the template deployed without and with ProcessParameters
+    def environment(**parameters: str) -> dict[str, Any]:
+        [container] = props(resolved(**parameters), "WorkerTaskDefinition")["ContainerDefinitions"]
+        return {entry["Name"]: entry["Value"] for entry in container["Environment"]}
+
+    # THEN an empty one leaves the image's own PROCESS_PARAMETERS alone, and a set one is passed as it is
+    assert "PROCESS_PARAMETERS" not in environment()
+    declared = "threshold:int:0..100, mode:choice:fast|slow"
+    assert environment(Processor="command", ProcessParameters=declared)["PROCESS_PARAMETERS"] == declared

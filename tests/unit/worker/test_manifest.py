@@ -61,6 +61,7 @@ def test_manifest_to_json_has_every_documented_field() -> None:
         "source",
         "outputs",
         "processor",
+        "parameters",
         "timings",
         "attempt",
         "task_arn",
@@ -104,3 +105,16 @@ def test_records_claim_is_true_only_for_the_claim_named_by_the_manifest(
     manifest: dict[str, Any] | None, nonce: str, expected: bool
 ) -> None:
     assert records_claim(manifest, nonce) is expected
+
+
+def test_records_success_compares_parameters_when_given() -> None:
+    # GIVEN a success recorded with width=320, and one from before the field existed
+    manifest = {"status": "succeeded", "source": {"etag": "abc", "version_id": None}, "parameters": {"width": "320"}}
+    older = {"status": "succeeded", "source": {"etag": "abc", "version_id": None}}
+
+    # THEN the same ETag with the same parameters is recorded; with others, or none, it is another job
+    assert records_success(manifest, "abc", None, (("width", "320"),))
+    assert not records_success(manifest, "abc", None, (("width", "640"),))
+    assert not records_success(manifest, "abc", None, ())
+    assert records_success(older, "abc", None, ())
+    assert records_success(manifest, "abc", None)  # parameters not known (before the GET): not compared
