@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import NoReturn
 
@@ -32,3 +33,27 @@ def fail_usage(prog: str, message: str) -> int:
     """Print a usage error found after parsing (e.g. two options that do not fit together) the same way; return 2."""
     sys.stderr.write(f"{prog}: error: {one_line(message)} (see `{prog} --help`)\n")
     return EXIT_USAGE
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number greater than zero (seconds, sizes), refused in words."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than zero")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number greater than zero, refused in words."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than zero")
+    return value

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import math
 import os
 import signal
 import sys
@@ -25,7 +24,7 @@ from typing import Any, TypeAlias
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
 from lew import cost, dead_letters, lifecycle_cli, ops, stopped_tasks
-from lew.argparsing import OneLineParser, one_line
+from lew.argparsing import OneLineParser, one_line, positive_float, positive_int
 from lew.aws_failures import describe_aws_failure
 from lew.client import Client
 from lew.demo import DemoOptions, run_demo
@@ -108,7 +107,7 @@ def _local_options() -> argparse.ArgumentParser:
     )
     parent.add_argument(
         "--reconcile-seconds",
-        type=_positive_float,
+        type=positive_float,
         default=DEFAULT_RECONCILE_SECONDS,
         help="how often the reconcile event fires (default: %(default)s)",
     )
@@ -116,28 +115,6 @@ def _local_options() -> argparse.ArgumentParser:
         "--template", type=Path, default=DEFAULT_TEMPLATE, help="the SAM template to read defaults from"
     )
     return parent
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be greater than zero")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be greater than zero")
-    return value
 
 
 def _target(args: argparse.Namespace) -> Target:
@@ -166,7 +143,7 @@ def register_demo(subcommands: Subcommands) -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("results"), help="where results go (default: %(default)s/)")
     parser.add_argument(
-        "--timeout", type=_positive_float, default=600.0, help="give up after this many seconds (default: %(default)s)"
+        "--timeout", type=positive_float, default=600.0, help="give up after this many seconds (default: %(default)s)"
     )
     parser.set_defaults(handler=_demo)
 
@@ -353,7 +330,7 @@ def register_status(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser("status", parents=[_target_options()], help="queue depth, workers, recent results")
     parser.add_argument(
         "--limit",
-        type=_positive_int,
+        type=positive_int,
         default=10,
         help="how many recent manifests and stopped tasks (default: %(default)s)",
     )
@@ -388,7 +365,7 @@ def register_results(subcommands: Subcommands) -> None:
         help="only these uploads (a key, an s3://BUCKET/KEY URL, or a name under the input prefix)",
     )
     parser.add_argument("--download", type=Path, metavar="DIR", help="download every job's outputs and manifest here")
-    parser.add_argument("--limit", type=_positive_int, help="only the most recent N")
+    parser.add_argument("--limit", type=positive_int, help="only the most recent N")
     parser.set_defaults(handler=_results)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lew import ops
+from lew.argparsing import positive_float
 from lew.client import DEAD_LETTERED, TIMED_OUT, Client, JobState, RunningJob, Upload
 from lew.jobs_view import JobLine, JobsView, format_age
 from lew.ui import print_table
@@ -45,7 +46,7 @@ def add_wait_options(parser: argparse.ArgumentParser, *, optional: bool) -> None
         parser.add_argument("--wait", action="store_true", help="wait for each job's outcome, showing progress")
     parser.add_argument(
         "--timeout",
-        type=_seconds,
+        type=positive_float,
         metavar="S",
         help="stop waiting after S seconds (exit 124; the jobs go on). Default: wait until the outcome",
     )
@@ -76,7 +77,7 @@ def register(subcommands: Subcommands, target_options: argparse.ArgumentParser) 
     )
     cancel.add_argument("key", metavar="KEY", help="the upload's key, its name under the input prefix, or s3://")
     cancel.add_argument("--wait", action="store_true", help="wait until the worker has cancelled it")
-    cancel.add_argument("--timeout", type=_seconds, metavar="S", help="with --wait: stop waiting after S seconds")
+    cancel.add_argument("--timeout", type=positive_float, metavar="S", help="with --wait: stop waiting after S seconds")
     cancel.set_defaults(handler=_cancel)
 
     events = subcommands.add_parser(
@@ -212,13 +213,3 @@ def _user() -> str | None:
         return getpass.getuser()
     except (KeyError, OSError):
         return None
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be greater than zero")
-    return value
