@@ -32,7 +32,7 @@ from lew.rerun import rerun as rerun_uploads
 from lew.target import Target, resolve_target
 from worker.cancel import CancelRequest, cancel_key, read_cancel, write_cancel
 from worker.claims import CLAIM_SUFFIX, CLAIMS_FOLDER, claim_key
-from worker.manifest import CANCELLED, FAILED, SUCCEEDED
+from worker.manifest import CANCELLED, FAILED, SUCCEEDED, Manifest, Source, write_manifest
 from worker.messages import normalise_etag
 from worker.parameters import parameter_metadata, parameters_from_metadata
 from worker.paths import folder_name, manifest_key
@@ -306,8 +306,9 @@ class Client:
     def cancel(self, upload: Upload, *, requested_by: str | None = None) -> CancelResult:
         """Ask the workers to cancel an upload's job: a queued job is not run, a running one is stopped.
 
-        Writes the cancel marker next to the job's claim (docs/worker.md, "Cancel"); the worker writes a
-        `cancelled` manifest and deletes the message. Raises JobFinishedError when the job already has its outcome.
+        Writes the cancel marker next to the job's claim (docs/worker.md, "Cancel") and, for a queued job, its
+        `cancelled` manifest; the worker completes that manifest, or writes it for a running job, and deletes the
+        message. Raises JobFinishedError when the job already has its outcome.
         """
         state = self.state(upload)
         if state.finished:
@@ -315,7 +316,15 @@ class Client:
                 f"{upload.uri} already {state.status}: nothing to cancel (manifest {state.manifest_key})"
             )
         marker = self._cancel_key(upload.key)
-        write_cancel(self.s3, upload.bucket, marker, CancelRequest.new(upload.etag, upload.version_id, requested_by))
+        request = CancelRequest.new(upload.etag, upload.version_id, requested_by)
+        write_cancel(self.s3, upload.bucket, marker, request)
+        if state.status == QUEUED:
+            # The worker reads the manifest before it starts a job anyway: a cancelled manifest there stops a queued
+            # job without a request of its own on every job's path (the marker tells the worker who asked, and
+            # stops the job within a beat if a worker claimed it meanwhile).
+            write_manifest(
+                self.s3, upload.bucket, self._manifest_key(upload.key), _queued_cancel_manifest(upload, request)
+            )
         return CancelResult(upload, state.status, marker)
 
     def cancel_requested(self, upload: Upload) -> bool:
@@ -494,3 +503,22 @@ def _parse_time(stamp: Any) -> datetime | None:
 
 def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _queued_cancel_manifest(upload: Upload, request: CancelRequest) -> Manifest:
+    """The `cancelled` manifest `lew cancel` writes for a job no worker has started (the worker completes it)."""
+    now = datetime.now(UTC)
+    by = f" by {request.requested_by}" if request.requested_by else ""
+    return Manifest(
+        status=CANCELLED,
+        source=Source(upload.bucket, upload.key, upload.etag, upload.version_id, None),
+        processor="",
+        attempt=0,
+        started_at=now,
+        finished_at=now,
+        error={
+            "type": "JobCancelled",
+            "message": f"cancelled{by} at {request.requested_at} (lew cancel), before a worker started it",
+            "permanent": True,
+        },
+    )

@@ -1,10 +1,11 @@
 """Cancel requests: a small marker object next to the job's claim, written by `lew cancel`, read by the worker.
 
 Only S3 is involved: `lew cancel` puts `<claim key without .claim.json>.cancel.json` naming the upload (its ETag
-and version id) it cancels. The worker reads it before a job starts (a queued job is then not run) and every
-few seconds while it runs (the processor's process tree is then killed); either way it writes a `cancelled`
-manifest, deletes the message and deletes the marker. A marker for another ETag (an older upload of the same key)
-is ignored, so a cancel never reaches a later upload.
+and version id) it cancels, and for a job no worker holds it also writes the `cancelled` manifest, which the worker
+reads before every job anyway (so the happy path spends no request on cancels). The worker reads the marker when
+that manifest says cancelled, and every few seconds while a job runs (the processor's process tree is then
+killed); either way it completes the `cancelled` manifest, deletes the message and deletes the marker.
+A marker for another ETag (an older upload of the same key) is ignored, so a cancel never reaches a later upload.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from worker import events
 from worker.archive import UnpackLimits, archive_suffix, unpack
@@ -42,6 +42,7 @@ from worker.manifest import (
     Source,
     error_record,
     read_manifest,
+    records_cancel,
     records_claim,
     records_success,
     utcnow,
@@ -210,12 +211,9 @@ def _run_claimed(  # noqa: PLR0911 - one return per way a job ends, each with it
         if versions.skip is not None or done:
             emit(events.SKIPPED, manifest_key=manifest_key)
             return JobResult(Outcome.SKIPPED)
-        # A queued job that was cancelled is never started.
-        request = pending_cancel(runtime.s3, job.bucket, marker_key, job.etag, job.version_id)
-        if request is not None:
-            return _settle_cancel(
-                job, attempt, runtime, claim, source=source, keys=keys, started_at=utcnow(), request=request
-            )
+        cancelled = _cancelled_before_start(job, attempt, runtime, claim, existing, source=source, keys=keys)
+        if cancelled is not None:
+            return cancelled
         emit(events.STARTED)
         # An input that is not an archive costs no GET at all.
         suffix = _check_input(source, folder, settings)
@@ -297,6 +295,34 @@ def _run_claimed(  # noqa: PLR0911 - one return per way a job ends, each with it
             error=error,
             message_id=message_id,
         )
+
+
+def _cancelled_before_start(
+    job: Job,
+    attempt: int,
+    runtime: JobRuntime,
+    claim: Claim,
+    existing: dict[str, Any] | None,
+    *,
+    source: Source,
+    keys: _CancelKeys,
+) -> JobResult | None:
+    """The outcome of a queued job that `lew cancel` cancelled, or None when it was not cancelled.
+
+    `lew cancel` writes the cancelled manifest of a queued job itself, so this check rides on the manifest the
+    worker reads anyway: no request is spent on the happy path. The marker (read only in this rare case) says who
+    asked; without one, the cancel was already settled and this delivery is a duplicate: a skip.
+    """
+    if job.rerun or not records_cancel(existing, job.etag, job.version_id):
+        return None
+    request = pending_cancel(runtime.s3, job.bucket, keys.marker, job.etag, job.version_id)
+    if request is None:
+        get_logger().info("this upload was cancelled: skipping", extra={"manifest": keys.manifest})
+        runtime.events.emit(
+            events.SKIPPED, job, attempt=attempt, message_id=claim.holder.message_id, manifest_key=keys.manifest
+        )
+        return JobResult(Outcome.SKIPPED)
+    return _settle_cancel(job, attempt, runtime, claim, source=source, keys=keys, started_at=utcnow(), request=request)
 
 
 def _settle_cancel(

@@ -139,6 +139,16 @@ def records_success(
     return not version_id or source.get("version_id") == version_id
 
 
+def records_cancel(manifest: dict[str, Any] | None, etag: str | None, version_id: str | None) -> bool:
+    """True when a manifest records that this upload (ETag, and version id when the object has one) was cancelled."""
+    if not manifest or manifest.get("status") != CANCELLED or not etag:
+        return False
+    source = manifest.get("source")
+    if not isinstance(source, dict) or normalise_etag(source.get("etag")) != normalise_etag(etag):
+        return False
+    return not version_id or source.get("version_id") == version_id
+
+
 def records_claim(manifest: dict[str, Any] | None, nonce: str) -> bool:
     """True when a manifest names the claim with this nonce: the job that ran under that claim is over.
 

@@ -158,6 +158,36 @@ def test_cancel_of_a_queued_job_never_runs_it(stack: Stack, python_command: Call
         client.cancel(upload)
 
 
+def test_cancel_of_a_queued_job_is_in_its_manifest_at_once_and_a_later_duplicate_is_a_skip(
+    stack: Stack, python_command: Callable[[str], str]
+) -> None:
+    # GIVEN a queued upload, cancelled before any worker saw it
+    stack.upload("incoming/early.zip", zip_bytes(SCENE))
+    stack.enqueue("incoming/early.zip")
+    client = Client(target_of(stack))
+    upload = client.upload("early.zip")
+    client.cancel(upload, requested_by="tester")
+
+    # THEN its manifest says cancelled at once (the worker reads it before any job: no request of its own)
+    early = stack.manifest("incoming/early.zip")
+    assert early["status"] == "cancelled" and early["attempt"] == 0
+    assert "before a worker started it" in early["error"]["message"]
+
+    # WHEN a worker settles it, and then a duplicate of the message arrives
+    stack.run(processor="command", process_command=python_command(TOUCH_OUTPUT))
+    settled = stack.manifest("incoming/early.zip")
+    stack.enqueue("incoming/early.zip")
+    recorded = JobEvents(keep=20)
+    summary = stack.run(events=recorded, processor="command", process_command=python_command(TOUCH_OUTPUT))
+
+    # THEN the worker completed the manifest once, and the duplicate was skipped without running anything
+    assert settled["status"] == "cancelled" and settled["attempt"] == 1
+    assert stack.manifest("incoming/early.zip") == settled
+    assert summary.to_dict()["skipped"] == 1
+    assert [event["status"] for event in recorded.published] == ["skipped"]
+    assert stack.queue_counts() == (0, 0)
+
+
 def test_cancel_of_a_running_job_kills_its_process_tree(
     stack: Stack, python_command: Callable[[str], str], tmp_path: Path
 ) -> None:
