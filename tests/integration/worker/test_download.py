@@ -85,17 +85,18 @@ def test_download_happy_path_makes_one_get_and_no_head(stack: Stack) -> None:
     # WHEN the worker drains the queue
     summary = stack.run()
 
-    # THEN the job's S3 requests are the claim, the manifest lookup, the cancel marker lookup (a 404), one GET of
-    # the archive, one PUT per output and the manifest PUT: no HeadObject, and no DeleteObject (the manifest names
-    # the claim, which stays)
+    # THEN the job's S3 requests are the claim, the manifest lookup (which also tells a cancelled queued job), one
+    # GET of the archive, one PUT per output and the manifest PUT: no HeadObject, no cancel marker lookup, and no
+    # DeleteObject (the manifest names the claim, which stays)
     assert summary.to_dict()["processed"] == 1
     operations = [name for name, _ in calls]
     assert "HeadObject" not in operations
     assert "DeleteObject" not in operations
-    assert operations == ["PutObject", "GetObject", "GetObject", "GetObject", "PutObject", "PutObject"]
+    assert operations == ["PutObject", "GetObject", "GetObject", "PutObject", "PutObject"]
     gets = [key for name, key in calls if name == "GetObject"]
-    assert gets[1].endswith(".cancel.json")
-    assert gets[2].endswith("/incoming/one.zip")
+    assert gets[0].endswith("/manifest.json")
+    assert gets[1].endswith("/incoming/one.zip")
+    assert not any(key.endswith(".cancel.json") for _, key in calls)
     assert stack.manifest("incoming/one.zip")["status"] == "succeeded"
 
 
