@@ -80,6 +80,7 @@ def job_event(
             "version_id": job.version_id,
             "etag": job.etag,
             "size": job.size,
+            "run": job.run.to_dict() if job.run is not None else None,
         },
         "attempt": attempt,
         "task_arn": task_arn,

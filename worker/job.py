@@ -51,7 +51,7 @@ from worker.manifest import (
 from worker.messages import Job
 from worker.metadata import TaskIdentity
 from worker.parameters import Value, declared_parameters, validate
-from worker.paths import MANIFEST_NAME, OUTSIDE_FOLDER, folder_name, manifest_key, results_folder
+from worker.paths import MANIFEST_NAME, OUTSIDE_FOLDER, RUNS_FOLDER, folder_name, manifest_key, results_folder
 from worker.pipes import PipesRequest, pipes_session
 from worker.processors import Processor, ProcessorContext, prepare_output_dir, run_processor
 from worker.progress import Progress, read_latest
@@ -118,7 +118,8 @@ def run_job(job: Job, attempt: int, runtime: JobRuntime, *, message_id: str = ""
     """Run one job and write its manifest; never raises for a job's own failure (the outcome says what happened)."""
     settings = runtime.settings
     logger = get_logger()
-    folder = folder_name(job.key, settings.input_prefix)
+    run_id = job.run.id if job.run is not None else None
+    folder = folder_name(job.key, settings.input_prefix, run_id)
     holder = Holder(
         message_id=message_id,
         task_arn=runtime.identity.task_arn,
@@ -126,7 +127,7 @@ def run_job(job: Job, attempt: int, runtime: JobRuntime, *, message_id: str = ""
         version_id=job.version_id,
         key=job.key,
     )
-    manifest = manifest_key(job.key, settings.input_prefix, settings.result_prefix)
+    manifest = manifest_key(job.key, settings.input_prefix, settings.result_prefix, run_id)
     claim = claim_key(settings.result_prefix, folder)
 
     def finished(nonce: str) -> bool:
@@ -178,7 +179,7 @@ def _run_claimed(  # noqa: PLR0911 - one return per way a job ends, each with it
 ) -> JobResult:
     settings = runtime.settings
     logger = get_logger()
-    folder_key = results_folder(job.key, settings.input_prefix, settings.result_prefix)
+    folder_key = results_folder(job.key, settings.input_prefix, settings.result_prefix, _run_id(job))
     manifest_key = folder_key + MANIFEST_NAME
     marker_key = cancel_key(settings.result_prefix, folder)
     keys = _CancelKeys(manifest=manifest_key, marker=marker_key)
@@ -207,7 +208,9 @@ def _run_claimed(  # noqa: PLR0911 - one return per way a job ends, each with it
         # the same bytes uploaded again with other parameters have the same ETag (in an unversioned bucket), and
         # are a new job, not a duplicate.
         takes_parameters = bool(declared_parameters(runtime.processor))
-        done = not takes_parameters and _done_before(job, existing, job.etag, job.version_id, manifest_key)
+        done = _run_over(job, existing, manifest_key) or (
+            not takes_parameters and _done_before(job, existing, job.etag, job.version_id, manifest_key)
+        )
         if versions.skip is not None or done:
             emit(events.SKIPPED, manifest_key=manifest_key)
             return JobResult(Outcome.SKIPPED)
@@ -257,7 +260,7 @@ def _run_claimed(  # noqa: PLR0911 - one return per way a job ends, each with it
             )
         manifest.started_at, manifest.finished_at = started_at, utcnow()
         manifest.timings["total"] = (manifest.finished_at - started_at).total_seconds()
-        _write_claimed_manifest(runtime.s3, job.bucket, manifest_key, manifest, claim)
+        _write_claimed_manifest(runtime.s3, job, manifest_key, manifest, claim)
         logger.info("job succeeded", extra={"manifest": manifest_key, "outputs": len(manifest.outputs)})
         emit(events.SUCCEEDED, manifest_key=manifest_key, outputs=len(manifest.outputs), durations=manifest.timings)
         return JobResult(Outcome.SUCCEEDED)
@@ -313,7 +316,11 @@ def _cancelled_before_start(
     worker reads anyway: no request is spent on the happy path. The marker (read only in this rare case) says who
     asked; without one, the cancel was already settled and this delivery is a duplicate: a skip.
     """
-    if job.rerun or not records_cancel(existing, job.etag, job.version_id):
+    # A run's manifest is its own (one folder per run): a cancelled one is this run's, whatever the object's ETag.
+    if job.run is not None:
+        if not existing or existing.get("status") != CANCELLED:
+            return None
+    elif job.rerun or not records_cancel(existing, job.etag, job.version_id):
         return None
     request = pending_cancel(runtime.s3, job.bucket, keys.marker, job.etag, job.version_id)
     if request is None:
@@ -361,7 +368,7 @@ def _settle_cancel(
         if records_success(read_manifest(runtime.s3, job.bucket, manifest_key), source.etag, source.version_id):
             logger.info("a success manifest exists for this ETag: not overwriting it with a cancellation")
         else:
-            _write_claimed_manifest(runtime.s3, job.bucket, manifest_key, manifest, claim)
+            _write_claimed_manifest(runtime.s3, job, manifest_key, manifest, claim)
     except Exception as write_error:  # noqa: BLE001 - without its manifest the cancel is retried, not lost
         reason = describe_error(write_error, f"write s3://{job.bucket}/{manifest_key}")
         logger.warning("could not write the cancelled manifest; will retry", extra={"error": reason})
@@ -378,6 +385,23 @@ def _settle_cancel(
         durations=timings,
     )
     return JobResult(Outcome.CANCELLED)
+
+
+def _run_id(job: Job) -> str | None:
+    return job.run.id if job.run is not None else None
+
+
+def _run_over(job: Job, existing: dict[str, Any] | None, key: str) -> bool:
+    """True when this job is a scheduled run whose manifest already records its outcome: a redelivery, skipped.
+
+    A run's folder is its own, so any success or failure there is this run's (a cancelled one is settled by
+    `_cancelled_before_start`, which also clears its marker). Another run, or an upload of the same key, never
+    makes a run a skip.
+    """
+    if job.run is None or not existing or existing.get("status") not in (SUCCEEDED, FAILED):
+        return False
+    get_logger().info("this scheduled run already has its outcome: skipping", extra={"manifest": key})
+    return True
 
 
 def _done_before(
@@ -410,6 +434,11 @@ def _check_input(source: Source, folder: str, settings: Settings) -> str:
         raise UnsupportedInput(
             f"{source.key} would put its results in {settings.result_prefix}{OUTSIDE_FOLDER}/, the folder of the "
             "results of keys outside INPUT_PREFIX"
+        )
+    if folder == RUNS_FOLDER:
+        raise UnsupportedInput(
+            f"{source.key} would put its results in {settings.result_prefix}{RUNS_FOLDER}/, the folder of the "
+            "results of scheduled runs"
         )
     suffix = archive_suffix(source.key)
     if suffix is None:
@@ -553,7 +582,7 @@ def _settle_failure(
         if records_success(existing, source.etag, source.version_id, source.parameters):
             logger.info("a success manifest exists for this ETag: not overwriting it with a failure")
         else:
-            _write_claimed_manifest(runtime.s3, job.bucket, manifest_key, manifest, claim)
+            _write_claimed_manifest(runtime.s3, job, manifest_key, manifest, claim)
     except Exception as write_error:  # noqa: BLE001 - without its manifest the failure must be retried, not deleted
         unwritten = describe_error(write_error, f"write s3://{job.bucket}/{manifest_key}")
         if is_permanent(write_error):
@@ -578,10 +607,11 @@ def _settle_failure(
     return JobResult(Outcome.FAILED, error)
 
 
-def _write_claimed_manifest(s3: S3Client, bucket: str, key: str, manifest: Manifest, claim: Claim) -> None:
+def _write_claimed_manifest(s3: S3Client, job: Job, key: str, manifest: Manifest, claim: Claim) -> None:
     """Write the manifest naming the claim: once it is written, the claim is left for the next job to take over."""
     manifest.claim = claim.nonce
-    write_manifest(s3, bucket, key, manifest)
+    manifest.run = job.run
+    write_manifest(s3, job.bucket, key, manifest)
     claim.recorded = True
 
 

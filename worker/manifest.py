@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 
 from worker.errors import GONE_CODES, error_code
 from worker.messages import normalise_etag
+from worker.runs import Run
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -64,6 +65,7 @@ class Manifest:
     claim: str | None = None  # the nonce of the claim this job ran under (docs/worker.md, "Concurrent duplicates")
     ignored: list[dict[str, str]] = field(default_factory=list)  # archive members left out: {"name", "rule"}
     warnings: list[str] = field(default_factory=list)  # what the uploader should know about a success
+    run: Run | None = None  # the scheduled run this job was (worker/runs.py); None for an upload's job
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest as a JSON-ready dict, fields in the documented order."""
@@ -91,6 +93,7 @@ class Manifest:
             "claim": self.claim,
             "ignored": self.ignored,
             "warnings": self.warnings,
+            "run": self.run.to_dict() if self.run is not None else None,
         }
 
     def to_json(self) -> bytes:

@@ -26,6 +26,8 @@ from urllib.parse import unquote_plus
 from aws_lambda_powertools.utilities.data_classes import S3EventBridgeNotificationEvent
 from aws_lambda_powertools.utilities.data_classes.sns_event import SNSMessage
 
+from worker.runs import Run, run_from_block
+
 
 @dataclass(frozen=True)
 class Job:
@@ -41,6 +43,7 @@ class Job:
     # detail.object.sequencer in an EventBridge event; None when it has none (docs/worker.md, "Versions and order").
     sequencer: str | None = None
     rerun: bool = False  # `lew rerun`: process again even when the manifest records a success for this ETag
+    run: Run | None = None  # a scheduled run (worker/runs.py): results in the run's own folder
 
 
 @dataclass(frozen=True)
@@ -261,6 +264,7 @@ def _job_from_record(record: Any) -> Job:
         event_name=event_name,
         sequencer=_optional_text(obj, "sequencer"),
         rerun=_rerun_flag(record),
+        run=_run(record),
     )
 
 
@@ -268,6 +272,12 @@ def _rerun_flag(record: Mapping[str, Any]) -> bool:
     """The `lew` block `lew rerun` adds to its record: {"lew": {"rerun": true}}."""
     block = record.get("lew")
     return isinstance(block, dict) and block.get("rerun") is True
+
+
+def _run(record: Mapping[str, Any]) -> Run | None:
+    """The scheduled run the launcher's `lew` block names (worker/runs.py), or None."""
+    block = record.get("lew")
+    return run_from_block(block) if isinstance(block, dict) else None
 
 
 def _required_text(value: object, what: str) -> str:

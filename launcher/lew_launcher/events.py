@@ -8,7 +8,8 @@ Events accepted:
   publishes to): ``Records[].EventSource == "aws:sns"``, the S3 event is the JSON string ``Records[].Sns.Message``;
 * the scheduled reconcile event (``aws.events`` / ``Scheduled Event``), which only runs the scaling step;
 * ECS ``Task State Change`` events (``aws.ecs``) of a stopped task, which the template's rule sends only for worker
-  tasks that stopped without ever running (``TaskStop``; see ``start_failures``).
+  tasks that stopped without ever running (``TaskStop``; see ``start_failures``);
+* a scheduled job's event (``lew.schedule`` / ``Scheduled Job``, see ``schedule``): one object, one run.
 
 Anything else raises ``UnsupportedEvent`` naming the shape it saw, so Lambda's retries and on-failure destination
 keep the event.
@@ -32,6 +33,7 @@ from typing import Any, Final
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, S3Event, SNSEvent
 
 from lew_launcher.keys import decode_key
+from lew_launcher.schedule import ScheduledRun, ScheduleEventError, is_schedule_event, read_schedule_event
 
 
 class UnsupportedEvent(ValueError):  # noqa: N818  # the name says what it is, an event we do not handle
@@ -45,6 +47,7 @@ class EventKind(StrEnum):
     SNS = "sns-notification"  # one of the S3 events above, delivered through an SNS topic
     RECONCILE = "scheduled-reconcile"
     TASK_STOPPED = "ecs-task-stopped"
+    SCHEDULED_JOB = "scheduled-job"
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class ObjectNotice:
     version_id: str | None = None
     sequencer: str | None = None
     bucket_arn: str | None = None
+    run: ScheduledRun | None = None  # a scheduled job's run: the object is processed again, into the run's folder
 
     @property
     def created(self) -> bool:
@@ -123,12 +127,14 @@ def parse_event(event: object) -> ParsedEvent:
         return ParsedEvent(EventKind.RECONCILE)
     if event.get("source") == "aws.ecs" and event.get("detail-type") == "ECS Task State Change":
         return ParsedEvent(EventKind.TASK_STOPPED, task_stop=_parse_task_stop(event))
+    if is_schedule_event(event):
+        return ParsedEvent(EventKind.SCHEDULED_JOB, (_parse_scheduled_job(event),))
     parsed = _parse_s3_event(event)
     if parsed is None:
         raise UnsupportedEvent(
             f"unsupported event ({describe_shape(event)}); the launcher accepts S3 notifications and EventBridge "
-            "'Object Created' events from aws.s3, directly or through SNS, the scheduled reconcile event and ECS "
-            "'Task State Change' events of stopped tasks"
+            "'Object Created' events from aws.s3, directly or through SNS, the scheduled reconcile event, ECS "
+            "'Task State Change' events of stopped tasks and scheduled jobs (source lew.schedule)"
         )
     return parsed
 
@@ -150,6 +156,22 @@ def _parse_s3_event(document: Mapping[str, Any]) -> ParsedEvent | None:
     if document.get("source") == "aws.s3" and isinstance(document.get("detail-type"), str):
         return ParsedEvent(EventKind.EVENTBRIDGE, (_parse_eventbridge(document),))
     return None
+
+
+def _parse_scheduled_job(event: Mapping[str, Any]) -> ObjectNotice:
+    try:
+        bucket, key, run = read_schedule_event(event)
+    except ScheduleEventError as error:
+        raise UnsupportedEvent(f"scheduled job: {error}") from None
+    # The worker processes the key's current version at run time: no size, ETag or version is known here.
+    return ObjectNotice(
+        bucket=bucket,
+        key=key,
+        event_name="ObjectCreated:Put",
+        event_time=run.scheduled_time,
+        region=str(event.get("region") or ""),
+        run=run,
+    )
 
 
 def _is_sns_event(event: Mapping[str, Any]) -> bool:

@@ -40,6 +40,7 @@ def queued_detail(notice: ObjectNotice, now: datetime | None = None) -> dict[str
             "version_id": notice.version_id,
             "etag": notice.etag.strip('"') if notice.etag else None,
             "size": notice.size,
+            "run": notice.run.to_dict() if notice.run is not None else None,
         },
         "attempt": None,
         "task_arn": None,

@@ -1,6 +1,7 @@
 """One invocation end to end: recognise the event, skip what is not work, enqueue the rest, then scale.
 
-A stopped worker task's event goes to ``start_failures.handle_task_stop`` instead.
+A stopped worker task's event goes to ``start_failures.handle_task_stop`` instead. A scheduled job's event is one
+object like an upload's, with a run (``schedule``), enqueued and scaled for the same way.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from lew_launcher import job_events
 from lew_launcher.enqueue import enqueue
-from lew_launcher.events import EventKind, ObjectNotice, parse_event
+from lew_launcher.events import EventKind, ObjectNotice, UnsupportedEvent, parse_event
 from lew_launcher.observability import logger, metrics
 from lew_launcher.retry import DEFAULT_RETRY, RetryPolicy
 from lew_launcher.scaling import LaunchMemory, scale_workers
@@ -47,12 +48,19 @@ def launch(
     for notice in parsed.objects:
         with logger.append_context_keys(bucket=notice.bucket, key=notice.key):
             reason = skip_reason(notice, settings)
+            if reason and notice.run is not None:
+                # Nobody watches a schedule's skips: a run that cannot be a job fails the invocation, so the
+                # LauncherFailureAlarm and the on-failure queue tell the operator (docs/deploy.md, "Scheduled jobs").
+                raise UnsupportedEvent(
+                    f"scheduled job for s3://{notice.bucket}/{notice.key} refused: {reason} (fix ScheduleObjectKey)"
+                )
             if reason:
                 skipped += 1
                 logger.info("Skipped object", extra={"reason": reason})
             else:
                 accepted.append(notice)
-                logger.info("Accepted object", extra={"size": notice.size, "event_name": notice.event_name})
+                run = notice.run.id if notice.run is not None else None
+                logger.info("Accepted object", extra={"size": notice.size, "event_name": notice.event_name, "run": run})
     metrics.add_metric(name="ObjectsAccepted", unit=MetricUnit.Count, value=len(accepted))
     metrics.add_metric(name="ObjectsSkipped", unit=MetricUnit.Count, value=skipped)
     enqueued = enqueue(sqs, settings.queue_url, accepted, retry) if accepted else 0

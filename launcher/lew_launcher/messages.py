@@ -1,4 +1,7 @@
-"""The work message: an S3 event notification holding exactly one object, as S3 itself sends it to SQS."""
+"""The work message: an S3 event notification holding exactly one object, as S3 itself sends it to SQS.
+
+A scheduled job's record also carries a `lew` block naming its run (lew_launcher.schedule).
+"""
 
 from __future__ import annotations
 
@@ -18,9 +21,10 @@ def message_body(notice: ObjectNotice) -> str:
         s3_object["size"] = notice.size
     optional = {"eTag": notice.etag, "versionId": notice.version_id, "sequencer": notice.sequencer}
     s3_object.update({name: value for name, value in optional.items() if value is not None})
-    record = {
+    record: dict[str, Any] = {
         "eventVersion": "2.1",
-        "eventSource": "aws:s3",
+        # A scheduled run is not an S3 event: say who made the record (worker/runs.py reads its `lew` block).
+        "eventSource": "aws:s3" if notice.run is None else "lew:schedule",
         "awsRegion": notice.region,
         "eventTime": notice.event_time,
         "eventName": notice.event_name,
@@ -31,4 +35,6 @@ def message_body(notice: ObjectNotice) -> str:
             "object": s3_object,
         },
     }
+    if notice.run is not None:
+        record["lew"] = notice.run.message_block()
     return json.dumps({"Records": [record]}, ensure_ascii=False, separators=(",", ":"))

@@ -584,7 +584,8 @@ def test_a_key_under_a_folder_named_like_the_claims_folder_is_processed_apart_fr
 
 
 @pytest.mark.parametrize(
-    ("name", "words"), [(".lew-claims", "claims folder"), (".lew-outside", "outside INPUT_PREFIX")]
+    ("name", "words"),
+    [(".lew-claims", "claims folder"), (".lew-outside", "outside INPUT_PREFIX"), (".lew-runs", "scheduled runs")],
 )
 def test_a_key_whose_results_folder_would_be_a_reserved_folder_is_refused(stack: Stack, name: str, words: str) -> None:
     # GIVEN the one key whose folder name is `.lew-claims` or `.lew-outside` (no archive, so it never has outputs)

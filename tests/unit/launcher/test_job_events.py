@@ -63,6 +63,7 @@ def test_queued_event_matches_the_documented_schema() -> None:
         "version_id": "v1",
         "etag": "abc",
         "size": 1234,
+        "run": None,
     }
     assert entry["EventBusName"] == "lew-jobs"
 

@@ -73,6 +73,7 @@ def test_manifest_to_json_has_every_documented_field() -> None:
         "claim",
         "ignored",
         "warnings",
+        "run",
     ]
     assert document["claim"] == "nonce-1"
     assert document["ignored"] == [{"name": "__MACOSX/._a.pov", "rule": "macos-__MACOSX"}]

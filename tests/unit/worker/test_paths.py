@@ -8,7 +8,7 @@ import pytest
 
 from worker.claims import claim_key
 from worker.paths import (
-    OUTSIDE_FOLDER,
+    RESERVED_FOLDERS,
     S3_KEY_LIMIT_BYTES,
     folder_name,
     folder_of_manifest,
@@ -18,6 +18,7 @@ from worker.paths import (
     outside_input_prefix,
     results_folder,
     results_key_problem,
+    run_of_folder,
 )
 
 # Keys chosen to collide under the old stem rule (results/<key without prefix and archive suffix>/), or to nest.
@@ -42,6 +43,8 @@ AWKWARD_KEYS = [
     "incoming/sha256/" + "0" * 64,
     "incoming/.lew-outside",
     "incoming/.lew-outside/other%2Fx.zip",
+    "incoming/.lew-runs",
+    "incoming/.lew-runs/other%2Fx.zip/20261130T030000Z",
     "other/x.zip",  # outside the input prefix
     "x.zip",
     "incoming",
@@ -78,10 +81,10 @@ def test_folder_name_is_one_segment_and_never_shared_nor_nested() -> None:
     # THEN every name is one path segment (or .lew-outside/ and one), all differ, none is a prefix of another folder
     assert all("/" not in name.removeprefix(".lew-outside/") for name in names.values())
     assert len(set(names.values())) == len(AWKWARD_KEYS)
-    # (but for the reserved `.lew-outside`: the key incoming/.lew-outside has no archive suffix, so it never has
-    # outputs, and the worker refuses it by name: test_a_key_whose_results_folder_would_be_a_reserved_folder...)
+    # (but for the reserved `.lew-outside` and `.lew-runs`: those keys have no archive suffix, so they never have
+    # outputs, and the worker refuses them by name: test_a_key_whose_results_folder_would_be_a_reserved_folder...)
     for first, second in itertools.permutations(names.values(), 2):
-        assert first == OUTSIDE_FOLDER or not f"results/{second}/".startswith(f"results/{first}/")
+        assert first in RESERVED_FOLDERS or not f"results/{second}/".startswith(f"results/{first}/")
 
 
 @pytest.mark.parametrize("key", AWKWARD_KEYS)
@@ -150,3 +153,49 @@ def test_results_key_problem_counts_the_encoded_slashes() -> None:
     problem = results_key_problem(key, "incoming/", "results/")
     assert problem is not None
     assert f"{len(manifest_key(key, 'incoming/', 'results/').encode())} bytes" in problem and "1024" in problem
+
+
+# --- scheduled runs --------------------------------------------------------------------------------------------
+
+RUNS = ["20261130T030000Z", "20261201T030000Z", "20261130T030000.123Z"]
+
+
+def test_a_scheduled_run_has_its_folder_under_the_runs_folder_by_key_and_run() -> None:
+    # GIVEN a scheduled key outside the input prefix and one inside it
+    # THEN each run's folder is .lew-runs/<whole key encoded>/<run id>, whatever INPUT_PREFIX is
+    assert manifest_key("schedules/etl.zip", "incoming/", "results/", "20261130T030000Z") == (
+        "results/.lew-runs/schedules%2Fetl.zip/20261130T030000Z/manifest.json"
+    )
+    assert folder_name("incoming/etl.zip", "incoming/", "20261130T030000Z") == (
+        ".lew-runs/incoming%2Fetl.zip/20261130T030000Z"
+    )
+    assert run_of_folder(".lew-runs/incoming%2Fetl.zip/20261130T030000Z") == "20261130T030000Z"
+    assert run_of_folder("etl.zip") is None
+
+
+def test_run_folders_never_meet_each_other_nor_an_uploads_folder() -> None:
+    # GIVEN every awkward key as an upload, and as a scheduled key run three times
+    uploads = [folder_name(key, "incoming/") for key in AWKWARD_KEYS]
+    runs = [folder_name(key, "incoming/", run) for key in AWKWARD_KEYS for run in RUNS]
+    # THEN every run has a folder of its own, and no folder lies in another (but for the refused .lew-runs key)
+    assert len(set(runs)) == len(runs)
+    assert not set(runs) & set(uploads)
+    for first, second in itertools.permutations(uploads + runs, 2):
+        assert first in RESERVED_FOLDERS or not f"results/{second}/".startswith(f"results/{first}/")
+    # AND every run's claim is its own, apart from every upload's
+    claims = [claim_key("results/", name) for name in uploads + runs]
+    assert len(set(claims)) == len(claims)
+
+
+@pytest.mark.parametrize("key", AWKWARD_KEYS)
+def test_key_of_folder_undoes_a_runs_folder_name(key: str) -> None:
+    assert key_of_folder(folder_name(key, "incoming/", RUNS[0]), "incoming/") == key
+
+
+def test_folder_of_manifest_accepts_a_runs_manifest_but_not_its_outputs() -> None:
+    assert folder_of_manifest("results/.lew-runs/s%2Fe.zip/20261130T030000Z/manifest.json", "results/") == (
+        ".lew-runs/s%2Fe.zip/20261130T030000Z"
+    )
+    assert folder_of_manifest("results/.lew-runs/s%2Fe.zip/20261130T030000Z/sub/manifest.json", "results/") is None
+    assert folder_of_manifest("results/.lew-runs/s%2Fe.zip/manifest.json", "results/") is None
+    assert folder_of_manifest("results/.lew-runs//20261130T030000Z/manifest.json", "results/") is None

@@ -1,0 +1,55 @@
+"""Scheduled runs: a job that processes a fixed object once per schedule tick (docs/deploy.md, "Scheduled jobs").
+
+The launcher turns a schedule's event into a work message whose record carries a `lew` block:
+
+    "lew": {"run": "20261130T030000Z", "scheduledTime": "2026-11-30T03:00:00Z", "schedule": "arn:aws:scheduler:..."}
+
+The run id is the scheduled time in ISO 8601's basic format (fractional seconds kept, as `lew schedule fire` gives
+them): it names the run's results folder (worker/paths.py), so it is checked here against that one shape, and a
+message whose run id is anything else is poison. Each run is a job of its own: never skipped because another run or
+an upload of the same key was processed, only because this very run already has its outcome (a redelivery).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+# 20261130T030000Z, 20261130T030000.123Z: digits, a T, digits, an optional fraction, Z. Nothing that a path or a
+# shell could read as anything else.
+RUN_ID: Final = re.compile(r"\d{8}T\d{6}(\.\d{1,6})?Z")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One scheduled run: its id, the time it was scheduled for (ISO 8601), and the schedule that fired it."""
+
+    id: str
+    scheduled_time: str | None = None
+    schedule: str | None = None
+
+    def to_dict(self) -> dict[str, str | None]:
+        """The run as manifests and events record it: {"id", "scheduled_time", "schedule"}."""
+        return {"id": self.id, "scheduled_time": self.scheduled_time, "schedule": self.schedule}
+
+
+def run_from_block(block: Mapping[str, Any]) -> Run | None:
+    """The run a record's `lew` block names, or None when it names none.
+
+    Raises ValueError naming the field when the block names a run in another shape (the message is then poison).
+    """
+    run_id = block.get("run")
+    if run_id is None:
+        return None
+    if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
+        raise ValueError(f"lew.run {run_id!r} is not a run id like 20261130T030000Z")
+    return Run(run_id, _optional_text(block, "scheduledTime"), _optional_text(block, "schedule"))
+
+
+def _optional_text(block: Mapping[str, Any], name: str) -> str | None:
+    value = block.get(name)
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"lew.{name} is not a string")
+    return value or None
