@@ -23,7 +23,7 @@ from typing import Any, TypeAlias
 
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
-from lew import cost, dead_letters, lifecycle_cli, ops, stopped_tasks
+from lew import cost, dead_letters, lifecycle_cli, ops, schedule_cli, stopped_tasks
 from lew.argparsing import OneLineParser, one_line, positive_float, positive_int
 from lew.aws_failures import describe_aws_failure
 from lew.client import Client
@@ -424,7 +424,7 @@ def _manifest_table(title: str, manifests: Sequence[ops.ManifestSummary]) -> Non
         return
     rows = [
         [
-            m.source_key or m.folder,
+            m.label,
             m.status,
             str(len(m.outputs)),
             "-" if m.seconds is None else f"{m.seconds:.1f}",
@@ -484,6 +484,7 @@ REGISTRARS: tuple[Callable[[Subcommands], None], ...] = (
     register_redrive,
     register_rerun,
     lambda subcommands: lifecycle_cli.register(subcommands, _target_options()),  # wait, cancel, events
+    lambda subcommands: schedule_cli.register(subcommands, _target_options()),  # schedule fire
     cost.register,
 )
 

@@ -10,6 +10,7 @@ goes through S3 and SQS with the caller's credentials; no lew service runs anywh
     if outcome.status == "succeeded": ...
 
     outcome = client.wait(client.rerun(["scene.zip"])[0])   # processed again, waiting for the new manifest
+    outcome = client.wait(client.fire_schedule())           # a run of the stack's scheduled job, now
 """
 
 from __future__ import annotations
@@ -29,14 +30,16 @@ from lew import dead_letters, ops
 from lew.errors import LewError
 from lew.job_parameters import ParameterValue, parameter_texts
 from lew.rerun import rerun as rerun_uploads
+from lew.schedule import fire
 from lew.target import Target, resolve_target
 from worker.cancel import CancelRequest, cancel_key, read_cancel, write_cancel
 from worker.claims import CLAIM_SUFFIX, CLAIMS_FOLDER, claim_key
 from worker.manifest import CANCELLED, FAILED, SUCCEEDED, Manifest, Source, write_manifest
 from worker.messages import normalise_etag
 from worker.parameters import parameter_metadata, parameters_from_metadata
-from worker.paths import folder_name, manifest_key
+from worker.paths import folder_name, manifest_key, run_of_folder
 from worker.progress import Progress
+from worker.runs import RUN_ID, Run
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -71,6 +74,8 @@ class Upload:
     not_before: str | None = None
     # The job parameters the upload carries (its lew-param-* metadata, by name); None when not known.
     parameters: dict[str, str] | None = None
+    # A scheduled run of the key (its run id, e.g. 20261130T030000Z): its own results folder, claim and manifest.
+    run: str | None = None
 
     @property
     def uri(self) -> str:
@@ -118,6 +123,7 @@ class RunningJob:
     age: float | None  # seconds since the claim was taken
     progress: Progress | None
     claim_key: str
+    run: str | None = None  # a scheduled run's id, None for an upload's job
 
 
 @dataclass(frozen=True)
@@ -211,14 +217,34 @@ class Client:
         queued = rerun_uploads(self.s3, self.target.sqs, self.target, keys)
         return [Upload(self.target.bucket, item.key, normalise_etag(item.etag), not_before=since) for item in queued]
 
+    def fire_schedule(self, key: str | None = None, *, at: datetime | None = None) -> Upload:
+        """Start a run of the scheduled job now (lew.schedule.fire): of `key`, else of the stack's ScheduleObjectKey.
+
+        `at` is the run's scheduled time (default now; it names the run). Returns the run as an Upload whose `run`
+        is set, for `wait`, `state` and `cancel`. Raises LewError when there is no schedule or no such object.
+        """
+        fired = fire(self.target, key, at=at)
+        return Upload(fired.bucket, fired.key, None, run=fired.run)
+
+    def run_of(self, key: str, run: str) -> Upload:
+        """A scheduled run of an object, by its id (as `fire_schedule` or the schedule named it), for `wait`/`cancel`.
+
+        Raises LewError when `run` is not a run id like 20261130T030000Z.
+        """
+        if not RUN_ID.fullmatch(run):
+            raise LewError(f"--run {run!r} is not a run id like 20261130T030000Z")
+        return Upload(self.target.bucket, ops.resolve_key(self.s3, self.target, key), None, run=run)
+
     # -- one job's state ------------------------------------------------------------------------------------------
 
     def state(self, upload: Upload, *, check_dlq: bool = False) -> JobState:
         """The job's state now: its manifest for this upload, else its live claim, else (check_dlq) a dead letter."""
-        summary = ops.read_manifest(self.s3, upload.bucket, self._manifest_key(upload.key), self.target.result_prefix)
+        summary = ops.read_manifest(
+            self.s3, upload.bucket, self._manifest_key(upload.key, upload.run), self.target.result_prefix
+        )
         if summary is not None and _records(summary.document, upload):
             return JobState(upload, summary.status, manifest=summary, age=summary.seconds, error=summary.error)
-        claim = self._read_claim(self._claim_key(upload.key))
+        claim = self._read_claim(self._claim_key(upload.key, upload.run))
         if claim is not None and _claim_names(claim, upload) and _claim_live(claim):
             return JobState(
                 upload,
@@ -315,7 +341,7 @@ class Client:
             raise JobFinishedError(
                 f"{upload.uri} already {state.status}: nothing to cancel (manifest {state.manifest_key})"
             )
-        marker = self._cancel_key(upload.key)
+        marker = self._cancel_key(upload.key, upload.run)
         request = CancelRequest.new(upload.etag, upload.version_id, requested_by)
         write_cancel(self.s3, upload.bucket, marker, request)
         if state.status == QUEUED:
@@ -323,13 +349,16 @@ class Client:
             # job without a request of its own on every job's path (the marker tells the worker who asked, and
             # stops the job within a beat if a worker claimed it meanwhile).
             write_manifest(
-                self.s3, upload.bucket, self._manifest_key(upload.key), _queued_cancel_manifest(upload, request)
+                self.s3,
+                upload.bucket,
+                self._manifest_key(upload.key, upload.run),
+                _queued_cancel_manifest(upload, request),
             )
         return CancelResult(upload, state.status, marker)
 
     def cancel_requested(self, upload: Upload) -> bool:
         """True when a cancel request for this upload waits for a worker."""
-        request = read_cancel(self.s3, upload.bucket, self._cancel_key(upload.key))
+        request = read_cancel(self.s3, upload.bucket, self._cancel_key(upload.key, upload.run))
         return request is not None and request.applies_to(upload.etag, upload.version_id)
 
     # -- the whole stack ------------------------------------------------------------------------------------------
@@ -388,18 +417,22 @@ class Client:
 
     # -- keys: every one through worker/paths.py and worker/claims.py, never spelled here ---------------------------
 
-    def _manifest_key(self, key: str) -> str:
-        return manifest_key(key, self.target.input_prefix, self.target.result_prefix)
+    def manifest_key(self, upload: Upload) -> str:
+        """Where the manifest of this upload's job (or of its run) is, or will be."""
+        return self._manifest_key(upload.key, upload.run)
 
-    def _claim_key(self, key: str) -> str:
-        return claim_key(self.target.result_prefix, self._folder(key))
+    def _manifest_key(self, key: str, run: str | None = None) -> str:
+        return manifest_key(key, self.target.input_prefix, self.target.result_prefix, run)
 
-    def _cancel_key(self, key: str) -> str:
-        return cancel_key(self.target.result_prefix, self._folder(key))
+    def _claim_key(self, key: str, run: str | None = None) -> str:
+        return claim_key(self.target.result_prefix, self._folder(key, run))
 
-    def _folder(self, key: str) -> str:
-        """The key's results folder name (worker/paths.py), which names its claim and cancel marker."""
-        return folder_name(key, self.target.input_prefix)
+    def _cancel_key(self, key: str, run: str | None = None) -> str:
+        return cancel_key(self.target.result_prefix, self._folder(key, run))
+
+    def _folder(self, key: str, run: str | None = None) -> str:
+        """The key's (or its run's) results folder name (worker/paths.py), which names its claim and cancel marker."""
+        return folder_name(key, self.target.input_prefix, run)
 
     def _read_claim(self, key: str) -> dict[str, Any] | None:
         try:
@@ -425,7 +458,10 @@ class Client:
         if source_key is not None:
             # A job that wrote its manifest leaves its claim behind, named by the manifest: not running.
             summary = ops.read_manifest(
-                self.s3, self.target.bucket, self._manifest_key(source_key), self.target.result_prefix
+                self.s3,
+                self.target.bucket,
+                self._manifest_key(source_key, run_of_folder(stem)),
+                self.target.result_prefix,
             )
             if summary is not None and summary.document.get("claim") == claim.get("nonce"):
                 return None
@@ -438,6 +474,7 @@ class Client:
             age=_age(claim.get("claimed_at")),
             progress=Progress.from_dict(claim.get("progress")),
             claim_key=key,
+            run=run_of_folder(stem),
         )
 
 
@@ -509,7 +546,7 @@ def _queued_cancel_manifest(upload: Upload, request: CancelRequest) -> Manifest:
     """The `cancelled` manifest `lew cancel` writes for a job no worker has started (the worker completes it)."""
     now = datetime.now(UTC)
     by = f" by {request.requested_by}" if request.requested_by else ""
-    return Manifest(
+    manifest = Manifest(
         status=CANCELLED,
         source=Source(upload.bucket, upload.key, upload.etag, upload.version_id, None),
         processor="",
@@ -522,3 +559,5 @@ def _queued_cancel_manifest(upload: Upload, request: CancelRequest) -> Manifest:
             "permanent": True,
         },
     )
+    manifest.run = Run(upload.run) if upload.run is not None else None
+    return manifest

@@ -53,6 +53,18 @@ def add_wait_options(parser: argparse.ArgumentParser, *, optional: bool) -> None
     parser.add_argument("--download", type=Path, metavar="DIR", help="then download each job's results into DIR")
 
 
+def add_run_option(parser: argparse.ArgumentParser) -> None:
+    """--run ID: the scheduled run of KEY to act on (as `lew schedule fire` printed it), not the upload's job."""
+    parser.add_argument(
+        "--run", metavar="ID", help="a scheduled run of KEY (e.g. 20261130T030000Z, as `lew schedule fire` printed)"
+    )
+
+
+def job_label(upload: Upload) -> str:
+    """How a job is named in lines and tables: its key, and its run when it is a scheduled run."""
+    return upload.key if upload.run is None else f"{upload.key} (run {upload.run})"
+
+
 def register(subcommands: Subcommands, target_options: argparse.ArgumentParser) -> None:
     """Add `wait`, `cancel` and `events`."""
     wait = subcommands.add_parser(
@@ -65,6 +77,7 @@ def register(subcommands: Subcommands, target_options: argparse.ArgumentParser) 
     wait.add_argument(
         "keys", nargs="+", metavar="KEY", help="the upload's key, its name under the input prefix, or s3://"
     )
+    add_run_option(wait)
     add_wait_options(wait, optional=False)
     wait.set_defaults(handler=_wait)
 
@@ -76,6 +89,7 @@ def register(subcommands: Subcommands, target_options: argparse.ArgumentParser) 
         "the worker writes a cancelled manifest and deletes the message. A finished job cannot be cancelled.",
     )
     cancel.add_argument("key", metavar="KEY", help="the upload's key, its name under the input prefix, or s3://")
+    add_run_option(cancel)
     cancel.add_argument("--wait", action="store_true", help="wait until the worker has cancelled it")
     cancel.add_argument("--timeout", type=positive_float, metavar="S", help="with --wait: stop waiting after S seconds")
     cancel.set_defaults(handler=_cancel)
@@ -106,26 +120,27 @@ def submit(target: Target, args: argparse.Namespace, *, parameters: Mapping[str,
         uploads.append(upload)
     if not (args.wait or args.timeout is not None or args.download is not None):
         return EXIT_SUCCEEDED
-    return _wait_for(client, uploads, timeout=args.timeout, download=args.download)
+    return wait_for(client, uploads, timeout=args.timeout, download=args.download)
 
 
 def _wait(args: argparse.Namespace) -> int:
     client = _client(args)
-    uploads = [client.upload(key) for key in args.keys]
-    return _wait_for(client, uploads, timeout=args.timeout, download=args.download)
+    uploads = [client.run_of(key, args.run) if args.run else client.upload(key) for key in args.keys]
+    return wait_for(client, uploads, timeout=args.timeout, download=args.download)
 
 
 def _cancel(args: argparse.Namespace) -> int:
     client = _client(args)
-    upload = client.upload(args.key)
+    upload = client.run_of(args.key, args.run) if args.run else client.upload(args.key)
     result = client.cancel(upload, requested_by=_user())
+    named = upload.uri if upload.run is None else f"{upload.uri} (run {upload.run})"
     if result.state == "running":
-        print(f"cancel requested for {upload.uri}: its worker stops it within a few seconds")
+        print(f"cancel requested for {named}: its worker stops it within a few seconds")
     else:
-        print(f"cancel requested for {upload.uri}: it is queued, and will not run")
+        print(f"cancel requested for {named}: it is queued, and will not run")
     if not args.wait:
         return EXIT_SUCCEEDED
-    final = _wait_for(client, [upload], timeout=args.timeout, download=None)
+    final = wait_for(client, [upload], timeout=args.timeout, download=None)
     return EXIT_SUCCEEDED if final == EXIT_CANCELLED else final
 
 
@@ -167,7 +182,7 @@ def print_running(jobs: Sequence[RunningJob]) -> None:
         return
     rows = [
         [
-            job.key,
+            job.key if job.run is None else f"{job.key} (run {job.run})",
             JobLine(job.key, "", job.progress).describe().strip() or "-",
             "-" if job.age is None else format_age(job.age),
             (job.task_arn or "-").rsplit("/", 1)[-1],
@@ -180,15 +195,15 @@ def print_running(jobs: Sequence[RunningJob]) -> None:
 # -- helpers --------------------------------------------------------------------------------------------------------
 
 
-def _wait_for(client: Client, uploads: Sequence[Upload], *, timeout: float | None, download: Path | None) -> int:
+def wait_for(client: Client, uploads: Sequence[Upload], *, timeout: float | None, download: Path | None) -> int:
     with JobsView(f"waiting for {len(uploads)} job(s)") as view:
         states = client.wait_all(
             uploads,
             timeout=timeout,
-            on_update=lambda state: view.update(jobs=[JobLine.of_state(state.upload.key, state)]),
+            on_update=lambda state: view.update(jobs=[JobLine.of_state(job_label(state.upload), state)]),
         )
     for state in states:
-        print(f"{state.upload.key}: {_outcome_line(state)}")
+        print(f"{job_label(state.upload)}: {_outcome_line(state)}")
         if download is not None and state.manifest is not None:
             written = client.download(state, download)
             print(f"  downloaded {len(written)} file(s) into {download}/")

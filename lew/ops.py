@@ -73,11 +73,18 @@ class ManifestSummary:
     key: str
     status: str
     source_key: str
+    run: str | None  # a scheduled run's id (its folder's last segment), None for an upload's job
     outputs: tuple[str, ...]
     seconds: float | None
     error: str | None
     last_modified: datetime | None
     document: dict[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def label(self) -> str:
+        """The input it is the outcome of: its key (or folder), and the run of a scheduled run."""
+        named = self.source_key or self.folder
+        return named if self.run is None else f"{named} (run {self.run})"
 
 
 def summarize(
@@ -92,6 +99,7 @@ def summarize(
         key=key,
         status=str(document.get("status", "unknown")),
         source_key=str((document.get("source") or {}).get("key", "")),
+        run=paths.run_of_folder(paths.folder_of_manifest(key, result_prefix) or ""),
         outputs=tuple(str(item.get("key", "")) for item in document.get("outputs") or [] if isinstance(item, dict)),
         seconds=float(total) if isinstance(total, int | float) else None,
         error=f"{error.get('type', 'Error')}: {error.get('message', '')}" if isinstance(error, dict) else None,

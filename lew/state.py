@@ -43,6 +43,8 @@ class LocalState:
     pid: int
     event_bus: str = ""
     events_queue_url: str = ""  # a queue every job event is copied to (`lew events`)
+    inbox_url: str = ""  # the local launcher's inbox: `lew schedule fire` sends the schedule's event there
+    schedule_key: str = ""  # ScheduleObjectKey: the object each scheduled run processes ("" for none)
 
 
 def state_path(directory: Path | None = None) -> Path:

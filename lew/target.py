@@ -44,6 +44,12 @@ class Target(ServiceClients):
     region: str | None = None
     event_bus: str = ""  # where job state-change events go ("" when unknown)
     events_queue_url: str = ""  # a queue receiving every job event: the local stack has one (`lew events`)
+    # Scheduled jobs (lew.schedule): the object each run processes ("" when the stack has no schedule), the
+    # schedule's ARN when known, and how to invoke the launcher: the local runtime's inbox, or the function's name.
+    schedule_key: str = ""
+    schedule_arn: str = ""
+    launcher_inbox_url: str = ""
+    launcher_function: str = ""
 
     def session(self) -> boto3.session.Session:
         if self.endpoint_url:  # a local stack: fake credentials, so a real account can never be touched
@@ -71,6 +77,8 @@ def from_local_state(state: LocalState) -> Target:
         region=state.region,
         event_bus=state.event_bus,
         events_queue_url=state.events_queue_url,
+        schedule_key=state.schedule_key,
+        launcher_inbox_url=state.inbox_url,
     )
 
 
@@ -130,6 +138,10 @@ def from_local_endpoint(endpoint: str) -> Target:
         events_queue_url = sqs.get_queue_url(QueueName=f"{LOCAL_STACK_NAME}-events")["QueueUrl"]
     except ClientError:
         events_queue_url = ""
+    try:
+        inbox_url = sqs.get_queue_url(QueueName=names.inbox_queue)["QueueUrl"]
+    except ClientError:
+        inbox_url = ""
     return Target(
         **{
             **partial.__dict__,
@@ -137,6 +149,7 @@ def from_local_endpoint(endpoint: str) -> Target:
             "dlq_url": dlq_url,
             "event_bus": f"{LOCAL_STACK_NAME}-jobs",
             "events_queue_url": events_queue_url,
+            "launcher_inbox_url": inbox_url,
         }
     )
 
@@ -213,6 +226,9 @@ def from_cloudformation(stack: str, region: str | None) -> Target:
         suffixes=parse_suffixes(output("Suffixes", required=False) or template_defaults()["Suffixes"]),
         region=described.region,
         event_bus=output("EventBusName", required=False),
+        schedule_key=output("ScheduleObjectKey", required=False),
+        schedule_arn=output("JobScheduleArn", required=False),
+        launcher_function=f"{stack}-launcher",  # the template's FunctionName
     )
 
 

@@ -26,6 +26,7 @@ from worker.errors import ProcessorRejected, ProcessorRetry
 from worker.messages import Job
 from worker.parameters import Parameter, Value, environment_of, parse_declarations
 from worker.progress import PROGRESS_ENV, PROGRESS_FILE_NAME, Progress, povray_progress
+from worker.runs import run_environment
 from worker.settings import ConfigurationError, Settings
 
 REJECT_EXIT_CODE = 3  # ecs-watchbot's contract: 0 success, 3 reject (permanent), anything else retry
@@ -94,6 +95,7 @@ class ProcessorContext:
                     "LEW_INPUT_DIR": str(self.input_dir),
                     "LEW_OUTPUT_DIR": str(self.output_dir),
                     PROGRESS_ENV: str(self.progress_file),
+                    **run_environment(self.job.run),
                     **self.environment,
                     # Never interpolated into a command line: a value is one environment variable, whatever it holds.
                     **environment_of(self.parameters),

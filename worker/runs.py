@@ -35,6 +35,14 @@ class Run:
         return {"id": self.id, "scheduled_time": self.scheduled_time, "schedule": self.schedule}
 
 
+def run_environment(run: Run | None) -> dict[str, str]:
+    """What a scheduled run tells its command: LEW_RUN_ID and LEW_SCHEDULED_TIME (ISO 8601, UTC as Scheduler
+    sends it), the run's logical date for an ETL script; nothing for an upload's job."""
+    if run is None:
+        return {}
+    return {"LEW_RUN_ID": run.id, "LEW_SCHEDULED_TIME": run.scheduled_time or ""}
+
+
 def run_from_block(block: Mapping[str, Any]) -> Run | None:
     """The run a record's `lew` block names, or None when it names none.
 

@@ -7,6 +7,6 @@ tests, the local stack and the benchmarks import the same package under the same
 Modules: ``settings`` (the environment), ``events`` (recognising events and their objects), ``keys`` (S3's key
 encoding), ``skips`` (which objects are not work), ``messages`` (the work message), ``batches`` (AWS batch
 limits), ``retry`` (backoff), ``enqueue`` (SendMessageBatch), ``scaling`` (counting and starting workers),
-``launch`` (one invocation, end to end), ``observability`` (Powertools logger, metrics, tracer) and ``app`` (the
-thin Lambda handler).
+``launch`` (one invocation, end to end), ``schedule`` (a scheduled job's event and run), ``observability``
+(Powertools logger, metrics, tracer) and ``app`` (the thin Lambda handler).
 """

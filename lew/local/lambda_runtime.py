@@ -46,6 +46,14 @@ class LocalLambdaContext:
         return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
+@dataclass(frozen=True)
+class JobSchedule:
+    """A scheduled job the runtime fires on its own clock: every `period_seconds`, the event for that time."""
+
+    period_seconds: float
+    event: Callable[[datetime], dict[str, Any]]
+
+
 @dataclass
 class RuntimeStats:
     """What the runtime did, for `lew status`-like summaries and for tests."""
@@ -109,6 +117,7 @@ class LocalLambdaRuntime:
         retry_delays: tuple[float, ...],
         on_thread_start: Callable[[], None] = lambda: None,
         on_configuration_error: Callable[[str], None] = lambda line: None,
+        job_schedule: JobSchedule | None = None,
     ) -> None:
         self._sqs = sqs
         self._inbox_url = inbox_url
@@ -122,6 +131,7 @@ class LocalLambdaRuntime:
         self._retry_delays = retry_delays
         self._on_thread_start = on_thread_start
         self._on_configuration_error = on_configuration_error
+        self._job_schedule = job_schedule
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lew-lambda-runtime", daemon=True)
         self.stats = RuntimeStats()
@@ -152,8 +162,13 @@ class LocalLambdaRuntime:
     def _run(self) -> None:
         self._on_thread_start()
         next_reconcile = time.monotonic() + self._reconcile_seconds
+        schedule = self._job_schedule
+        next_run = time.monotonic() + schedule.period_seconds if schedule is not None else None
         while not self._stopping.is_set():
             try:
+                if schedule is not None and next_run is not None and time.monotonic() >= next_run:
+                    next_run += schedule.period_seconds
+                    self.invoke_async(schedule.event(datetime.now(UTC)), source="lew.schedule")
                 if time.monotonic() >= next_reconcile:
                     next_reconcile = time.monotonic() + self._reconcile_seconds
                     rule = f"{self._function_name}-reconcile"

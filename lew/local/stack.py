@@ -24,13 +24,15 @@ from lew.clients import ServiceClients
 from lew.errors import LewError
 from lew.local.chaos import StartFailureInjector
 from lew.local.ecs_agent import LocalEcsAgent
-from lew.local.lambda_runtime import Handler, LocalLambdaRuntime, load_launcher_handler
+from lew.local.lambda_runtime import Handler, JobSchedule, LocalLambdaRuntime, load_launcher_handler
 from lew.local.output import LogSink, ThreadRoutedStdout, prefixed_stream_sink
 from lew.local.resources import LocalResources, create_resources
 from lew.local.settings import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, LocalSettings
 from lew.local.task_state import EventBridgePublisher, MotoTaskNotes, create_task_stopped_rule, resolved_pattern
 from lew.queues import queue_depths
+from lew.schedule import LOCAL_SCHEDULE_ARN, rate_seconds, scheduled_time_text
 from lew.state import LocalState
+from lew_launcher.schedule import schedule_event
 
 LAUNCHER_FUNCTION_NAME = "lew-local-launcher"
 TASKS_STAY_RUNNING = {"progression": "manual", "times": 10**9}
@@ -161,6 +163,7 @@ class LocalStack(ServiceClients):
             retry_delays=self.settings.lambda_retry_delays,
             on_thread_start=self._route_this_thread,
             on_configuration_error=self._configuration_failed,
+            job_schedule=self._job_schedule(self.resources.bucket),
         )
         self.agent.start()
         self.runtime.start()
@@ -193,6 +196,28 @@ class LocalStack(ServiceClients):
             self._saved_environment = None
 
     # -- helpers ------------------------------------------------------------------------------------------------
+
+    def _job_schedule(self, bucket: str) -> JobSchedule | None:
+        """The template's scheduled job, when ScheduleExpression is a rate(); a cron() or at() is fired on demand."""
+        expression = self.settings.parameters.get("ScheduleExpression", "")
+        key = self.settings.parameters.get("ScheduleObjectKey", "")
+        if not expression or not key:
+            return None
+        period = rate_seconds(expression)
+        if period is None:
+            self._sink(
+                "lambda",
+                f"ScheduleExpression {expression} is not run by the local stack's clock (only rate() is): "
+                "start a run with `lew schedule fire`",
+            )
+            return None
+        self._sink(
+            "lambda",
+            f"scheduled job: s3://{bucket}/{key} every {period:g} s ({expression}); `lew schedule fire` runs it now",
+        )
+        return JobSchedule(
+            period, lambda moment: schedule_event(bucket, key, scheduled_time_text(moment), LOCAL_SCHEDULE_ARN)
+        )
 
     def _configuration_failed(self, line: str) -> None:
         """Keep the first configuration error and raise `failed`, so that whoever runs the stack stops at once."""
@@ -284,6 +309,8 @@ class LocalStack(ServiceClients):
             pid=os.getpid(),
             event_bus=self.resources.event_bus,
             events_queue_url=self.resources.events_queue_url,
+            inbox_url=self.resources.inbox_url,
+            schedule_key=self.settings.parameters.get("ScheduleObjectKey", ""),
         )
 
     def queue_counts(self) -> dict[str, int]:

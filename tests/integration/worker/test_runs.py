@@ -1,0 +1,125 @@
+"""Scheduled runs against moto: each run is a job of its own, in its own folder; a redelivered run is a skip.
+
+The work messages are the launcher's own (`lew_launcher.messages.message_body` of a parsed schedule event), so the
+launcher's and the worker's sides of the contract are tested together.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from lew_launcher.events import parse_event
+from lew_launcher.messages import message_body
+from lew_launcher.schedule import schedule_event
+from tests.integration.worker.conftest import BUCKET, Stack, zip_bytes
+from worker.paths import manifest_key
+
+pytestmark = pytest.mark.timeout(180)
+
+KEY = "schedules/etl.zip"
+
+
+def run_message(key: str, scheduled_time: str) -> str:
+    """The launcher's work message for one tick of a schedule of `key`."""
+    (notice,) = parse_event(
+        schedule_event(BUCKET, key, scheduled_time, "arn:aws:scheduler:::schedule/default/s")
+    ).objects
+    return message_body(notice)
+
+
+def run_manifest(stack: Stack, key: str, run: str) -> dict[str, Any]:
+    body = stack.s3.get_object(Bucket=BUCKET, Key=manifest_key(key, "incoming/", "results/", run))["Body"].read()
+    loaded: dict[str, Any] = json.loads(body)
+    return loaded
+
+
+def result_keys(stack: Stack) -> list[str]:
+    listing = stack.s3.list_objects_v2(Bucket=BUCKET, Prefix="results/")
+    return sorted(item["Key"] for item in listing.get("Contents", []) if ".lew-claims/" not in item["Key"])
+
+
+def test_a_schedule_fired_twice_gives_two_results(stack: Stack) -> None:
+    # GIVEN a scheduled archive outside the input prefix
+    stack.upload(KEY, zip_bytes({"etl.py": b"print('etl')\n"}))
+
+    # WHEN two ticks of its schedule are processed, one after the other
+    stack.send(run_message(KEY, "2026-11-30T03:00:00Z"))
+    assert stack.run().to_dict()["processed"] == 1
+    stack.send(run_message(KEY, "2026-12-01T03:00:00Z"))
+    assert stack.run().to_dict()["processed"] == 1
+
+    # THEN each run has its own folder, outputs and success manifest naming the run
+    assert result_keys(stack) == [
+        "results/.lew-runs/schedules%2Fetl.zip/20261130T030000Z/inventory.json",
+        "results/.lew-runs/schedules%2Fetl.zip/20261130T030000Z/manifest.json",
+        "results/.lew-runs/schedules%2Fetl.zip/20261201T030000Z/inventory.json",
+        "results/.lew-runs/schedules%2Fetl.zip/20261201T030000Z/manifest.json",
+    ]
+    for run, when in (("20261130T030000Z", "2026-11-30T03:00:00Z"), ("20261201T030000Z", "2026-12-01T03:00:00Z")):
+        manifest = run_manifest(stack, KEY, run)
+        assert manifest["status"] == "succeeded"
+        assert manifest["source"]["key"] == KEY
+        assert manifest["run"] == {
+            "id": run,
+            "scheduled_time": when,
+            "schedule": "arn:aws:scheduler:::schedule/default/s",
+        }
+        assert manifest["outputs"][0]["key"].startswith(f"results/.lew-runs/schedules%2Fetl.zip/{run}/")
+
+
+def test_a_redelivered_run_is_a_skip_once_it_has_its_outcome(stack: Stack) -> None:
+    # GIVEN a run that succeeded
+    stack.upload(KEY, zip_bytes({"etl.py": b"print('etl')\n"}))
+    stack.send(run_message(KEY, "2026-11-30T03:00:00Z"))
+    assert stack.run().to_dict()["processed"] == 1
+    first = run_manifest(stack, KEY, "20261130T030000Z")
+
+    # WHEN the same tick's message comes again (a retried invocation, a redelivery), even for a new object version
+    stack.upload(KEY, zip_bytes({"etl.py": b"print('etl v2')\n"}))
+    stack.send(run_message(KEY, "2026-11-30T03:00:00Z"))
+    summary = stack.run().to_dict()
+
+    # THEN it is skipped: the run's manifest is the first one, untouched
+    assert (summary["processed"], summary["skipped"]) == (0, 1)
+    assert run_manifest(stack, KEY, "20261130T030000Z") == first
+
+
+def test_a_run_is_never_skipped_for_an_uploads_success_nor_an_upload_for_a_runs(stack: Stack) -> None:
+    # GIVEN a scheduled key under the input prefix, processed as an upload
+    key = "incoming/etl.zip"
+    stack.upload(key, zip_bytes({"etl.py": b"print('etl')\n"}))
+    stack.enqueue(key)
+    assert stack.run().to_dict()["processed"] == 1
+
+    # WHEN a run of it comes (same bytes, same ETag)
+    stack.send(run_message(key, "2026-11-30T03:00:00Z"))
+    # THEN it is processed into its own folder, and the upload's manifest is untouched
+    assert stack.run().to_dict()["processed"] == 1
+    assert run_manifest(stack, key, "20261130T030000Z")["run"]["id"] == "20261130T030000Z"
+    assert stack.manifest(key)["run"] is None
+
+    # AND a redelivery of the upload's own message is still a skip (its manifest, not the run's, decides)
+    stack.enqueue(key)
+    assert stack.run().to_dict()["skipped"] == 1
+
+
+def test_a_failed_run_keeps_its_failure_and_the_next_run_still_runs(stack: Stack) -> None:
+    # GIVEN a scheduled object that is not a valid archive
+    stack.upload(KEY, b"not a zip")
+    stack.send(run_message(KEY, "2026-11-30T03:00:00Z"))
+
+    # WHEN its run fails, and the next tick comes after the object was fixed
+    assert stack.run().to_dict()["failed"] == 1
+    stack.upload(KEY, zip_bytes({"etl.py": b"print('etl')\n"}))
+    stack.send(run_message(KEY, "2026-12-01T03:00:00Z"))
+    assert stack.run().to_dict()["processed"] == 1
+
+    # THEN each run says what happened to it
+    assert run_manifest(stack, KEY, "20261130T030000Z")["status"] == "failed"
+    assert run_manifest(stack, KEY, "20261201T030000Z")["status"] == "succeeded"
+    # AND a redelivery of the failed run is a skip, not a second try (its outcome is recorded)
+    stack.send(run_message(KEY, "2026-11-30T03:00:00Z"))
+    assert stack.run().to_dict()["skipped"] == 1
