@@ -178,14 +178,45 @@ class Client:
         missing file, a suffix the stack would skip, or metadata and parameters over S3's 2 KB (counted together).
         """
         ops.check_uploadable([path], self.target.suffixes)
-        entries = {**(check_metadata(metadata) if metadata else {}), **parameter_metadata(parameter_texts(parameters))}
-        check_metadata(entries)  # the two together within S3's 2 KB, refused before anything is uploaded
-        extra = {"Metadata": entries} if entries else None
         key = f"{self.target.input_prefix}{name or path.name}"
         with contextlib.suppress(ClientError):  # without the right to delete it, a marker only for this ETag stays
             self.s3.delete_object(Bucket=self.target.bucket, Key=self._cancel_key(key))
-        self.s3.upload_file(str(path), self.target.bucket, key, ExtraArgs=extra)
+        self._put(path, key, metadata=metadata, parameters=parameters)
         return self.upload(key)
+
+    def upload_scheduled(
+        self, path: Path, key: str | None = None, *, parameters: Mapping[str, ParameterValue] | None = None
+    ) -> str:
+        """Put the scheduled job's archive at `key`, else the stack's ScheduleObjectKey; return the key.
+
+        Every later run processes it, with these job `parameters` (as `submit` sends them). No run starts: the
+        schedule, or `fire_schedule`, starts one. Raises LewError when there is no key, or for a file `submit`
+        would refuse (missing, empty, an archive suffix the stack does not process).
+        """
+        chosen = key or self.target.schedule_key
+        if not chosen:
+            raise LewError(
+                f"{self.target.description} has no scheduled job (ScheduleObjectKey is empty): give the key to "
+                "upload to, e.g. schedules/etl.zip"
+            )
+        ops.check_uploadable([path], ())
+        if self.target.suffixes and not chosen.lower().endswith(self.target.suffixes):
+            raise LewError(f"{chosen}: the stack only processes {', '.join(self.target.suffixes)} files")
+        self._put(path, chosen, parameters=parameters)
+        return chosen
+
+    def _put(
+        self,
+        path: Path,
+        key: str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        parameters: Mapping[str, ParameterValue] | None = None,
+    ) -> None:
+        entries = {**(check_metadata(metadata) if metadata else {}), **parameter_metadata(parameter_texts(parameters))}
+        check_metadata(entries)  # the two together within S3's 2 KB, refused before anything is uploaded
+        extra = {"Metadata": entries} if entries else None
+        self.s3.upload_file(str(path), self.target.bucket, key, ExtraArgs=extra)
 
     def upload(self, key: str) -> Upload:
         """The current upload at a key (a HEAD), resolved by ops.resolve_key: a key, a name, or an s3:// URL.

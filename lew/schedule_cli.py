@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lew.client import Client
+from lew.job_parameters import parse_parameters
 from lew.lifecycle_cli import EXIT_SUCCEEDED, add_wait_options, job_label, wait_for
 
 if TYPE_CHECKING:
@@ -41,6 +43,26 @@ def register(subcommands: Subcommands, target_options: argparse.ArgumentParser) 
     add_wait_options(fire, optional=True)
     fire.set_defaults(handler=_fire)
 
+    upload = actions.add_parser(
+        "upload",
+        parents=[target_options],
+        help="put the archive every run processes",
+        description="Upload FILE as the scheduled job's object (the stack's ScheduleObjectKey, or KEY), with job "
+        "parameters as `lew submit` sends them. It starts no run: the schedule, or `lew schedule fire`, does.",
+    )
+    upload.add_argument("file", type=Path, metavar="FILE")
+    upload.add_argument(
+        "key", nargs="?", metavar="KEY", help="where to put it (default: the stack's ScheduleObjectKey)"
+    )
+    upload.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a job parameter for every run, e.g. mode=full (repeatable; sent as S3 metadata lew-param-NAME)",
+    )
+    upload.set_defaults(handler=_upload)
+
 
 def _fire(args: argparse.Namespace) -> int:
     client = Client.connect(endpoint=args.endpoint, stack=args.stack, region=args.region)
@@ -50,6 +72,14 @@ def _fire(args: argparse.Namespace) -> int:
         print(f"`lew wait {upload.key} --run {upload.run}` waits for its outcome")
         return EXIT_SUCCEEDED
     return wait_for(client, [upload], timeout=args.timeout, download=args.download)
+
+
+def _upload(args: argparse.Namespace) -> int:
+    parameters = parse_parameters(args.param)  # a parameter S3 metadata cannot carry fails before any AWS call
+    client = Client.connect(endpoint=args.endpoint, stack=args.stack, region=args.region)
+    key = client.upload_scheduled(args.file, args.key, parameters=parameters)
+    print(f"uploaded {args.file} -> s3://{client.target.bucket}/{key}; every run of the schedule processes it")
+    return EXIT_SUCCEEDED
 
 
 def _aware_time(text: str) -> datetime:
