@@ -103,8 +103,8 @@ def _check_object(target: Target, key: str) -> None:
         code = str(error.response.get("Error", {}).get("Code", ""))
         if code in ("404", "NoSuchKey", "NotFound"):
             raise LewError(
-                f"s3://{target.bucket}/{key}: no such object; upload the scheduled archive first "
-                f"(aws s3 cp etl.zip s3://{target.bucket}/{key})"
+                f"s3://{target.bucket}/{key}: no such object; upload the scheduled archive first: "
+                f"`lew schedule upload FILE {key}`"
             ) from None
         raise
 

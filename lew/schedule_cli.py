@@ -78,7 +78,7 @@ def _upload(args: argparse.Namespace) -> int:
     parameters = parse_parameters(args.param)  # a parameter S3 metadata cannot carry fails before any AWS call
     client = Client.connect(endpoint=args.endpoint, stack=args.stack, region=args.region)
     key = client.upload_scheduled(args.file, args.key, parameters=parameters)
-    print(f"uploaded {args.file} -> s3://{client.target.bucket}/{key}; every run of the schedule processes it")
+    print(f"uploaded {args.file} -> s3://{client.target.bucket}/{key}; every run processes it")
     return EXIT_SUCCEEDED
 
 
