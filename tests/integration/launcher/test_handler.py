@@ -415,3 +415,36 @@ def test_running_tasks_helper_sees_only_our_family(stack: Stack) -> None:
     )
 
     assert stack.running_tasks() == []
+
+
+# --- scheduled jobs --------------------------------------------------------------------------------------------
+
+
+def test_handler_scheduled_job_enqueues_its_run_and_starts_a_worker(
+    stack: Stack, run_task_spy: RunTaskSpy, load_event: LoadEvent, lambda_context: Any
+) -> None:
+    # WHEN the schedule's sample event arrives (a key outside the input prefix)
+    summary = app.handler(load_event("scheduled-job"), lambda_context)
+
+    # THEN its run is queued as one work message and a worker is started, as for an upload
+    assert (summary["event"], summary["enqueued"], summary["tasks_started"]) == ("scheduled-job", 1, 1)
+    (body,) = stack.messages()
+    (record,) = body["Records"]
+    assert record["eventSource"] == "lew:schedule"
+    assert record["lew"]["run"] == "20261130T030000Z"
+    assert len(stack.running_tasks()) == 1
+
+
+def test_handler_scheduled_job_the_stack_would_skip_fails_the_invocation_in_one_line(
+    stack: Stack, run_task_spy: RunTaskSpy, load_event: LoadEvent, lambda_context: Any
+) -> None:
+    # GIVEN a schedule whose object the stack does not process (not an archive suffix it takes)
+    event = load_event("scheduled-job")
+    event["detail"]["key"] = "schedules/etl.rar"
+
+    # WHEN it fires, THEN the invocation fails naming the object and the fix (Lambda's retries, the on-failure
+    # queue and its alarm keep it), and nothing is queued
+    with pytest.raises(UnsupportedEvent, match=r"scheduled job for s3://lew-uploads-example/schedules/etl.rar refused"):
+        app.handler(event, lambda_context)
+    assert stack.messages() == []
+    assert run_task_spy.requests == []
