@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from lew.parameter_rules import broken_rules
+from lew_launcher.events import EventKind, parse_event
+from lew_launcher.schedule import read_schedule_event
 
 Resolved = Callable[..., dict[str, Any]]
 
@@ -100,6 +102,15 @@ def test_schedule_input_is_exactly_the_launchers_scheduled_job_event(resolved: R
             "schedule": SCHEDULE_ARN,
         },
     }
+    # AND the launcher reads it as one scheduled job of that object, its run named by the scheduled time
+    assert parse_event(event).kind is EventKind.SCHEDULED_JOB
+    bucket, key, run = read_schedule_event(event)
+    assert (bucket, key, run.id, run.schedule) == (
+        BUCKET_NAME,
+        "schedules/nightly-etl.zip",
+        "20261130T030000Z",
+        SCHEDULE_ARN,
+    )
     # AND ${Bucket} is the bucket's name (Ref), the one the launcher and the worker use
     assert resources["Bucket"]["Properties"]["BucketName"] == {
         "Fn::Sub": "${AWS::StackName}-${AWS::AccountId}-${AWS::Region}"
