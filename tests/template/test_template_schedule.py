@@ -296,3 +296,18 @@ def test_schedule_parameters_are_grouped_in_the_console(raw_template: dict[str, 
     assert schedule == [["ScheduleExpression", "ScheduleTimezone", "ScheduleObjectKey"]]
     grouped = [name for group in groups for name in group["Parameters"]]
     assert sorted(grouped) == sorted(raw_template["Parameters"])
+
+
+# --- cost ----------------------------------------------------------------------------------------------------------
+
+
+def test_schedule_adds_only_the_schedule_and_its_role(resolved: Resolved) -> None:
+    # GIVEN the template without and with a schedule
+    without, with_schedule = resolved()["Resources"], resolved(**SCHEDULE)["Resources"]
+
+    # THEN the schedule adds exactly the schedule (billed per invocation only) and its role (IAM is free): nothing
+    # billed at rest, no alarm for lew.cost's at-rest estimate to count
+    assert set(with_schedule) - set(without) == SCHEDULE_RESOURCES
+    assert set(without) <= set(with_schedule)
+    kinds = sorted(with_schedule[name]["Type"] for name in SCHEDULE_RESOURCES)
+    assert kinds == ["AWS::IAM::Role", "AWS::Scheduler::Schedule"]
