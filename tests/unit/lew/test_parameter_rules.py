@@ -193,7 +193,6 @@ def test_a_whole_schedule_passes_the_templates_checks(given: dict[str, str]) -> 
     effective = {**parameter_defaults(template), **given}
 
     # THEN every value fits its declaration and no rule is broken
-    assert {name: parameter_problem(name, value, template["Parameters"][name]) for name, value in given.items()} == {
-        name: None for name in given
-    }
+    problems = {name: parameter_problem(name, value, template["Parameters"][name]) for name, value in given.items()}
+    assert {name: problem for name, problem in problems.items() if problem} == {}
     assert broken_rules(template, effective) == []
