@@ -150,6 +150,12 @@ def test_schedule_key_pattern_accepts_the_empty_default_and_s3s_longest_key(raw_
     assert spec["MaxLength"] == 1024
 
 
+@pytest.mark.parametrize("key", ["schedules/", "/", "schedules/nightly/"])
+def test_schedule_key_pattern_refuses_a_folder(raw_template: dict[str, Any], key: str) -> None:
+    # a key ending in '/' is a folder marker, which the launcher would refuse at every run
+    assert re.fullmatch(pattern(raw_template, "ScheduleObjectKey"), key) is None
+
+
 @pytest.mark.parametrize(
     ("expression", "accepted"),
     [

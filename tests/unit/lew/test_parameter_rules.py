@@ -82,8 +82,8 @@ TEMPLATE = "template.yaml"
         (
             "ScheduleObjectKey=schedules/*.zip",
             "--param ScheduleObjectKey='schedules/*.zip': does not match the AllowedPattern "
-            r'^[^\x00-\x1f\x7f"\\*?$<>]*$'
-            """ (an S3 key in the stack's bucket, without ", \\, *, ?, $, <, > or control characters);"""
+            r'^([^\x00-\x1f\x7f"\\*?$<>]*[^\x00-\x1f\x7f"\\*?$<>/])?$'
+            """ (an object's key (not ending in /) without ", \\, *, ?, $, <, > or control characters);"""
             " see ScheduleObjectKey in template.yaml",
         ),
         (
