@@ -79,6 +79,19 @@ def test_schedule_invokes_the_launcher_at_the_expression_in_the_timezone(resolve
     assert deployed["Outputs"]["ScheduleObjectKey"]["Value"] == "schedules/nightly-etl.zip"
 
 
+def test_schedule_name_and_description_fit_schedulers_limits_for_any_key(resolved: Resolved) -> None:
+    # GIVEN the longest stack name the bucket allows (35 characters) and the longest key (1024)
+    schedule = resolved(**{**SCHEDULE, "ScheduleObjectKey": "k" * 1024})["Resources"]["JobSchedule"]["Properties"]
+    stack = "s" * 35
+
+    # THEN the name fits Scheduler's 64 characters and the description its 512: neither may hold the key
+    name = schedule["Name"]["Fn::Sub"].replace("${AWS::StackName}", stack)
+    description = schedule["Description"]["Fn::Sub"].replace("${AWS::StackName}", stack)
+    assert re.fullmatch(r"[0-9a-zA-Z-_.]{1,64}", name)
+    assert len(description) <= 512
+    assert "${" not in description  # no other parameter (the key) in it
+
+
 def test_schedule_timezone_defaults_to_utc(resolved: Resolved) -> None:
     schedule = resolved(**SCHEDULE)["Resources"]["JobSchedule"]["Properties"]
     assert schedule["ScheduleExpressionTimezone"] == "UTC"
