@@ -274,6 +274,7 @@ S3_OBJECT_SCOPES = {
     "results": f"arn:${{AWS::Partition}}:s3:::{BUCKET}/${{ResultPrefix}}*",
     "claims": f"arn:${{AWS::Partition}}:s3:::{BUCKET}/${{ResultPrefix}}.lew-claims/*.claim.json",
     "cancels": f"arn:${{AWS::Partition}}:s3:::{BUCKET}/${{ResultPrefix}}.lew-claims/*.cancel.json",
+    "scheduled": f"arn:${{AWS::Partition}}:s3:::{BUCKET}/${{ScheduleObjectKey}}",  # with a schedule: that key only
 }
 S3_BUCKET_ARN = f"arn:${{AWS::Partition}}:s3:::{BUCKET}"
 S3_READ_ACTIONS = {"s3:GetObject", "s3:GetObjectVersion"}
@@ -282,8 +283,8 @@ S3_RESULT_ACTIONS = {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", 
 
 
 def s3_scope_problems(statements: list[Statement]) -> list[str]:
-    """The task role reads under InputPrefix, writes under ResultPrefix, deletes only claims and cancel markers,
-    lists only results."""
+    """The task role reads under InputPrefix (and the scheduled object), writes under ResultPrefix, deletes only
+    claims and cancel markers, lists only results."""
     problems = []
     for statement in statements:
         s3_actions = {action for action in statement.actions if action.startswith("s3:")}
@@ -291,7 +292,7 @@ def s3_scope_problems(statements: list[Statement]) -> list[str]:
             continue
         for resource in statement.resources:
             text = resource_text(resource)
-            if text == S3_OBJECT_SCOPES["read"] and s3_actions <= S3_READ_ACTIONS:
+            if text in (S3_OBJECT_SCOPES["read"], S3_OBJECT_SCOPES["scheduled"]) and s3_actions <= S3_READ_ACTIONS:
                 continue
             if text == S3_OBJECT_SCOPES["results"] and s3_actions <= S3_RESULT_ACTIONS:
                 continue

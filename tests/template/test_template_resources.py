@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -95,6 +97,16 @@ def test_every_parameter_and_output_is_described(raw_template: dict[str, Any]) -
     undocumented = [name for name, spec in raw_template["Parameters"].items() if not spec.get("Description")]
     undocumented += [name for name, spec in raw_template["Outputs"].items() if not spec.get("Description")]
     assert undocumented == []
+
+
+def test_deploy_docs_table_every_parameter(raw_template: dict[str, Any]) -> None:
+    # GIVEN docs/deploy.md's parameter table (one row per parameter: | `Name` | default | meaning |)
+    text = (Path(__file__).resolve().parents[2] / "docs" / "deploy.md").read_text(encoding="utf-8")
+    section = text.split("## Parameters", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \|", section, flags=re.MULTILINE)
+
+    # THEN it names every parameter of the template once, and no other
+    assert sorted(rows) == sorted(raw_template["Parameters"])
 
 
 def test_globals_set_runtime_tracing_and_powertools(raw_template: dict[str, Any]) -> None:

@@ -61,6 +61,37 @@ TEMPLATE = "template.yaml"
             "--param WorkerMemory='1024': 1 GB is not a Fargate size for 1 vCPU (2-8 GB in 1 GB steps);"
             " WorkerCpu is 1024 units, WorkerMemory 1024 MiB",
         ),
+        (
+            "ScheduleExpression=rate(1 day)",
+            "--param ScheduleExpression='rate(1 day)': breaks the rule ScheduleNeedsObject of template.yaml:"
+            " A ScheduleExpression needs a ScheduleObjectKey, the S3 key that every scheduled run processes.",
+        ),
+        (
+            "ScheduleObjectKey=schedules/etl.zip",
+            "--param ScheduleObjectKey='schedules/etl.zip': breaks the rule ObjectNeedsSchedule of template.yaml:"
+            " A ScheduleObjectKey is processed only on a schedule; give a ScheduleExpression too (or neither).",
+        ),
+        (
+            "ScheduleExpression=every day",
+            "--param ScheduleExpression='every day': does not match the AllowedPattern "
+            r"^$|^rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\)$|^cron\(\S+( \S+){5}\)$"
+            r"|^at\([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\)$"
+            " (rate(1 day), cron(0 3 * * ? *) (six fields) or at(2027-01-01T03:00:00), or empty);"
+            " see ScheduleExpression in template.yaml",
+        ),
+        (
+            "ScheduleObjectKey=schedules/*.zip",
+            "--param ScheduleObjectKey='schedules/*.zip': does not match the AllowedPattern "
+            r'^([^\x00-\x1f\x7f"\\*?$<>]*[^\x00-\x1f\x7f"\\*?$<>/])?$'
+            """ (an object's key (not ending in /) without ", \\, *, ?, $, <, > or control characters);"""
+            " see ScheduleObjectKey in template.yaml",
+        ),
+        (
+            "ScheduleTimezone=Europe Berlin",
+            "--param ScheduleTimezone='Europe Berlin': does not match the AllowedPattern"
+            " ^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$ (an IANA time zone name like UTC or Europe/Berlin);"
+            " see ScheduleTimezone in template.yaml",
+        ),
         ("MaxWrokers=2", "--param MaxWrokers: template.yaml has no parameter of that name"),
         ("MaxWorkers", "--param 'MaxWorkers': expected NAME=VALUE, e.g. MaxWorkers=2"),
     ],
@@ -142,3 +173,26 @@ def test_the_templates_defaults_pass_its_own_parameter_rules_and_rules_section()
     problems = {name: parameter_problem(name, value, template["Parameters"][name]) for name, value in defaults.items()}
     assert {name: problem for name, problem in problems.items() if problem} == {}
     assert broken_rules(template, defaults) == []
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        {"ScheduleExpression": "rate(1 day)", "ScheduleObjectKey": "schedules/nightly-etl.zip"},
+        {
+            "ScheduleExpression": "cron(0 3 * * ? *)",
+            "ScheduleTimezone": "America/Argentina/Buenos_Aires",
+            "ScheduleObjectKey": "schedules/my report (v2) é.tar.gz",
+        },
+        {"ScheduleExpression": "at(2027-01-01T03:00:00)", "ScheduleObjectKey": "incoming/once.zip"},
+    ],
+)
+def test_a_whole_schedule_passes_the_templates_checks(given: dict[str, str]) -> None:
+    # GIVEN template.yaml and a schedule given whole: an expression, a key (and a time zone)
+    template = load_template(DEFAULT_TEMPLATE)
+    effective = {**parameter_defaults(template), **given}
+
+    # THEN every value fits its declaration and no rule is broken
+    problems = {name: parameter_problem(name, value, template["Parameters"][name]) for name, value in given.items()}
+    assert {name: problem for name, problem in problems.items() if problem} == {}
+    assert broken_rules(template, effective) == []
