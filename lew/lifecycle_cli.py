@@ -160,7 +160,9 @@ def describe_event(event: dict[str, Any]) -> str:
     detail: dict[str, Any] = found if isinstance(found, dict) else {}
     found = detail.get("job")
     job: dict[str, Any] = found if isinstance(found, dict) else {}
-    parts = [str(detail.get("time", "")), f"{detail.get('status', '?'):<13}", str(job.get("key", "?"))]
+    run = job.get("run")
+    named = str(job.get("key", "?")) + (f" (run {run.get('id')})" if isinstance(run, dict) else "")
+    parts = [str(detail.get("time", "")), f"{detail.get('status', '?'):<13}", named]
     if detail.get("attempt"):
         parts.append(f"attempt {detail['attempt']}")
     progress = detail.get("progress")

@@ -20,6 +20,7 @@ from lew.lifecycle_cli import (
 from worker.events import job_event
 from worker.messages import Job
 from worker.progress import Progress
+from worker.runs import Run
 
 UPLOAD = Upload("b", "incoming/a.zip", "abc")
 
@@ -64,6 +65,11 @@ def test_describe_event_gives_one_line_per_status() -> None:
     assert "progress       incoming/a.zip  attempt 1  5/10" in describe_event({"detail": progress})
     assert describe_event({"detail": failed}).endswith("attempt 2  Bad: no")
     assert "?" in describe_event({"detail": "garbage"})
+
+    run = Job("b", "schedules/etl.zip", run=Run("20261130T030000Z", "2026-11-30T03:00:00Z"))
+    assert "started        schedules/etl.zip (run 20261130T030000Z)" in describe_event(
+        {"detail": job_event("started", run, attempt=1)}
+    )
 
 
 def test_jobs_view_writes_a_line_per_change_when_not_a_terminal() -> None:
