@@ -71,6 +71,12 @@ def fire(target: Target, key: str | None = None, *, at: datetime | None = None) 
             f"{target.description} has no scheduled job (ScheduleObjectKey is empty): name the object, e.g. "
             "`lew schedule fire schedules/etl.zip`"
         )
+    if target.launcher_function and chosen != target.schedule_key and not chosen.startswith(target.input_prefix):
+        # The template lets the worker task role read InputPrefix and ScheduleObjectKey, nothing else.
+        raise LewError(
+            f"{chosen}: a deployed worker may read only {target.input_prefix}* and ScheduleObjectKey "
+            f"({target.schedule_key or 'not set'}), so this run could only fail; deploy with ScheduleObjectKey={chosen}"
+        )
     _check_object(target, chosen)
     scheduled_time = scheduled_time_text(at or datetime.now(UTC))
     try:

@@ -124,6 +124,11 @@ def test_fire_on_a_deployed_stack_invokes_the_launcher_asynchronously(target: Ta
         # WHEN a run is fired, THEN the launcher is invoked as Scheduler invokes it
         assert fire(deployed, at=at).run == "20261130T030000Z"
         stubber.assert_no_pending_responses()
+    # AND a key the deployed worker may not read is refused before anything is sent
+    with pytest.raises(
+        LewError, match=r"^other/x.zip: a deployed worker may read only incoming/\* and ScheduleObjectKey"
+    ):
+        fire(deployed, "other/x.zip")
 
 
 @pytest.mark.parametrize(

@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 
+from lew.client import Client
+from lew.target import Target
 from lew_launcher.events import parse_event
 from lew_launcher.messages import message_body
 from lew_launcher.schedule import schedule_event
-from tests.integration.worker.conftest import BUCKET, Stack, zip_bytes
+from tests.integration.worker.conftest import BUCKET, REGION, Stack, zip_bytes
 from worker.paths import manifest_key
 
 pytestmark = pytest.mark.timeout(180)
@@ -123,3 +125,41 @@ def test_a_failed_run_keeps_its_failure_and_the_next_run_still_runs(stack: Stack
     # AND a redelivery of the failed run is a skip, not a second try (its outcome is recorded)
     stack.send(run_message(KEY, "2026-11-30T03:00:00Z"))
     assert stack.run().to_dict()["skipped"] == 1
+
+
+def client_of(stack: Stack) -> Client:
+    target = Target(
+        description="moto",
+        bucket=BUCKET,
+        queue_url=stack.queue_url,
+        dlq_url=stack.dlq_url,
+        cluster="",
+        task_family="",
+        input_prefix=stack.settings.input_prefix,
+        result_prefix=stack.settings.result_prefix,
+        suffixes=(".zip",),
+        region=REGION,
+    )
+    return Client(target, poll_seconds=0.05, dlq_poll_seconds=0.0)
+
+
+def test_a_queued_run_cancelled_with_lew_cancel_run_is_not_run_and_the_next_run_is(stack: Stack) -> None:
+    # GIVEN two queued runs of a scheduled key
+    stack.upload(KEY, zip_bytes({"etl.py": b"print('etl')\n"}))
+    stack.send(run_message(KEY, "2026-11-30T03:00:00Z"))
+    stack.send(run_message(KEY, "2026-12-01T03:00:00Z"))
+    client = client_of(stack)
+    first, second = client.run_of(KEY, "20261130T030000Z"), client.run_of(KEY, "20261201T030000Z")
+    assert client.state(first).status == "queued"
+
+    # WHEN the first is cancelled (`lew cancel KEY --run ID`) and a worker drains the queue
+    assert client.cancel(first, requested_by="ops").state == "queued"
+    summary = stack.run().to_dict()
+
+    # THEN the first run is cancelled, saying who asked, and the second ran: one run's cancel is not another's
+    assert (summary["cancelled"], summary["processed"]) == (1, 1)
+    cancelled, succeeded = client.wait(first, timeout=30), client.wait(second, timeout=30)
+    assert cancelled.status == "cancelled" and "by ops" in (cancelled.error or "")
+    assert succeeded.status == "succeeded"
+    assert run_manifest(stack, KEY, "20261130T030000Z")["run"]["id"] == "20261130T030000Z"
+    assert not client.cancel_requested(first)  # the worker honoured and removed the marker
