@@ -30,7 +30,7 @@ from lew.client import Client
 from lew.demo import DemoOptions, run_demo
 from lew.errors import LewError
 from lew.files import check_writable_folder, create_folder
-from lew.job_parameters import parse_parameters
+from lew.job_parameters import add_param_option, parse_parameters
 from lew.local.chaos import add_fail_task_starts_option, start_failures_from_args
 from lew.local.output import LogSink, prefixed_stream_sink
 from lew.local.settings import (
@@ -310,13 +310,7 @@ def register_submit(subcommands: Subcommands) -> None:
     )
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
     lifecycle_cli.add_wait_options(parser, optional=True)  # --wait, --timeout S, --download DIR (both imply --wait)
-    parser.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a job parameter for the processor, e.g. width=320 (repeatable; sent as S3 metadata lew-param-NAME)",
-    )
+    add_param_option(parser, example="width=320", scope="the processor")
     parser.set_defaults(handler=_submit)
 
 

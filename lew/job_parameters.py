@@ -6,11 +6,23 @@ which names and values a processor accepts is for the worker to say, in the job'
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lew.errors import LewError
 from worker.parameters import check_encodable, parameter_metadata
+
+
+def add_param_option(parser: argparse.ArgumentParser, *, example: str, scope: str) -> None:
+    """The repeatable `--param NAME=VALUE` of the commands that upload (`lew submit`, `lew schedule upload`)."""
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help=f"a job parameter for {scope}, e.g. {example} (repeatable; sent as S3 metadata lew-param-NAME)",
+    )
 
 
 def parse_parameters(assignments: Sequence[str]) -> dict[str, str]:

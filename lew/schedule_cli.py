@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lew.client import Client
-from lew.job_parameters import parse_parameters
+from lew.job_parameters import add_param_option, parse_parameters
 from lew.lifecycle_cli import EXIT_SUCCEEDED, add_wait_options, job_label, wait_for
 
 if TYPE_CHECKING:
@@ -54,13 +54,7 @@ def register(subcommands: Subcommands, target_options: argparse.ArgumentParser) 
     upload.add_argument(
         "key", nargs="?", metavar="KEY", help="where to put it (default: the stack's ScheduleObjectKey)"
     )
-    upload.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a job parameter for every run, e.g. mode=full (repeatable; sent as S3 metadata lew-param-NAME)",
-    )
+    add_param_option(upload, example="mode=full", scope="every run")
     upload.set_defaults(handler=_upload)
 
 
