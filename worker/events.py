@@ -22,6 +22,7 @@ from worker.log import get_logger
 
 if TYPE_CHECKING:
     from worker.messages import Job
+    from worker.parameters import Value
 
 SOURCE = "lew"
 DETAIL_TYPE = "lew Job State Change"
@@ -59,6 +60,7 @@ def job_event(
     message_id: str | None = None,
     manifest_key: str | None = None,
     outputs: int | None = None,
+    parameters: Mapping[str, Value] | None = None,
     error: BaseException | Mapping[str, Any] | None = None,
     durations: Mapping[str, float] | None = None,
     progress: Mapping[str, Any] | None = None,
@@ -67,7 +69,8 @@ def job_event(
     """The `detail` of one job state-change event: every field always present, None where it does not apply.
 
     `durations` are seconds per phase (download, unpack, process, upload, total); `error` is an exception or a
-    manifest's error record ({"type", "message", "permanent"}). Raises ValueError for an unknown status.
+    manifest's error record ({"type", "message", "permanent"}); `parameters` are the job's validated parameters by
+    name, typed (None where the worker has not validated them). Raises ValueError for an unknown status.
     """
     if status not in STATUSES:
         raise ValueError(f"unknown job status {status!r}: one of {', '.join(STATUSES)}")
@@ -87,6 +90,7 @@ def job_event(
         "message_id": message_id,
         "manifest_key": manifest_key,
         "outputs": outputs,
+        "parameters": dict(parameters) if parameters is not None else None,
         "error": _error(error),
         "durations": {phase: round(seconds, 3) for phase, seconds in (durations or {}).items()},
         "progress": dict(progress) if progress is not None else None,

@@ -198,6 +198,7 @@ def _run_claimed(  # noqa: PLR0911 - one return per way a job ends, each with it
         message_id=message_id,
     )
     emit = functools.partial(runtime.events.emit, job=job, attempt=attempt, message_id=message_id)
+    parameters: dict[str, Value] | None = None  # validated after the GET: in every event from then on
     try:
         # Read under the claim: a duplicate whose job finished a moment ago is seen here, not processed again.
         existing = read_manifest(runtime.s3, job.bucket, manifest_key)
@@ -240,7 +241,7 @@ def _run_claimed(  # noqa: PLR0911 - one return per way a job ends, each with it
                 _check_size(source, settings)  # before a byte of the body is read
                 pipes = PipesRequest.from_metadata(opened.metadata, job.bucket, settings.result_prefix)
                 # Also before the body: a bad parameter costs no download. InvalidParameter is permanent.
-                parameters = validate(
+                parameters = watch.parameters = validate(
                     runtime.processor.name, declared_parameters(runtime.processor), dict(source.parameters or ())
                 )
                 save_body(opened, archive)
@@ -262,7 +263,13 @@ def _run_claimed(  # noqa: PLR0911 - one return per way a job ends, each with it
         manifest.timings["total"] = (manifest.finished_at - started_at).total_seconds()
         _write_claimed_manifest(runtime.s3, job, manifest_key, manifest, claim)
         logger.info("job succeeded", extra={"manifest": manifest_key, "outputs": len(manifest.outputs)})
-        emit(events.SUCCEEDED, manifest_key=manifest_key, outputs=len(manifest.outputs), durations=manifest.timings)
+        emit(
+            events.SUCCEEDED,
+            manifest_key=manifest_key,
+            outputs=len(manifest.outputs),
+            durations=manifest.timings,
+            parameters=parameters,
+        )
         return JobResult(Outcome.SUCCEEDED)
     except JobAborted as error:
         if watch.cancel_request is not None:
@@ -276,6 +283,7 @@ def _run_claimed(  # noqa: PLR0911 - one return per way a job ends, each with it
                 started_at=started_at,
                 request=watch.cancel_request,
                 timings=timings,
+                parameters=parameters,
             )
         logger.warning("job aborted: the worker is stopping", extra={"error": str(error)})
         return JobResult(Outcome.ABORTED, error, reason=f"the worker stopped during the job: {error}")
@@ -297,6 +305,7 @@ def _run_claimed(  # noqa: PLR0911 - one return per way a job ends, each with it
             ignored=ignored,
             error=error,
             message_id=message_id,
+            parameters=parameters,
         )
 
 
@@ -343,6 +352,7 @@ def _settle_cancel(
     started_at: datetime,
     request: CancelRequest,
     timings: dict[str, float] | None = None,
+    parameters: Mapping[str, Value] | None = None,
 ) -> JobResult:
     """Write the cancelled manifest, delete the marker; the message is then deleted (retried if the write fails)."""
     logger = get_logger()
@@ -383,6 +393,7 @@ def _settle_cancel(
         manifest_key=manifest_key,
         error=error,
         durations=timings,
+        parameters=parameters,
     )
     return JobResult(Outcome.CANCELLED)
 
@@ -544,6 +555,7 @@ def _settle_failure(
     ignored: list[dict[str, str]],
     error: Exception,
     message_id: str = "",
+    parameters: Mapping[str, Value] | None = None,
 ) -> JobResult:
     logger = get_logger()
     reason = describe_error(error, f"a request of the job of s3://{job.bucket}/{job.key}")
@@ -554,7 +566,13 @@ def _settle_failure(
         else:
             logger.exception(said, extra={"type": type(error).__name__, "error": reason})
         runtime.events.emit(
-            events.RETRYING, job, attempt=attempt, message_id=message_id, error=error, durations=timings
+            events.RETRYING,
+            job,
+            attempt=attempt,
+            message_id=message_id,
+            error=error,
+            durations=timings,
+            parameters=parameters,
         )
         return JobResult(Outcome.RETRY, error, reason=reason)
     logger.warning("job failed permanently", extra={"error": str(error), "type": type(error).__name__})
@@ -591,7 +609,13 @@ def _settle_failure(
             return JobResult(Outcome.DEAD, write_error, reason=f"{reason}; and no manifest could say so: {unwritten}")
         logger.warning("could not write the failure manifest; will retry", extra={"error": unwritten})
         runtime.events.emit(
-            events.RETRYING, job, attempt=attempt, message_id=message_id, error=write_error, durations=timings
+            events.RETRYING,
+            job,
+            attempt=attempt,
+            message_id=message_id,
+            error=write_error,
+            durations=timings,
+            parameters=parameters,
         )
         return JobResult(Outcome.RETRY, write_error, reason=f"{reason}; and the failure manifest failed: {unwritten}")
     runtime.events.emit(
@@ -603,6 +627,7 @@ def _settle_failure(
         outputs=0,
         error=manifest.error,
         durations=timings,
+        parameters=parameters,
     )
     return JobResult(Outcome.FAILED, error)
 

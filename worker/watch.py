@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from worker.claims import Claim
     from worker.messages import Job
+    from worker.parameters import Value
 
 # How often the cancel marker is read and the progress looked at: a cancel takes effect within this.
 WATCH_SECONDS = 5.0
@@ -68,6 +69,7 @@ class JobWatch:
         self.interrupt = threading.Event()  # set on a cancel request or the worker's stop: the processor is killed
         self.cancel_request: CancelRequest | None = None
         self.progress: Progress | None = None
+        self.parameters: dict[str, Value] | None = None  # the job's validated parameters, for its progress events
         self._reader: ProgressReader | None = None
         self._reported: Progress | None = None
         self._reported_at = float("-inf")
@@ -138,5 +140,10 @@ class JobWatch:
         self.claim.progress = progress.to_dict()
         self.claim.refresh()  # the claim carries the progress for `lew status` and `lew wait`
         self.events.emit(
-            PROGRESS, self.job, attempt=self.attempt, message_id=self.message_id, progress=progress.to_dict()
+            PROGRESS,
+            self.job,
+            attempt=self.attempt,
+            message_id=self.message_id,
+            progress=progress.to_dict(),
+            parameters=self.parameters,
         )

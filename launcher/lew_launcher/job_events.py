@@ -47,6 +47,7 @@ def queued_detail(notice: ObjectNotice, now: datetime | None = None) -> dict[str
         "message_id": None,
         "manifest_key": None,
         "outputs": None,
+        "parameters": None,  # in the object's metadata, which the launcher does not read: the worker's GET does
         "error": None,
         "durations": {},
         "progress": None,

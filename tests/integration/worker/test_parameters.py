@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.integration.worker.conftest import BUCKET, Stack, zip_bytes
+from worker.events import JobEvents
 from worker.parameters import parameter_metadata
 
 # A command that writes the LEW_PARAM_ variables it was given (and its arguments) as its output.
@@ -36,8 +37,13 @@ def manifest_of(stack: Stack, key: str) -> dict[str, Any]:
     raise AssertionError(f"no manifest for {key}")
 
 
-def run_command_stack(stack: Stack, python_command: Callable[[str], str]) -> None:
-    stack.run(processor="command", process_command=python_command(RECORD_PARAMETERS), process_parameters=DECLARED)
+def run_command_stack(stack: Stack, python_command: Callable[[str], str], events: JobEvents | None = None) -> None:
+    stack.run(
+        processor="command",
+        process_command=python_command(RECORD_PARAMETERS),
+        process_parameters=DECLARED,
+        events=events,
+    )
 
 
 def test_valid_parameters_reach_the_command_as_variables_and_the_manifest(
@@ -160,3 +166,25 @@ def test_the_same_bytes_with_other_parameters_are_a_new_job_and_the_same_ones_a_
     third = manifest_of(stack, "incoming/again.zip")
     assert third["status"] == "failed"
     assert third["error"]["type"] == "InvalidParameter"
+
+
+def test_job_events_carry_the_validated_parameters_typed(stack: Stack, python_command: Callable[[str], str]) -> None:
+    # GIVEN an upload with valid parameters, one with an out-of-bounds one, and one with none
+    upload_with(stack, "incoming/typed.zip", parameter_metadata({"threshold": "42", "mode": "fast"}))
+    upload_with(stack, "incoming/refused.zip", parameter_metadata({"threshold": "101"}))
+    upload_with(stack, "incoming/plain.zip", {})
+
+    # WHEN the worker drains the queue, keeping the events it publishes
+    events = JobEvents(keep=20)
+    run_command_stack(stack, python_command, events)
+
+    # THEN the final events carry what the processor received, typed, by name
+    final = {event["job"]["key"]: event for event in events.published if event["status"] in ("succeeded", "failed")}
+    assert final["incoming/typed.zip"]["status"] == "succeeded"
+    assert final["incoming/typed.zip"]["parameters"] == {"threshold": 42, "mode": "fast"}
+    assert final["incoming/plain.zip"]["parameters"] == {}
+    # AND a refused parameter's failure has none (its error names it), like every `started` (before the GET)
+    assert final["incoming/refused.zip"]["status"] == "failed"
+    assert final["incoming/refused.zip"]["parameters"] is None
+    assert "threshold='101'" in final["incoming/refused.zip"]["error"]["message"]
+    assert {str(event["parameters"]) for event in events.published if event["status"] == "started"} == {"None"}

@@ -21,19 +21,36 @@ SCHEMA = json.loads((REPO_ROOT / "docs" / "job-event.schema.json").read_text(enc
 JOB = Job(bucket="lew-bucket", key="incoming/a/scène one.zip", size=1234, etag="9b2cf535f27731c974343645a3985328")
 TASK = "arn:aws:ecs:us-east-1:123456789012:task/lew-cluster/0123456789abcdef"
 DURATIONS = {"download": 0.12, "unpack": 0.01, "process": 3.2, "upload": 0.2, "total": 3.6}
+PARAMETERS = {"width": 640, "antialias": 0.3, "mode": "fast", "verbose": True}
 # The fields the worker passes for each transition (worker/job.py, worker/watch.py, worker/dispatch.py).
 FIELDS: dict[str, dict[str, Any]] = {
     events.QUEUED: {},
     events.STARTED: {"attempt": 1, "message_id": "m-1"},
-    events.PROGRESS: {"attempt": 1, "progress": {"done": 3072, "total": 76800, "message": "rendering"}},
-    events.SUCCEEDED: {"attempt": 1, "manifest_key": "results/a/scène one/manifest.json", "outputs": 2},
-    events.FAILED: {"attempt": 2, "manifest_key": "results/a/m.json", "outputs": 0, "error": ProcessorRejected("bad")},
-    events.RETRYING: {"attempt": 1, "error": ProcessorRetry("exit 1")},
+    events.PROGRESS: {
+        "attempt": 1,
+        "progress": {"done": 3072, "total": 76800, "message": "rendering"},
+        "parameters": PARAMETERS,
+    },
+    events.SUCCEEDED: {
+        "attempt": 1,
+        "manifest_key": "results/a/scène one/manifest.json",
+        "outputs": 2,
+        "parameters": PARAMETERS,
+    },
+    events.FAILED: {
+        "attempt": 2,
+        "manifest_key": "results/a/m.json",
+        "outputs": 0,
+        "error": ProcessorRejected("bad"),
+        "parameters": {},
+    },
+    events.RETRYING: {"attempt": 1, "error": ProcessorRetry("exit 1"), "parameters": PARAMETERS},
     events.DEAD_LETTERED: {"attempt": 5, "error": {"type": "ResultKeyTooLong", "message": "long", "permanent": True}},
     events.CANCELLED: {
         "attempt": 1,
         "manifest_key": "results/a/m.json",
         "error": {"type": "JobCancelled", "message": "cancelled (lew cancel)", "permanent": True},
+        "parameters": PARAMETERS,
     },
     events.SKIPPED: {"attempt": 2, "manifest_key": "results/a/m.json"},
 }
@@ -88,6 +105,10 @@ def test_job_event_of_every_status_matches_the_schema(status: str) -> None:
         (events.PROGRESS, {"progress": {"done": -1, "total": None, "message": None}}),
         (events.STARTED, {"durations": {"thinking": 1.0}}),
         (events.STARTED, {"status": "paused"}),
+        (events.STARTED, {"parameters": {"Width": 640}}),
+        (events.SUCCEEDED, {"parameters": {"width": {"value": 640}}}),
+        (events.SUCCEEDED, {"parameters": {"width": None}}),
+        (events.SUCCEEDED, {"parameters": "width=640"}),
     ],
 )
 def test_schema_rejects_events_that_break_it(status: str, change: dict[str, Any]) -> None:
@@ -98,6 +119,19 @@ def test_schema_rejects_events_that_break_it(status: str, change: dict[str, Any]
     # THEN the schema refuses it (the schema test above can fail)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(event, SCHEMA, cls=jsonschema.Draft202012Validator)
+
+
+def test_job_event_carries_the_validated_parameters_typed_by_name_or_null() -> None:
+    # GIVEN a job whose processor accepted typed parameters, and one whose parameters are not validated yet
+    succeeded = job_event(events.SUCCEEDED, JOB, attempt=1, manifest_key="m", outputs=1, parameters=PARAMETERS)
+    started = job_event(events.STARTED, JOB, attempt=1)
+
+    # THEN the first carries them as they are (numbers and booleans stay typed) in its JSON, the second null
+    assert json.loads(put_events_entry(succeeded, "bus")["Detail"])["parameters"] == PARAMETERS
+    assert started["parameters"] is None
+    # AND the largest parameters S3 metadata can carry (2 KB) keep the event far below EventBridge's 256 KB
+    many = {f"p{index:02}": "x" * 14 for index in range(80)}
+    assert len(put_events_entry(job_event(events.SUCCEEDED, JOB, parameters=many), "bus")["Detail"]) < 8_000
 
 
 def test_job_event_refuses_an_unknown_status() -> None:

@@ -71,6 +71,20 @@ def test_progress_reaches_claim_and_events_only_when_it_changed() -> None:
     assert {event["status"] for event in events.published} == {"progress"}
 
 
+def test_progress_events_carry_the_jobs_validated_parameters() -> None:
+    # GIVEN a watch whose job's parameters were validated
+    events = JobEvents(keep=10)
+    subject = watch(FakeS3(), FakeClaim(), events, progress_seconds=0)
+    subject.parameters = {"width": 640, "antialias": 0.3}
+    subject.read_progress_with(lambda: Progress(1, 4))
+
+    # WHEN it reports progress
+    subject.beat()
+
+    # THEN the progress event names them, typed
+    assert [event["parameters"] for event in events.published] == [{"width": 640, "antialias": 0.3}]
+
+
 def test_progress_is_published_at_most_once_per_interval() -> None:
     claim, events = FakeClaim(), JobEvents(keep=10)
     subject = watch(FakeS3(), claim, events, progress_seconds=3600)
