@@ -42,6 +42,7 @@ from lew.local.settings import (
     parse_assignments,
 )
 from lew.local.stack import LocalStack, PortInUseError
+from lew.queues import queue_depths
 from lew.rerun import rerun
 from lew.state import LocalState, StackLock, remember_port, remembered_port, remove_state, state_path, write_state
 from lew.target import Target, resolve_target
@@ -381,9 +382,13 @@ def _results(args: argparse.Namespace) -> int:
         letters = dead_letters.peek(target.sqs, target.dlq_url, limit=100) if waiting and target.dlq_url else []
         for key in waiting:
             letter = next((item for item in letters if item.names(target.bucket, key)), None)
+            unstorable = ops.results_key_problem(target, key)
             if letter is not None:
                 code = lifecycle_cli.EXIT_FAILED  # as `lew wait` exits for a dead-lettered job
-                print(f"{key}: dead-lettered ({_letter_detail(letter)}): {letter.reason}")
+                print(f"{ops.shown_key(key)}: dead-lettered ({_letter_detail(letter)}): {letter.reason}")
+            elif unstorable is not None:
+                code = lifecycle_cli.EXIT_FAILED  # it never gets a manifest: `lew wait` ends as dead-lettered
+                print(f"{ops.shown_key(key)}: {unstorable}")
             else:
                 print(f"{key}: no manifest yet (it will be s3://{target.bucket}/{ops.manifest_key(target, key)})")
         manifests = [summary for _, summary in found if summary is not None]
@@ -401,7 +406,7 @@ def _dead_letter_table(letters: Sequence[dead_letters.DeadLetter], total: int) -
     """The DLQ's messages (peeked, left in the queue): the upload each names, why it is there."""
     rows = [
         [
-            ", ".join(key for _, key in letter.keys) or "(not an S3 event)",
+            ", ".join(ops.shown_key(key) for _, key in letter.keys) or "(not an S3 event)",
             letter.kind or "-",  # SQS moved it itself: no worker saw its last receive
             letter.attempts or "-",
             letter.reason,
@@ -427,6 +432,28 @@ def _manifest_table(title: str, manifests: Sequence[ops.ManifestSummary]) -> Non
         for m in manifests
     ]
     print_table(title, ["input", "status", "outputs", "seconds", "error"], rows)
+
+
+def register_dead_letters(subcommands: Subcommands) -> None:
+    parser = subcommands.add_parser(
+        "dead-letters",
+        parents=[_target_options()],
+        help="list the DLQ's messages and why each is there (they stay in the DLQ)",
+    )
+    parser.add_argument("--limit", type=positive_int, default=100, help="show at most this many (default: %(default)s)")
+    parser.set_defaults(handler=_dead_letters)
+
+
+def _dead_letters(args: argparse.Namespace) -> int:
+    target = _target(args)
+    if not target.dlq_url:
+        raise LewError(f"{target.description} has no dead-letter queue (no DlqUrl output)")
+    waiting, in_flight = queue_depths(target.sqs, target.dlq_url)
+    if not waiting + in_flight:
+        print("no dead letters")
+        return 0
+    _dead_letter_table(dead_letters.peek(target.sqs, target.dlq_url, limit=args.limit), waiting + in_flight)
+    return 0
 
 
 def register_redrive(subcommands: Subcommands) -> None:
@@ -475,6 +502,7 @@ REGISTRARS: tuple[Callable[[Subcommands], None], ...] = (
     register_submit,
     register_status,
     register_results,
+    register_dead_letters,
     register_redrive,
     register_rerun,
     lambda subcommands: lifecycle_cli.register(subcommands, _target_options()),  # wait, cancel, events

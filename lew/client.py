@@ -175,10 +175,12 @@ class Client:
         `metadata` becomes the object's user metadata (x-amz-meta-NAME: VALUE), which the worker reads with the
         object (Dagster Pipes, worker/pipes.py); `parameters` (name -> text or number) go with it as the job's
         parameters for the processor (lew-param-NAME; docs/worker.md, "Job parameters"). Raises LewError for a
-        missing file, a suffix the stack would skip, or metadata and parameters over S3's 2 KB (counted together).
+        missing file, a suffix the stack would skip, metadata and parameters over S3's 2 KB (counted together), or
+        a key whose results S3 could not hold (ops.results_key_problem).
         """
         ops.check_uploadable([path], self.target.suffixes)
         key = f"{self.target.input_prefix}{name or path.name}"
+        ops.check_results_keys(self.target, [key])  # a key whose results S3 cannot hold is refused, not dead-lettered
         with contextlib.suppress(ClientError):  # without the right to delete it, a marker only for this ETag stays
             self.s3.delete_object(Bucket=self.target.bucket, Key=self._cancel_key(key))
         self._put(path, key, metadata=metadata, parameters=parameters)
@@ -269,7 +271,13 @@ class Client:
     # -- one job's state ------------------------------------------------------------------------------------------
 
     def state(self, upload: Upload, *, check_dlq: bool = False) -> JobState:
-        """The job's state now: its manifest for this upload, else its live claim, else (check_dlq) a dead letter."""
+        """The job's state now: its manifest for this upload, else its live claim, else (check_dlq) a dead letter.
+
+        An upload whose results cannot be stored (ops.results_key_problem) is dead-lettered at once, with that line.
+        """
+        unstorable = ops.results_key_problem(self.target, upload.key, run=upload.run)
+        if unstorable is not None:
+            return JobState(upload, DEAD_LETTERED, error=unstorable)
         summary = ops.read_manifest(
             self.s3, upload.bucket, self._manifest_key(upload.key, upload.run), self.target.result_prefix
         )
@@ -369,9 +377,8 @@ class Client:
         """
         state = self.state(upload)
         if state.finished:
-            raise JobFinishedError(
-                f"{upload.uri} already {state.status}: nothing to cancel (manifest {state.manifest_key})"
-            )
+            told = f"manifest {state.manifest_key}" if state.manifest_key else state.error
+            raise JobFinishedError(f"{upload.uri} already {state.status}: nothing to cancel ({told})")
         marker = self._cancel_key(upload.key, upload.run)
         request = CancelRequest.new(upload.etag, upload.version_id, requested_by)
         write_cancel(self.s3, upload.bucket, marker, request)

@@ -62,7 +62,8 @@ def add_run_option(parser: argparse.ArgumentParser) -> None:
 
 def job_label(upload: Upload) -> str:
     """How a job is named in lines and tables: its key, and its run when it is a scheduled run."""
-    return upload.key if upload.run is None else f"{upload.key} (run {upload.run})"
+    key = ops.shown_key(upload.key)  # a key of hundreds of bytes is cut short, keeping its start and end
+    return key if upload.run is None else f"{key} (run {upload.run})"
 
 
 def register(subcommands: Subcommands, target_options: argparse.ArgumentParser) -> None:
@@ -112,6 +113,7 @@ def submit(target: Target, args: argparse.Namespace, *, parameters: Mapping[str,
     """`lew submit FILE...`: check every file, upload each (with its job `parameters`); with --wait (--timeout,
     --download) wait as `lew wait`."""
     ops.check_uploadable(args.files, target.suffixes)  # all of them before the first upload
+    ops.check_results_keys(target, [f"{target.input_prefix}{path.name}" for path in args.files])
     client = Client(target)
     uploads = []
     for path in args.files:

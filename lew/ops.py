@@ -44,6 +44,40 @@ def check_uploadable(files: Sequence[Path], suffixes: Sequence[str]) -> None:
         seen[path.name] = path
 
 
+def results_key_problem(target: Target, key: str, *, uploaded: bool = True, run: str | None = None) -> str | None:
+    """One line saying that no result of the upload `key` can ever be stored, or None when its results fit.
+
+    The rule is the worker's (worker/paths.py, results_key_problem): a key with many folders fits S3 while its
+    results folder, one segment with every `/` written `%2F`, does not. The line says what happens to an upload
+    (the worker dead-letters it) or, with `uploaded=False`, what to do before uploading. `run` is a scheduled
+    run's id (its results folder is `.lew-runs/<the whole key encoded>/<run>`).
+    """
+    if paths.results_key_problem(key, target.input_prefix, target.result_prefix, run) is None:
+        return None
+    size = len(paths.manifest_key(key, target.input_prefix, target.result_prefix, run).encode())
+    outcome = "the worker dead-letters it (`lew dead-letters` shows it)" if uploaded else "shorten the key"
+    return (
+        f"its results cannot be stored: its manifest key would be {size} bytes, more than S3's limit of "
+        f"{paths.S3_KEY_LIMIT_BYTES} (its results folder is named by the key with each / written %2F); {outcome}"
+    )
+
+
+def shown_key(key: str, *, limit: int = 100) -> str:
+    """A key for a one-line message: whole when short, else its start and end around its length in bytes."""
+    if len(key) <= limit:
+        return key
+    return f"{key[: limit - 40]}...{key[-30:]} ({len(key.encode())} bytes)"
+
+
+def check_results_keys(target: Target, keys: Sequence[str], *, action: str = "upload") -> None:
+    """Refuse, before anything is uploaded or queued, keys whose results could never be stored (LewError naming
+    the first, in one line: `refusing to <action> s3://BUCKET/KEY: its results cannot be stored: ...`)."""
+    for key in keys:
+        problem = results_key_problem(target, key, uploaded=False)
+        if problem is not None:
+            raise LewError(f"refusing to {action} s3://{target.bucket}/{shown_key(key)}: {problem}")
+
+
 def submit(
     s3: S3Client, target: Target, files: Sequence[Path], *, parameters: Mapping[str, ParameterValue] | None = None
 ) -> list[str]:
@@ -53,6 +87,7 @@ def submit(
     (worker/parameters.py); LewError before anything is uploaded when S3 metadata cannot carry them.
     """
     check_uploadable(files, target.suffixes)
+    check_results_keys(target, [f"{target.input_prefix}{path.name}" for path in files])
     extra_args = upload_arguments(parameter_texts(parameters))
     keys = []
     for path in files:

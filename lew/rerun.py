@@ -60,11 +60,13 @@ def rerun_body(bucket: str, key: str, etag: str, size: int) -> str:
 def rerun(s3: S3Client, sqs: SQSClient, target: Target, keys: Sequence[str]) -> list[Rerun]:
     """Queue a re-run of each upload (ops.resolve_key: a key, s3:// URL or name); refuse all if one does not exist.
 
-    Raises LewError naming the first key that is not an object in the bucket (nothing is queued then).
+    Raises LewError naming the first key that is not an object in the bucket, or whose results could never be
+    stored (nothing is queued then).
     """
     found: list[tuple[str, str, int]] = []
     for given in keys:
         key = ops.resolve_key(s3, target, given)
+        ops.check_results_keys(target, [key], action="re-run")  # the worker could only dead-letter it again
         try:
             head = s3.head_object(Bucket=target.bucket, Key=key)
         except ClientError as error:

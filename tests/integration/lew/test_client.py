@@ -8,7 +8,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from lew.client import DEAD_LETTERED, QUEUED, RUNNING, TIMED_OUT, Client
+from lew.client import DEAD_LETTERED, QUEUED, RUNNING, TIMED_OUT, Client, JobFinishedError
 from lew.errors import LewError
 from lew.target import Target
 from worker.cancel import cancel_key
@@ -19,6 +19,12 @@ REGION = "us-east-1"
 BUCKET = "lew-client-bucket"
 # Where the worker keeps the manifest and the claim of incoming/s.zip (worker/paths.py, worker/claims.py).
 MANIFEST_OF_S = manifest_key("incoming/s.zip", "incoming/", "results/")
+# A key S3 takes (764 bytes) whose results folder, every / written %2F, does not fit: a 1277-byte manifest key.
+DEEP_NAME = "ab/" * 250 + "x.zip"
+UNSTORABLE = (
+    "its results cannot be stored: its manifest key would be 1277 bytes, more than S3's limit of 1024 "
+    "(its results folder is named by the key with each / written %2F)"
+)
 CLAIM_OF_S = claim_key("results/", folder_name("incoming/s.zip", "incoming/"))
 
 
@@ -183,3 +189,39 @@ def test_rerun_waits_for_the_new_manifest_not_the_old_one(client: Client) -> Non
     new = {**old, "finished_at": "2999-01-01T00:00:00Z"}
     client.s3.put_object(Bucket=BUCKET, Key=MANIFEST_OF_S, Body=json.dumps(new))
     assert client.state(upload).status == "succeeded"
+
+
+def test_wait_ends_at_once_for_an_upload_whose_results_cannot_be_stored(client: Client) -> None:
+    # GIVEN an upload whose key has so many folders that its manifest key would be longer than S3 accepts
+    put(client, f"incoming/{DEEP_NAME}")
+    upload = client.upload(DEEP_NAME)
+
+    # WHEN waiting for it (the worker dead-letters such an upload; it never gets a manifest)
+    state = client.wait(upload, timeout=30)
+
+    # THEN the wait ends at once, dead-lettered, saying why in one line and where to look
+    assert state.status == DEAD_LETTERED
+    assert state.error == f"{UNSTORABLE}; the worker dead-letters it (`lew dead-letters` shows it)"
+    assert state.manifest_key is None
+    # AND cancel says it is over, and a re-run is refused before anything is queued
+    with pytest.raises(JobFinishedError, match=r"already dead-lettered: nothing to cancel \(its results cannot"):
+        client.cancel(upload)
+    with pytest.raises(LewError, match=r"^refusing to re-run s3://lew-client-bucket/incoming/ab/ab/.*\.\.\..*/x\.zip"):
+        client.rerun([DEEP_NAME])
+    assert not client.target.sqs.receive_message(QueueUrl=client.target.queue_url).get("Messages")
+
+
+def test_submit_refuses_a_key_whose_results_cannot_be_stored_and_uploads_nothing(
+    client: Client, tmp_path: Path
+) -> None:
+    archive = tmp_path / "x.zip"
+    archive.write_bytes(b"PK")
+
+    with pytest.raises(LewError) as refused:
+        client.submit(archive, name=DEEP_NAME)
+
+    assert str(refused.value) == (
+        f"refusing to upload s3://{BUCKET}/{'incoming/' + DEEP_NAME[:51]}...{DEEP_NAME[-30:]} (764 bytes): "
+        f"{UNSTORABLE}; shorten the key"
+    )
+    assert "Contents" not in client.s3.list_objects_v2(Bucket=BUCKET)

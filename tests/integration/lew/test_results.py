@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -282,3 +283,68 @@ def test_results_download_into_a_folder_that_cannot_be_created_is_refused_before
     assert code == 1
     assert captured.out == ""
     assert captured.err == "lew: error: --download /proc/lew-x: could not be created (No such file or directory)\n"
+
+
+# -- a key whose results S3 cannot hold: said at once, in one line, and refused before an upload ---------------------
+
+DEEP_KEY = "incoming/" + "ab/" * 250 + "x.zip"  # 764 bytes: S3 takes it; its 1277-byte manifest key it does not
+
+
+def test_results_and_dead_letters_say_that_a_keys_results_cannot_be_stored(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN an upload whose results folder (every / written %2F) would make a manifest key S3 refuses
+    stack.upload(DEEP_KEY, zip_bytes({"a.txt": b"a"}))
+    stack.enqueue(DEEP_KEY)
+    monkeypatch.setattr(cli, "_target", lambda _: target_of(stack))
+    capsys.readouterr()
+
+    # WHEN `lew results` is asked for it before a worker saw it, and `lew dead-letters` runs on an empty DLQ
+    before = cli.main(["results", DEEP_KEY])
+    assert cli.main(["dead-letters"]) == 0
+
+    # THEN one line says its results cannot be stored and where its dead letter will be; no manifest key promised
+    lines = capsys.readouterr().out.splitlines()
+    assert before == 3
+    assert lines[0] == (
+        f"{DEEP_KEY[:60]}...{DEEP_KEY[-30:]} (764 bytes): its results cannot be stored: its manifest key would be "
+        "1277 bytes, more than S3's limit of 1024 (its results folder is named by the key with each / written %2F); "
+        "the worker dead-letters it (`lew dead-letters` shows it)"
+    )
+    assert "no dead letters" in lines
+
+    # WHEN the worker receives it, then `lew results` and `lew dead-letters` run
+    stack.run()
+    assert stack.queue_counts(stack.dlq_url) == (1, 0)
+    after = cli.main(["results", DEEP_KEY])
+    assert cli.main(["dead-letters"]) == 0
+
+    # THEN the dead letter, with the worker's reason, is shown, and left in the DLQ
+    out = capsys.readouterr().out
+    assert after == 3
+    assert out.splitlines()[0].startswith(
+        f"{DEEP_KEY[:60]}...{DEEP_KEY[-30:]} (764 bytes): dead-lettered (refused, after 1 attempt(s)): the manifest key"
+    )
+    assert "dead letters (1; lew redrive sends them back)" in out
+    assert stack.queue_counts(stack.dlq_url) == (1, 0)
+
+
+def test_submit_refuses_a_file_whose_results_cannot_be_stored_and_uploads_nothing(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # GIVEN a stack whose RESULT_PREFIX is so long that a file's manifest key would not fit, and two files
+    long_prefix = "results/" + "r" * 1000 + "/"
+    monkeypatch.setattr(cli, "_target", lambda _: replace(target_of(stack), result_prefix=long_prefix))
+    first, second = tmp_path / "a.zip", tmp_path / "b.zip"
+    for path in (first, second):
+        path.write_bytes(zip_bytes({"a.txt": b"a"}))
+
+    # WHEN `lew submit` is given both
+    code = cli.main(["submit", str(first), str(second)])
+
+    # THEN one line refuses the first, and nothing is uploaded
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.err.startswith(f"lew: error: refusing to upload s3://{BUCKET}/incoming/a.zip: its results cannot")
+    assert captured.err.endswith("; shorten the key\n") and captured.err.count("\n") == 1
+    assert "Contents" not in stack.s3.list_objects_v2(Bucket=BUCKET)
