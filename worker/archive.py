@@ -30,10 +30,12 @@ from worker.archive_metadata import (
     HEAD_BYTES,
     ICON_FILE,
     MetadataRule,
+    icon_refusal,
     is_icon_file,
     needs_content,
     rule_by_content,
     rule_by_name,
+    without_icon_returns,
 )
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")  # longest first, as keys are matched in this order
@@ -211,13 +213,19 @@ def _describe_content(archive: Path) -> str:
 # --------------------------------------------------------------------------------------------- names
 
 
+def _has_control_characters(text: str) -> bool:
+    return any(unicodedata.category(char) in {"Cc", "Cs"} for char in text)
+
+
 def _safe_parts(name: str) -> tuple[str, ...]:
     """The path components of a member name, or raise if the name could escape the folder or is not clean."""
     if any(0xDC80 <= ord(char) <= 0xDCFF for char in name):
         raise ArchiveError(f"member name {_raw_repr(name)} is not valid UTF-8; re-create the archive with UTF-8 names")
     # `Icon\r` is Finder's; it may pass here and is then dropped by its metadata rule, or refused by `admit`.
     checked = name[:-1] if is_icon_file(name) else name
-    if any(unicodedata.category(char) in {"Cc", "Cs"} for char in checked):
+    if _has_control_characters(checked):
+        if not _has_control_characters(without_icon_returns(name)):
+            raise UnsafeArchive(icon_refusal(name, "is a folder"))  # Finder's Icon\r is always a file
         raise UnsafeArchive(f"member name {name!r} contains control characters")
     if "\\" in name:
         raise UnsafeArchive(f"member {name!r} contains a backslash; only '/' may separate folders")
@@ -311,7 +319,7 @@ class _Destination:
             return None
         if (parts and parts[-1] == ICON_FILE) or (is_dir and is_icon_file(name)):
             # Not the empty file Finder writes: an ordinary control character. (._Icon\r is judged by its content.)
-            raise UnsafeArchive(f"member name {name!r} contains control characters")
+            raise UnsafeArchive(icon_refusal(name, "is a folder" if is_dir else f"holds {size} bytes"))
         parts = self._claim(name, parts, is_dir=is_dir)
         if not is_dir:
             self.declare(name, size, compressed_size)
@@ -378,7 +386,7 @@ class _Destination:
                 self.ignored.append(IgnoredMember(name, rule))
                 return
             if is_icon_file(name):  # a ._Icon\r that is not AppleDouble: an ordinary control character
-                raise UnsafeArchive(f"member name {name!r} contains control characters")
+                raise UnsafeArchive(icon_refusal(name, "is not AppleDouble"))
             source = _Replay(head, source)
         self.write_file(name, parts, source, compressed_size)
 

@@ -39,6 +39,25 @@ def is_icon_file(name: str) -> bool:
     return name.rpartition("/")[2] in ICON_NAMES
 
 
+def icon_refusal(name: str, found: str) -> str:
+    """The one line refusing a member whose only control characters are the `\\r` of `Icon\\r` names.
+
+    Such a name is Finder's only when it is an EMPTY file `Icon\\r` (or a `._Icon\\r` holding an AppleDouble
+    header), so the message says that, and what this member is instead (`found`: "holds 12 bytes", ...).
+    """
+    return (
+        f"member name {name!r} contains control characters (the \\r of Icon\\r): only an EMPTY file named Icon\\r "
+        "(or a ._Icon\\r holding an AppleDouble header) is Finder's custom-icon metadata, which is left out; "
+        f"this one {found}"
+    )
+
+
+def without_icon_returns(name: str) -> str:
+    """The name with the `\\r` of each `Icon\\r` or `._Icon\\r` component taken out: when what remains has no
+    control character, the name's only fault is an Icon\\r that is not Finder's, and `icon_refusal` says so."""
+    return "/".join(part[:-1] if part in ICON_NAMES else part for part in name.split("/"))
+
+
 def rule_by_name(parts: tuple[str, ...], *, is_dir: bool, size: int) -> MetadataRule | None:
     """The rule that drops a member from its path (and declared size) alone, or None."""
     if parts and parts[0] == MACOSX_FOLDER:

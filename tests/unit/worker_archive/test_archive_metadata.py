@@ -186,20 +186,54 @@ def test_unpack_leaves_out_appledouble_twins_below_the_top_by_their_content(work
     assert not (workspace.into / "project" / "__MACOSX").exists()
 
 
+ICON_RULE = (
+    "contains control characters (the \\r of Icon\\r): only an EMPTY file named Icon\\r (or a ._Icon\\r holding "
+    "an AppleDouble header) is Finder's custom-icon metadata, which is left out; this one"
+)
+
+
 @pytest.mark.parametrize(
-    ("name", "data"),
+    ("member", "found"),
     [
-        ("Icon\r", b"data"),  # Finder's Icon\r is always empty: the icon is in its resource fork
-        ("._Icon\r", b"not AppleDouble"),
-        ("Icon\r/inside.pov", POV),
+        (("Icon\r", b"data"), "holds 4 bytes"),  # Finder's Icon\r is always empty: the icon is in its resource fork
+        (("scene/Icon\r", b"x" * 100), "holds 100 bytes"),
+        (("._Icon\r", b"not AppleDouble"), "is not AppleDouble"),
+        (("Icon\r/inside.pov", POV), "is a folder"),
     ],
 )
-def test_unpack_refuses_an_icon_name_that_is_not_finders(workspace, build, name, data):
-    archive = build.make_zip(workspace.archive("icon.zip"), [(name, data), ("scene.pov", POV)])
+@pytest.mark.parametrize("suffix", [".zip", ".tar"])
+def test_unpack_refuses_an_icon_name_that_is_not_finders_saying_only_an_empty_one_is(
+    workspace, build, member, found, suffix
+):
+    # GIVEN an archive whose Icon\r is not the empty file Finder writes
+    name, data = member
+    members = [(name, data), ("scene.pov", POV)]
+    if suffix == ".zip":
+        archive = build.make_zip(workspace.archive("icon.zip"), members)
+    else:
+        archive = build.make_tar(workspace.archive("icon.tar"), [build.tar_member(n, d) for n, d in members])
 
+    # WHEN unpacked
     message = workspace.rejected(archive, UnsafeArchive)
 
-    assert message == f"member name {name!r} contains control characters"
+    # THEN one line says that only an EMPTY Icon\r is metadata, and what this one is
+    assert message == f"member name {name!r} {ICON_RULE} {found}"
+
+
+def test_unpack_refuses_a_tar_folder_named_icon_saying_it_is_a_folder(workspace, build):
+    archive = build.make_tar(
+        workspace.archive("icon.tar"),
+        [build.tar_member("Icon\r", kind=tarfile.DIRTYPE), build.tar_member("scene.pov", POV)],
+    )
+
+    assert workspace.rejected(archive, UnsafeArchive) == f"member name 'Icon\\r' {ICON_RULE} is a folder"
+
+
+def test_unpack_names_other_control_characters_beside_an_icon_name_plainly(workspace, build):
+    # GIVEN an Icon\r folder holding a name with a bell: not an Icon\r question only
+    archive = build.make_zip(workspace.archive("bell.zip"), [("Icon\r/bell\x07", b"x"), ("scene.pov", POV)])
+
+    assert workspace.rejected(archive, UnsafeArchive) == "member name 'Icon\\r/bell\\x07' contains control characters"
 
 
 @pytest.mark.parametrize(
