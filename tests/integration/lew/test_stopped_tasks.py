@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 from moto.ecs.models import ecs_backends  # moto keeps no stopCode or times: the test sets them as ECS would
 
-from lew.stopped_tasks import stopped_tasks, stopped_tasks_report
+from lew.stopped_tasks import print_stopped_tasks, stopped_tasks, stopped_tasks_report
 
 REGION = "us-east-1"
 NOW = datetime(2026, 11, 30, 17, 0, tzinfo=UTC)
@@ -95,3 +95,45 @@ def test_stopped_tasks_report_shows_an_active_spot_fallback_only(aws: None) -> N
 
     ecs.tag_resource(resourceArn=arn, tags=[{"key": "lew:spot-fallback-until", "value": "2020-01-01T00:00:00Z"}])
     assert stopped_tasks_report(ecs, "lew", "lew-worker").spot_fallback_until is None
+
+
+def test_report_shows_the_launchers_hold_on_starts_after_two_failed_starts_until_a_task_starts(
+    aws: None, capsys: Any
+) -> None:
+    # GIVEN the worker family, and two of its tasks that failed to start a minute apart, after one that ran
+    ecs = boto3.client("ecs", region_name=REGION)
+    ecs.create_cluster(clusterName="lew")
+    ecs.register_task_definition(
+        family="lew-worker",
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        containerDefinitions=[{"name": "worker", "image": "x", "memory": 512}],
+    )
+    now = datetime.now(UTC)
+    ran, first, second = (start_task(ecs, "lew-worker") for _ in range(3))
+    backend = ecs_backends["123456789012"][REGION].tasks["lew"]
+    for arn, ago, code in ((ran, 30, "EssentialContainerExited"), (first, 20, "TaskFailedToStart"), (second, 10, "")):
+        ecs.stop_task(cluster="lew", task=arn, reason="CannotPullContainerError: not found")
+        backend[arn].stop_code, backend[arn].stopped_at = code or "TaskFailedToStart", now - timedelta(seconds=ago)
+        backend[arn].started_at = now - timedelta(minutes=5) if arn == ran else None
+
+    # WHEN `lew status` reads the stopped tasks
+    report = stopped_tasks_report(ecs, "lew", "lew-worker")
+    print_stopped_tasks(report, limit=10)
+
+    # THEN it says that the launcher holds starts back: 2 failures in a row, 15 s after the last
+    assert report.start_hold is not None
+    assert (report.start_hold.failures, report.start_hold.seconds) == (2, 15.0)
+    assert abs(report.start_hold.last_failure - backend[second].stopped_at) < timedelta(milliseconds=1)
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.startswith("starts held back: 2 worker tasks in a row failed to start (the last at ")
+    assert "fix the cause below" in line
+
+    # WHEN a task then starts and runs
+    started = start_task(ecs, "lew-worker")
+    backend[started].started_at = None
+    assert stopped_tasks_report(ecs, "lew", "lew-worker").start_hold is not None  # still starting: no start yet
+    backend[started].started_at = now
+
+    # THEN the streak is over: no hold
+    assert stopped_tasks_report(ecs, "lew", "lew-worker").start_hold is None
