@@ -115,6 +115,7 @@ class Design:
     idle_polls: int = 2  # IdlePolls: empty long polls before a task exits
     wait_time_seconds: float = 20.0  # WaitTimeSeconds: the length of one long poll
     visibility_timeout: float = 300.0  # VisibilityTimeout: heartbeats come every third of it
+    job_timeout: float = 3600.0  # JobTimeout: a job running longer is killed and fails (priced, not run)
     receive_batch_size: int = 1  # messages per ReceiveMessage (and per DeleteMessageBatch)
     launcher_seconds: float = 0.2  # one launcher invocation, billed per millisecond
     launcher_memory_mb: int = 256  # the template's MemorySize
@@ -480,6 +481,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default=defaults.wait_time_seconds, help="WAIT_TIME_SECONDS (default 20)")  # fmt: skip
     design.add_argument("--visibility-timeout", type=as_template_parameter("VisibilityTimeout"),
                         default=defaults.visibility_timeout, help="VISIBILITY_TIMEOUT (default 300)")  # fmt: skip
+    design.add_argument("--job-timeout", type=as_template_parameter("JobTimeout"), default=defaults.job_timeout,
+                        help="JOB_TIMEOUT: seconds a job may run (default 3600)")  # fmt: skip
     design.add_argument("--receive-batch-size", type=as_template_parameter("ReceiveBatchSize", integer=True),
                         default=defaults.receive_batch_size, help="RECEIVE_BATCH_SIZE (default 1)")  # fmt: skip
     design.add_argument("--launcher-seconds", type=between(0, LAMBDA_MAX_SECONDS, above_low=True, why=LAMBDA_LIMIT),
@@ -517,6 +520,7 @@ def from_args(args: argparse.Namespace) -> tuple[Workload, Design, Prices]:
         idle_polls=int(args.idle_polls),
         wait_time_seconds=args.wait_time_seconds,
         visibility_timeout=args.visibility_timeout,
+        job_timeout=args.job_timeout,
         receive_batch_size=int(args.receive_batch_size),
         launcher_seconds=args.launcher_seconds,
         launcher_memory_mb=int(args.launcher_memory_mb),
@@ -525,6 +529,16 @@ def from_args(args: argparse.Namespace) -> tuple[Workload, Design, Prices]:
     )
     prices = replace(Prices(), **{item.name: getattr(args, f"price_{item.name}") for item in fields(Prices)})
     return workload, design, prices
+
+
+def timeout_warning(workload: Workload, design: Design) -> str | None:
+    """One line when a job of this workload would outlast JobTimeout (the worker would kill it), else None."""
+    if workload.seconds_per_archive <= design.job_timeout:
+        return None
+    return (
+        f"--seconds-per-archive {workload.seconds_per_archive:g} is above JobTimeout {design.job_timeout:g} "
+        "(--job-timeout): such jobs would time out and fail, not finish; the figures price them as if they finished"
+    )
 
 
 def render(workload: Workload, estimates: Sequence[Estimate]) -> str:
@@ -557,6 +571,9 @@ def run(args: argparse.Namespace) -> int:
         workload, design, prices = from_args(args)
     except ValueError as error:
         return fail_usage("lew cost", str(error))
+    warning = timeout_warning(workload, design)
+    if warning is not None:
+        sys.stderr.write(f"lew cost: warning: {warning}\n")
     print(render(workload, compare(workload, design, prices, args.glue_dpus)))
     return 0
 

@@ -275,6 +275,7 @@ def test_the_design_defaults_are_the_templates() -> None:
     assert design.idle_polls == int(defaults["IdlePolls"])
     assert design.wait_time_seconds == float(defaults["WaitTimeSeconds"])
     assert design.visibility_timeout == float(defaults["VisibilityTimeout"])
+    assert design.job_timeout == float(defaults["JobTimeout"])
     assert design.receive_batch_size == int(defaults["ReceiveBatchSize"])
     assert design.reconcile_ticks_per_month == cost.SECONDS_PER_MONTH / rate_seconds(defaults["ReconcileSchedule"])
     assert design.launcher_memory_mb == template["Globals"]["Function"]["MemorySize"]
@@ -299,3 +300,31 @@ def test_register_adds_the_cost_subcommand(capsys: pytest.CaptureFixture[str]) -
     args = parser.parse_args(["cost", "--archives-per-day", "24", "--seconds-per-archive", "110", "--spot"])
     assert args.handler(args) == 0
     assert "Fargate spot" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("options", "warning"),
+    [
+        (["--seconds-per-archive", "4000"], "--seconds-per-archive 4000 is above JobTimeout 3600 (--job-timeout)"),
+        (["--seconds-per-archive", "90", "--job-timeout", "60"], "--seconds-per-archive 90 is above JobTimeout 60"),
+        (["--seconds-per-archive", "3600"], None),
+        (["--seconds-per-archive", "4000", "--job-timeout", "7200"], None),
+    ],
+)
+def test_cli_warns_in_one_line_on_stderr_when_jobs_would_outlast_the_job_timeout(
+    capsys: pytest.CaptureFixture[str], options: list[str], warning: str | None
+) -> None:
+    # WHEN a job is said to take longer than JobTimeout lets it run (or not)
+    code = exit_code(["cost", "--archives-per-day", "24", *options])
+
+    # THEN the estimate is still printed, with one warning line on stderr naming both values (none otherwise)
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "Compared, per month:" in captured.out
+    if warning is None:
+        assert captured.err == ""
+    else:
+        assert captured.err.startswith(f"lew cost: warning: {warning}")
+        assert captured.err.endswith("such jobs would time out and fail, not finish; the figures price them as if "
+                                     "they finished\n")  # fmt: skip
+        assert captured.err.count("\n") == 1
