@@ -89,6 +89,10 @@ def run_demo(options: DemoOptions, *, stream: TextIO | None = None) -> int:
     )
     suffixes = parse_suffixes(settings.parameter("Suffixes"))
     ops.check_uploadable(user_archives, suffixes)
+    if _no_workers(settings.parameter("MaxWorkers")):
+        # The template allows 0 (enqueue only, a pause); a demo waiting for its results would wait for ever.
+        raise LewError("--param MaxWorkers=0 starts no worker, so the demo could never finish; use `lew local up` to "
+                       "try enqueue-only, or give at least 1")  # fmt: skip
     out = DemoOut(options.out)
     out.prepare()  # the last run's results go: this folder describes this run only
     sink = FileSink(options.out / LOG_NAME)
@@ -122,6 +126,13 @@ def run_demo(options: DemoOptions, *, stream: TextIO | None = None) -> int:
         return 1
     stream.write(f"all {len(outcomes)} archives ended as expected; results in {options.out}/\n")
     return 0
+
+
+def _no_workers(max_workers: str) -> bool:
+    try:
+        return float(max_workers) == 0
+    except ValueError:
+        return False  # not a number: the parameter rules or the launcher's settings name it
 
 
 def push_and_wait(

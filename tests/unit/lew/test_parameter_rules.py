@@ -36,7 +36,7 @@ TEMPLATE = "template.yaml"
     [
         ("MaxWorkers=abc", "--param MaxWorkers='abc': not a number (Type Number); see MaxWorkers in template.yaml"),
         ("MaxWorkers=", "--param MaxWorkers='': not a number (Type Number); see MaxWorkers in template.yaml"),
-        ("MaxWorkers=0", "--param MaxWorkers='0': below the MinValue 1; see MaxWorkers in template.yaml"),
+        ("MaxWorkers=-1", "--param MaxWorkers='-1': below the MinValue 0; see MaxWorkers in template.yaml"),
         (
             "WaitTimeSeconds=99",
             "--param WaitTimeSeconds='99': above the MaxValue 20; see WaitTimeSeconds in template.yaml",
@@ -196,3 +196,20 @@ def test_a_whole_schedule_passes_the_templates_checks(given: dict[str, str]) -> 
     problems = {name: parameter_problem(name, value, template["Parameters"][name]) for name, value in given.items()}
     assert {name: problem for name, problem in problems.items() if problem} == {}
     assert broken_rules(template, effective) == []
+
+
+def test_demo_refuses_max_workers_0_which_local_up_accepts_as_enqueue_only(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN MaxWorkers=0, which the template allows (a pause: uploads queue up, no worker starts)
+    assert parameter_problem("MaxWorkers", "0", load_template(DEFAULT_TEMPLATE)["Parameters"]["MaxWorkers"]) is None
+
+    # WHEN lew demo, which waits for results, is given it
+    code = cli.main(["demo", "--processor", "inventory", "--param", "MaxWorkers=0"])
+
+    # THEN it stops at once, before any stack starts, saying why in one line
+    assert code == 1
+    assert capsys.readouterr().err == (
+        "lew: error: --param MaxWorkers=0 starts no worker, so the demo could never finish; use `lew local up` to "
+        "try enqueue-only, or give at least 1\n"
+    )
