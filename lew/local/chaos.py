@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import os
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -81,13 +82,14 @@ class StartFailureInjector:
 
 
 def add_fail_task_starts_option(parser: argparse.ArgumentParser) -> None:
-    """The documented chaos options of `lew local up` (defaults from the environment, checked like the options)."""
+    """The documented chaos options of `lew local up` (each defaults to its environment variable, read when the
+    options are used: start_failures_from_args)."""
     group = parser.add_argument_group("chaos (test how failed task starts are handled)")
     group.add_argument(
         "--fail-task-starts",
         metavar="SHARE[:STOP_CODE[:REASON]]",
         type=_start_failures,
-        default=os.environ.get(ENV_VARIABLE) or None,
+        default=None,
         help="stop this share of new worker tasks before they run, e.g. 0.3 or 1:SpotInterruption "
         f"(default: ${ENV_VARIABLE}, else none)",
     )
@@ -95,7 +97,7 @@ def add_fail_task_starts_option(parser: argparse.ArgumentParser) -> None:
         "--fail-task-starts-seed",
         metavar="N",
         type=int,
-        default=os.environ.get(SEED_VARIABLE) or None,
+        default=None,
         help=f"seed of the random choice, for repeatable runs (default: ${SEED_VARIABLE}, else random)",
     )
 
@@ -107,9 +109,28 @@ def _start_failures(spec: str) -> StartFailures:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def start_failures_from_args(args: argparse.Namespace) -> StartFailures | None:
-    """The chaos options as one value, or None when no failures are asked for."""
+def start_failures_from_args(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> StartFailures | None:
+    """The chaos options as one value (each option, else its environment variable), or None when none are asked for.
+
+    A bad environment value is a LewError naming the variable, not the option it stands in for (argparse checks
+    the options themselves, and names them).
+    """
+    environ = os.environ if environ is None else environ
     failures: StartFailures | None = getattr(args, "fail_task_starts", None)
     if failures is None:
-        return None
-    return dataclasses.replace(failures, seed=getattr(args, "fail_task_starts_seed", None))
+        spec = environ.get(ENV_VARIABLE, "")
+        if not spec.strip():
+            return None
+        try:
+            failures = StartFailures.parse(spec)
+        except LewError as error:
+            raise LewError(f"{ENV_VARIABLE}={error}") from None
+    seed: int | None = getattr(args, "fail_task_starts_seed", None)
+    if seed is None and environ.get(SEED_VARIABLE, "").strip():
+        try:
+            seed = int(environ[SEED_VARIABLE])
+        except ValueError:
+            raise LewError(f"{SEED_VARIABLE}={environ[SEED_VARIABLE]!r}: the seed must be a whole number") from None
+    return dataclasses.replace(failures, seed=seed)

@@ -83,13 +83,60 @@ def test_fail_task_starts_option_reads_the_environment_and_names_a_bad_value(
     failures = start_failures_from_args(parser.parse_args([]))
     assert failures is not None
     assert (failures.share, failures.stop_code, failures.seed) == (1.0, "SpotInterruption", 4)
-    assert start_failures_from_args(argparse.Namespace()) is None
+    assert start_failures_from_args(argparse.Namespace(), environ={}) is None
     # AND a bad value is one argparse error line naming the option
     with pytest.raises(SystemExit):
         parser.parse_args(["--fail-task-starts", "2"])
     assert capsys.readouterr().err.endswith(
         "error: argument --fail-task-starts: '2': the share must be from 0 to 1, got 2\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("variables", "options", "line"),
+    [
+        ({"LEW_FAIL_TASK_STARTS": "2"}, [], "LEW_FAIL_TASK_STARTS='2': the share must be from 0 to 1, got 2"),
+        ({"LEW_FAIL_TASK_STARTS": "0.3:Bogus"}, [], "LEW_FAIL_TASK_STARTS='0.3:Bogus': unknown stop code 'Bogus'"),
+        (
+            {"LEW_FAIL_TASK_STARTS": "1", "LEW_FAIL_TASK_STARTS_SEED": "x"},
+            [],
+            "LEW_FAIL_TASK_STARTS_SEED='x': the seed must be a whole number",
+        ),
+        ({"LEW_FAIL_TASK_STARTS_SEED": "x"}, ["--fail-task-starts", "1"], "LEW_FAIL_TASK_STARTS_SEED='x': the seed"),
+    ],
+)
+def test_lew_local_up_names_the_environment_variable_a_bad_value_came_from(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variables: dict[str, str],
+    options: list[str],
+    line: str,
+) -> None:
+    # GIVEN a bad value in an environment variable that stands in for a chaos option
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+
+    # WHEN `lew local up` runs without (or with) the options
+    code = cli.main(["local", "up", "--processor", "inventory", *options])
+
+    # THEN one line names the variable, not the option, before any stack starts
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"lew: error: {line}")
+    assert "--fail-task-starts" not in err and err.count("\n") == 1
+
+
+def test_an_option_wins_over_a_bad_environment_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEW_FAIL_TASK_STARTS", "lots")
+    monkeypatch.setenv("LEW_FAIL_TASK_STARTS_SEED", "x")
+    parser = argparse.ArgumentParser()
+    add_fail_task_starts_option(parser)
+
+    args = parser.parse_args(["--fail-task-starts", "0.5", "--fail-task-starts-seed", "3"])
+
+    failures = start_failures_from_args(args)
+
+    assert failures is not None and (failures.share, failures.seed) == (0.5, 3)
 
 
 def test_lew_local_up_names_the_option_once_for_a_bad_share(capsys: pytest.CaptureFixture[str]) -> None:
