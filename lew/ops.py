@@ -1,9 +1,9 @@
-"""Operations on a stack, local or deployed: submit, status, results, redrive. Clients come in as arguments."""
+"""Operations on a stack, local or deployed: upload checks, status, results, redrive. Clients come in as arguments."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +13,6 @@ from botocore.exceptions import ClientError
 
 from lew.errors import LewError
 from lew.files import check_readable_file
-from lew.job_parameters import ParameterValue, parameter_texts, upload_arguments
 from lew.queues import queue_arn, queue_depths
 from worker import paths
 
@@ -28,7 +27,7 @@ MANIFEST_NAME = paths.MANIFEST_NAME
 SQS_BATCH = 10
 
 
-# -- submit -------------------------------------------------------------------------------------------------------
+# -- before an upload ---------------------------------------------------------------------------------------------
 
 
 def check_uploadable(files: Sequence[Path], suffixes: Sequence[str]) -> None:
@@ -76,25 +75,6 @@ def check_results_keys(target: Target, keys: Sequence[str], *, action: str = "up
         problem = results_key_problem(target, key, uploaded=False)
         if problem is not None:
             raise LewError(f"refusing to {action} s3://{target.bucket}/{shown_key(key)}: {problem}")
-
-
-def submit(
-    s3: S3Client, target: Target, files: Sequence[Path], *, parameters: Mapping[str, ParameterValue] | None = None
-) -> list[str]:
-    """Upload each file under the input prefix (multipart when large); return the keys.
-
-    `parameters` (name -> text or number) go with every upload as its S3 metadata, for the processor
-    (worker/parameters.py); LewError before anything is uploaded when S3 metadata cannot carry them.
-    """
-    check_uploadable(files, target.suffixes)
-    check_results_keys(target, [f"{target.input_prefix}{path.name}" for path in files])
-    extra_args = upload_arguments(parameter_texts(parameters))
-    keys = []
-    for path in files:
-        key = f"{target.input_prefix}{path.name}"
-        s3.upload_file(str(path), target.bucket, key, ExtraArgs=extra_args)
-        keys.append(key)
-    return keys
 
 
 # -- manifests and results ----------------------------------------------------------------------------------------
