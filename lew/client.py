@@ -355,16 +355,16 @@ class Client:
         return ops.download_results(self.s3, self.target, state.manifest, dest)
 
     def dead_letter_reason(self, upload: Upload) -> str | None:
-        """The reason a DLQ message about this upload gives, or None when none is seen.
+        """The reason a DLQ message about this upload gives, or None when the DLQ holds none.
 
-        Looks at up to 10 messages, leaving them in the DLQ (lew.dead_letters.peek): a DLQ holding more may hide it.
+        Looks through the whole DLQ, leaving every message in it (lew.dead_letters.find: one receive per 10
+        messages, as deep as the DLQ is when it starts, stopping at the first match).
         """
         if not self.target.dlq_url:
             return None
-        for letter in dead_letters.peek(self.target.sqs, self.target.dlq_url, limit=10):
-            if letter.names(upload.bucket, upload.key):
-                return letter.reason
-        return None
+        found = dead_letters.find(self.target.sqs, self.target.dlq_url, [(upload.bucket, upload.key)])
+        letter = found.get((upload.bucket, upload.key))
+        return letter.reason if letter is not None else None
 
     # -- cancel ---------------------------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ message SQS moved by itself (no worker saw its last receive) has no attributes, 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -45,27 +45,65 @@ def peek(sqs: SQSClient, dlq_url: str, *, limit: int = 10) -> list[DeadLetter]:
 
     Receives with a short visibility timeout (so that successive receives page through the queue), then sets each
     received message's visibility back to 0 at once (ChangeMessageVisibility): nothing is deleted or hidden.
-    A DLQ holding more than `limit` messages may hide the one asked about; SQS gives no order guarantee.
+    A DLQ holding more than `limit` messages may hide the one asked about (`find` looks through all of them).
     """
     letters: list[DeadLetter] = []
+
+    def take(letter: DeadLetter) -> bool:
+        letters.append(letter)
+        return False  # every one, up to the limit
+
+    _scan(sqs, dlq_url, limit, take)
+    return letters
+
+
+def find(sqs: SQSClient, dlq_url: str, uploads: Collection[tuple[str, str]]) -> dict[tuple[str, str], DeadLetter]:
+    """The dead letter of each upload (bucket, key) the DLQ holds, by upload; the others are left out.
+
+    Pages through the whole DLQ, as deep as its ApproximateNumberOfMessages when the search starts (so a long DLQ
+    costs one receive per 10 messages, and the search always ends), and stops as soon as every upload was found.
+    Every message received is made visible again, as by `peek`.
+    """
+    wanted = set(uploads)
+    found: dict[tuple[str, str], DeadLetter] = {}
+    if not wanted:
+        return found
+
+    def take(letter: DeadLetter) -> bool:
+        for upload in wanted.intersection(letter.keys):
+            found.setdefault(upload, letter)
+        return len(found) == len(wanted)
+
+    _scan(sqs, dlq_url, depth(sqs, dlq_url), take)
+    return found
+
+
+def depth(sqs: SQSClient, dlq_url: str) -> int:
+    """How many messages the DLQ holds, visible ones (SQS's ApproximateNumberOfMessages)."""
+    attributes = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"])
+    return int(attributes.get("Attributes", {}).get("ApproximateNumberOfMessages", 0))
+
+
+def _scan(sqs: SQSClient, dlq_url: str, limit: int, take: Callable[[DeadLetter], bool]) -> None:
+    """Receive up to `limit` messages, handing each to `take` until it returns True; then show them all again."""
     handles: list[str] = []
     try:
-        while len(letters) < limit:
+        while len(handles) < limit:
             received = sqs.receive_message(
                 QueueUrl=dlq_url,
-                MaxNumberOfMessages=min(SQS_BATCH, limit - len(letters)),
+                MaxNumberOfMessages=min(SQS_BATCH, limit - len(handles)),
                 VisibilityTimeout=PEEK_VISIBILITY_SECONDS,
                 WaitTimeSeconds=0,
                 MessageAttributeNames=["All"],
             ).get("Messages", [])
             if not received:
-                break
+                return
             for message in received:
                 handles.append(message["ReceiptHandle"])
-                letters.append(_letter(message.get("Body", ""), message.get("MessageAttributes", {})))
+                if take(_letter(message.get("Body", ""), message.get("MessageAttributes", {}))):
+                    return
     finally:
         _show_again(sqs, dlq_url, handles)
-    return letters
 
 
 def _letter(body: str, attributes: Mapping[str, object]) -> DeadLetter:

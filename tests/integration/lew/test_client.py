@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 
+from lew import dead_letters
 from lew.client import DEAD_LETTERED, QUEUED, RUNNING, TIMED_OUT, Client, JobFinishedError
 from lew.errors import LewError
 from lew.target import Target
@@ -225,3 +227,64 @@ def test_submit_refuses_a_key_whose_results_cannot_be_stored_and_uploads_nothing
         f"{UNSTORABLE}; shorten the key"
     )
     assert "Contents" not in client.s3.list_objects_v2(Bucket=BUCKET)
+
+
+def dead_letter(client: Client, key: str, reason: str) -> None:
+    """A DLQ message naming s3://BUCKET/key with the worker's reason attribute."""
+    body = {"Records": [{"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": BUCKET}, "object": {"key": key}}}]}
+    client.target.sqs.send_message(
+        QueueUrl=client.target.dlq_url,
+        MessageBody=json.dumps(body),
+        MessageAttributes={"reason": {"DataType": "String", "StringValue": reason}},
+    )
+
+
+def test_wait_finds_a_dead_letter_behind_more_than_a_page_of_others(client: Client) -> None:
+    # GIVEN a DLQ holding 25 dead letters of other uploads, then the one of ours (the 26th SQS hands out)
+    put(client, "incoming/deep.zip")
+    upload = client.upload("deep.zip")
+    for index in range(25):
+        dead_letter(client, f"incoming/other-{index}.zip", f"reason {index}")
+    dead_letter(client, "incoming/deep.zip", "ours")
+
+    # WHEN waiting for it (with a limit, so that a miss ends the test instead of waiting for ever)
+    state = client.wait(upload, timeout=30)
+
+    # THEN the wait ends as dead-lettered with its reason, and all 26 messages are still in the DLQ, visible
+    assert (state.status, state.error) == (DEAD_LETTERED, "ours")
+    depths = client.target.sqs.get_queue_attributes(
+        QueueUrl=client.target.dlq_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    assert (depths["ApproximateNumberOfMessages"], depths["ApproximateNumberOfMessagesNotVisible"]) == ("26", "0")
+
+
+class CountingSQS:
+    """An SQS client that counts ReceiveMessage calls (every other call goes through)."""
+
+    def __init__(self, sqs: Any) -> None:
+        self.sqs = sqs
+        self.receives = 0
+
+    def receive_message(self, **kwargs: Any) -> Any:
+        self.receives += 1
+        return self.sqs.receive_message(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sqs, name)
+
+
+def test_find_reads_the_whole_dlq_once_and_stops_at_its_depth(client: Client) -> None:
+    # GIVEN a DLQ of 15 dead letters, none about this upload, and one of 25 whose 13th is
+    for index in range(15):
+        dead_letter(client, f"incoming/other-{index}.zip", "x")
+    sqs = CountingSQS(client.target.sqs)
+
+    # THEN there is none, after as many receives as pages of the DLQ (bounded by its depth), not more
+    assert dead_letters.find(sqs, client.target.dlq_url, [(BUCKET, "incoming/fine.zip")]) == {}  # type: ignore[arg-type]
+    assert sqs.receives == 2
+    # AND several uploads are looked for in one pass, which stops once each was found
+    wanted = [(BUCKET, "incoming/other-3.zip"), (BUCKET, "incoming/other-12.zip")]
+    found = dead_letters.find(sqs, client.target.dlq_url, wanted)  # type: ignore[arg-type]
+    assert sorted(found) == sorted(wanted)
+    assert sqs.receives == 4
