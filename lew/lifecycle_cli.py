@@ -173,6 +173,9 @@ def describe_event(event: dict[str, Any]) -> str:
         parts.append(f"{progress.get('done')}/{total}" if total else f"{progress.get('done')} done")
     if detail.get("outputs") is not None and detail.get("status") == "succeeded":
         parts.append(f"{detail['outputs']} output(s)")
+    parameters = detail.get("parameters")
+    if isinstance(parameters, dict) and parameters and detail.get("status") != "progress":
+        parts.append(" ".join(f"{name}={json.dumps(value)}" for name, value in parameters.items()))
     error = detail.get("error")
     if isinstance(error, dict):
         parts.append(f"{error.get('type')}: {error.get('message')}")

@@ -72,6 +72,16 @@ def test_describe_event_gives_one_line_per_status() -> None:
     )
 
 
+def test_describe_event_names_the_jobs_parameters_typed() -> None:
+    job = Job("b", "incoming/a.zip", etag="abc")
+    succeeded = job_event(
+        "succeeded", job, attempt=1, manifest_key="m", outputs=1, parameters={"width": 320, "mode": "fast", "v": True}
+    )
+
+    assert describe_event({"detail": succeeded}).endswith('1 output(s)  width=320 mode="fast" v=true')
+    assert "=" not in describe_event({"detail": job_event("started", job, attempt=1)})
+
+
 def test_jobs_view_writes_a_line_per_change_when_not_a_terminal() -> None:
     # GIVEN a view on a pipe
     stream = io.StringIO()
