@@ -11,7 +11,7 @@ import pytest
 from lew import cli
 from lew.local.chaos import StartFailures
 from lew.local.stack import LocalStack
-from lew.stopped_tasks import stopped_tasks
+from lew.stopped_tasks import stopped_tasks, stopped_tasks_report
 from tests.e2e.conftest import LogCollector, fast_settings, make_zip, wait_for
 from worker.paths import manifest_key
 
@@ -86,7 +86,9 @@ def test_failed_start_is_replaced_by_the_launcher_at_once_and_shown_by_lew_statu
 
 
 @pytest.mark.filterwarnings("ignore:No application metrics to publish")
-def test_every_start_failing_is_replaced_then_held_back_not_a_run_task_storm(logs: LogCollector) -> None:
+def test_every_start_failing_is_replaced_then_held_back_not_a_run_task_storm(
+    logs: LogCollector, capsys: pytest.CaptureFixture[str]
+) -> None:
     # GIVEN every task start fails (a missing image, say) and work is waiting, with no reconcile tick
     settings = fast_settings(task_start_failures=StartFailures.parse("1"), reconcile_seconds=NO_RECONCILE)
     with LocalStack(settings, sink=logs) as stack:
@@ -102,3 +104,15 @@ def test_every_start_failing_is_replaced_then_held_back_not_a_run_task_storm(log
         assert [result["tasks_started"] for result in results[:2]] == [1, 0]
         assert results[1]["starts_held_back_seconds"] > 0
         assert stack.agent.tasks_started == stack.agent.failed_starts == 2
+
+        # AND `lew status` says that starts are held back, and why (the launcher's streak is in its memory only)
+        resources = stack.resources
+        hold = wait_for(
+            lambda: stopped_tasks_report(stack.ecs, resources.cluster, resources.task_family).start_hold,
+            timeout=30,
+            what="the hold in the stopped tasks",
+        )
+        assert hold.failures == 2
+        capsys.readouterr()
+        assert cli.main(["status", "--endpoint", stack.endpoint]) == 0
+        assert "starts held back: 2 worker tasks in a row failed to start (the last at " in capsys.readouterr().out
