@@ -379,10 +379,10 @@ def _results(args: argparse.Namespace) -> int:
     if args.keys:
         found = ops.manifests_of(target.s3, target, [ops.resolve_key(target.s3, target, key) for key in args.keys])
         waiting = [key for key, summary in found if summary is None]
-        wanted = [(target.bucket, key) for key in waiting]
+        wanted = [(target.bucket, key, None) for key in waiting]
         letters = dead_letters.find(target.sqs, target.dlq_url, wanted) if waiting and target.dlq_url else {}
         for key in waiting:
-            letter = letters.get((target.bucket, key))
+            letter = letters.get((target.bucket, key, None))
             unstorable = ops.results_key_problem(target, key)
             if letter is not None:
                 code = lifecycle_cli.EXIT_FAILED  # as `lew wait` exits for a dead-lettered job

@@ -262,11 +262,15 @@ class Client:
     def run_of(self, key: str, run: str) -> Upload:
         """A scheduled run of an object, by its id (as `fire_schedule` or the schedule named it), for `wait`/`cancel`.
 
-        Raises LewError when `run` is not a run id like 20261130T030000Z.
+        `key` is the stack's ScheduleObjectKey as given (whether or not the object is there now), else resolved as
+        for uploads (ops.resolve_key). Raises LewError when `run` is not a run id like 20261130T030000Z.
         """
         if not RUN_ID.fullmatch(run):
             raise LewError(f"--run {run!r} is not a run id like 20261130T030000Z")
-        return Upload(self.target.bucket, ops.resolve_key(self.s3, self.target, key), None, run=run)
+        scheduled = self.target.schedule_key
+        known = bool(scheduled) and key in (scheduled, f"s3://{self.target.bucket}/{scheduled}")
+        resolved = scheduled if known else ops.resolve_key(self.s3, self.target, key)
+        return Upload(self.target.bucket, resolved, None, run=run)
 
     # -- one job's state ------------------------------------------------------------------------------------------
 
@@ -362,8 +366,8 @@ class Client:
         """
         if not self.target.dlq_url:
             return None
-        found = dead_letters.find(self.target.sqs, self.target.dlq_url, [(upload.bucket, upload.key)])
-        letter = found.get((upload.bucket, upload.key))
+        job = (upload.bucket, upload.key, upload.run)
+        letter = dead_letters.find(self.target.sqs, self.target.dlq_url, [job]).get(job)
         return letter.reason if letter is not None else None
 
     # -- cancel ---------------------------------------------------------------------------------------------------

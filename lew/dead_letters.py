@@ -21,23 +21,30 @@ if TYPE_CHECKING:
 PEEK_VISIBILITY_SECONDS = 20
 NO_REASON = "moved to the dead-letter queue after its last receive (see the worker's logs)"
 SQS_BATCH = 10
+Job = tuple[str, str, str | None]  # (bucket, key, run id): what a dead letter is about
 
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """One DLQ message: the uploads (bucket, key) its S3 event names, and the worker's `kind`, `reason`, `attempts`.
+    """One DLQ message: the jobs (bucket, key, run) its S3 event names, and the worker's `kind`, `reason`, `attempts`.
 
-    `keys` is empty for a body that is not an S3 event (poison); `kind` and `attempts` are "" when absent.
+    `jobs` is empty for a body that is not an S3 event (poison); `run` is a scheduled run's id, None for an upload's
+    job; `kind` and `attempts` are "" when absent.
     """
 
-    keys: tuple[tuple[str, str], ...]
+    jobs: tuple[Job, ...]
     kind: str
     reason: str
     attempts: str
 
-    def names(self, bucket: str, key: str) -> bool:
-        """True when this dead letter is about the upload s3://bucket/key."""
-        return (bucket, key) in self.keys
+    @property
+    def keys(self) -> tuple[tuple[str, str], ...]:
+        """The (bucket, key) of each job, for display."""
+        return tuple((bucket, key) for bucket, key, _ in self.jobs)
+
+    def names(self, bucket: str, key: str, run: str | None = None) -> bool:
+        """True when this dead letter is about the upload s3://bucket/key (or that run of it)."""
+        return (bucket, key, run) in self.jobs
 
 
 def peek(sqs: SQSClient, dlq_url: str, *, limit: int = 10) -> list[DeadLetter]:
@@ -57,20 +64,22 @@ def peek(sqs: SQSClient, dlq_url: str, *, limit: int = 10) -> list[DeadLetter]:
     return letters
 
 
-def find(sqs: SQSClient, dlq_url: str, uploads: Collection[tuple[str, str]]) -> dict[tuple[str, str], DeadLetter]:
-    """The dead letter of each upload (bucket, key) the DLQ holds, by upload; the others are left out.
+def find(sqs: SQSClient, dlq_url: str, uploads: Collection[Job]) -> dict[Job, DeadLetter]:
+    """The dead letter of each job (bucket, key, run) the DLQ holds, by job; the others are left out.
+
+    A scheduled run's dead letter is that run's only (`run` is its id); an upload's job has run None.
 
     Pages through the whole DLQ, as deep as its ApproximateNumberOfMessages when the search starts (so a long DLQ
     costs one receive per 10 messages, and the search always ends), and stops as soon as every upload was found.
     Every message received is made visible again, as by `peek`.
     """
     wanted = set(uploads)
-    found: dict[tuple[str, str], DeadLetter] = {}
+    found: dict[Job, DeadLetter] = {}
     if not wanted:
         return found
 
     def take(letter: DeadLetter) -> bool:
-        for upload in wanted.intersection(letter.keys):
+        for upload in wanted.intersection(letter.jobs):
             found.setdefault(upload, letter)
         return len(found) == len(wanted)
 
@@ -113,7 +122,7 @@ def _letter(body: str, attributes: Mapping[str, object]) -> DeadLetter:
 
     jobs = getattr(parse_body(body), "jobs", ())
     return DeadLetter(
-        keys=tuple((job.bucket, job.key) for job in jobs),
+        jobs=tuple((job.bucket, job.key, job.run.id if job.run is not None else None) for job in jobs),
         kind=text("kind"),
         reason=text("reason") or NO_REASON,
         attempts=text("attempts"),

@@ -281,10 +281,10 @@ def test_find_reads_the_whole_dlq_once_and_stops_at_its_depth(client: Client) ->
     sqs = CountingSQS(client.target.sqs)
 
     # THEN there is none, after as many receives as pages of the DLQ (bounded by its depth), not more
-    assert dead_letters.find(sqs, client.target.dlq_url, [(BUCKET, "incoming/fine.zip")]) == {}  # type: ignore[arg-type]
+    assert dead_letters.find(sqs, client.target.dlq_url, [(BUCKET, "incoming/fine.zip", None)]) == {}  # type: ignore[arg-type]
     assert sqs.receives == 2
     # AND several uploads are looked for in one pass, which stops once each was found
-    wanted = [(BUCKET, "incoming/other-3.zip"), (BUCKET, "incoming/other-12.zip")]
+    wanted = [(BUCKET, "incoming/other-3.zip", None), (BUCKET, "incoming/other-12.zip", None)]
     found = dead_letters.find(sqs, client.target.dlq_url, wanted)  # type: ignore[arg-type]
     assert sorted(found) == sorted(wanted)
     assert sqs.receives == 4

@@ -136,7 +136,7 @@ def test_peek_reads_every_dead_letter_and_leaves_each_visible_in_the_dlq(stack: 
         [f"reason {index}" for index in range(11)] + [dead_letters.NO_REASON]
     )
     letter = next(letter for letter in everything if letter.reason == "reason 7")
-    assert letter == dead_letters.DeadLetter(((BUCKET, "incoming/7.zip"),), "exhausted", "reason 7", "2")
+    assert letter == dead_letters.DeadLetter(((BUCKET, "incoming/7.zip", None),), "exhausted", "reason 7", "2")
     assert letter.names(BUCKET, "incoming/7.zip") and not letter.names(BUCKET, "incoming/1.zip")
     assert len(first) == 3
     assert stack.queue_counts(stack.dlq_url) == (12, 0)

@@ -139,6 +139,7 @@ def client_of(stack: Stack) -> Client:
         result_prefix=stack.settings.result_prefix,
         suffixes=(".zip",),
         region=REGION,
+        schedule_key=KEY,
     )
     return Client(target, poll_seconds=0.05, dlq_poll_seconds=0.0)
 
@@ -163,3 +164,19 @@ def test_a_queued_run_cancelled_with_lew_cancel_run_is_not_run_and_the_next_run_
     assert succeeded.status == "succeeded"
     assert run_manifest(stack, KEY, "20261130T030000Z")["run"]["id"] == "20261130T030000Z"
     assert not client.cancel_requested(first)  # the worker honoured and removed the marker
+
+
+def test_a_dead_lettered_run_is_that_runs_outcome_only(stack: Stack) -> None:
+    # GIVEN a run whose message was dead-lettered, beside another run and the upload job of the same key
+    client = client_of(stack)
+    body = run_message(KEY, "2026-11-30T03:00:00Z")
+    stack.sqs.send_message(
+        QueueUrl=stack.dlq_url,
+        MessageBody=body,
+        MessageAttributes={"reason": {"DataType": "String", "StringValue": "the run's reason"}},
+    )
+    # THEN waiting on that run ends with its reason, and the other run and the upload are not dead-lettered
+    assert client.dead_letter_reason(client.run_of(KEY, "20261130T030000Z")) == "the run's reason"
+    assert client.dead_letter_reason(client.run_of(KEY, "20261201T030000Z")) is None
+    stack.upload(KEY, b"x")
+    assert client.dead_letter_reason(client.upload(KEY)) is None
