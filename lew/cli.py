@@ -477,15 +477,15 @@ def register_rerun(subcommands: Subcommands) -> None:
     parser.add_argument(
         "keys", nargs="+", metavar="KEY", help="an upload's key, its name under the input prefix, or s3://BUCKET/KEY"
     )
+    lifecycle_cli.add_run_option(parser)
     parser.set_defaults(handler=_rerun)
 
 
 def _rerun(args: argparse.Namespace) -> int:
     target = _target(args)
-    for queued in rerun(target.s3, target.sqs, target, args.keys):
-        print(
-            f"queued a re-run of s3://{target.bucket}/{queued.key}; its manifest: s3://{target.bucket}/{queued.manifest_key}"
-        )
+    for queued in rerun(target.s3, target.sqs, target, args.keys, run=args.run):
+        what = f"s3://{target.bucket}/{queued.key}" + (f" (run {queued.run})" if queued.run else "")
+        print(f"queued a re-run of {what}; its manifest: s3://{target.bucket}/{queued.manifest_key}")
     when = (
         "within seconds"
         if target.endpoint_url

@@ -39,7 +39,7 @@ from worker.messages import normalise_etag
 from worker.parameters import parameter_metadata, parameters_from_metadata
 from worker.paths import folder_name, manifest_key, run_of_folder
 from worker.progress import Progress
-from worker.runs import RUN_ID, Run
+from worker.runs import Run, run_time
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -240,15 +240,19 @@ class Client:
             parameters=parameters_from_metadata(head.get("Metadata") or {}),
         )
 
-    def rerun(self, keys: Sequence[str]) -> list[Upload]:
-        """Process uploads again though their manifests record a success (lew.rerun: one flagged work message each).
+    def rerun(self, keys: Sequence[str], *, run: str | None = None) -> list[Upload]:
+        """Process uploads again though their manifests record a success (lew.rerun: one flagged work message each);
+        with `run`, that scheduled run of each key (a failed tick, once its cause is fixed).
 
         Returns the uploads, whose `wait` counts only a manifest written from now on. Raises LewError naming the
-        first key that is not an object in the bucket (nothing is queued then).
+        first key that is not an object in the bucket, or a bad run id (nothing is queued then).
         """
         since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        queued = rerun_uploads(self.s3, self.target.sqs, self.target, keys)
-        return [Upload(self.target.bucket, item.key, normalise_etag(item.etag), not_before=since) for item in queued]
+        queued = rerun_uploads(self.s3, self.target.sqs, self.target, keys, run=run)
+        return [
+            Upload(self.target.bucket, item.key, None if run else normalise_etag(item.etag), not_before=since, run=run)
+            for item in queued
+        ]
 
     def fire_schedule(self, key: str | None = None, *, at: datetime | None = None) -> Upload:
         """Start a run of the scheduled job now (lew.schedule.fire): of `key`, else of the stack's ScheduleObjectKey.
@@ -265,8 +269,10 @@ class Client:
         `key` is the stack's ScheduleObjectKey as given (whether or not the object is there now), else resolved as
         for uploads (ops.resolve_key). Raises LewError when `run` is not a run id like 20261130T030000Z.
         """
-        if not RUN_ID.fullmatch(run):
-            raise LewError(f"--run {run!r} is not a run id like 20261130T030000Z")
+        try:
+            run_time(run)
+        except ValueError as error:
+            raise LewError(f"--run {error}") from None
         scheduled = self.target.schedule_key
         known = bool(scheduled) and key in (scheduled, f"s3://{self.target.bucket}/{scheduled}")
         resolved = scheduled if known else ops.resolve_key(self.s3, self.target, key)

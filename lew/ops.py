@@ -68,11 +68,12 @@ def shown_key(key: str, *, limit: int = 100) -> str:
     return f"{key[: limit - 40]}...{key[-30:]} ({len(key.encode())} bytes)"
 
 
-def check_results_keys(target: Target, keys: Sequence[str], *, action: str = "upload") -> None:
+def check_results_keys(target: Target, keys: Sequence[str], *, action: str = "upload", run: str | None = None) -> None:
     """Refuse, before anything is uploaded or queued, keys whose results could never be stored (LewError naming
-    the first, in one line: `refusing to <action> s3://BUCKET/KEY: its results cannot be stored: ...`)."""
+    the first, in one line: `refusing to <action> s3://BUCKET/KEY: its results cannot be stored: ...`); `run` is a
+    scheduled run's id (its folder differs)."""
     for key in keys:
-        problem = results_key_problem(target, key, uploaded=False)
+        problem = results_key_problem(target, key, uploaded=False, run=run)
         if problem is not None:
             raise LewError(f"refusing to {action} s3://{target.bucket}/{shown_key(key)}: {problem}")
 
@@ -192,9 +193,9 @@ def resolve_key(s3: S3Client, target: Target, given: str) -> str:
     return given
 
 
-def manifest_key(target: Target, key: str) -> str:
-    """Where the worker writes the manifest of the upload `key` (the rule of worker/paths.py)."""
-    return paths.manifest_key(key, target.input_prefix, target.result_prefix)
+def manifest_key(target: Target, key: str, run: str | None = None) -> str:
+    """Where the worker writes the manifest of the upload `key`, or of its scheduled run `run` (worker/paths.py)."""
+    return paths.manifest_key(key, target.input_prefix, target.result_prefix, run)
 
 
 def manifests_of(s3: S3Client, target: Target, keys: Sequence[str]) -> list[tuple[str, ManifestSummary | None]]:

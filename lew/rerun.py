@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 
 from lew import ops
 from lew.errors import LewError
+from worker.runs import run_time, scheduled_time_of
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -36,12 +37,14 @@ class Rerun:
     etag: str
     message_id: str
     manifest_key: str
+    run: str | None = None  # the scheduled run re-run, None for an upload's job
 
 
-def rerun_body(bucket: str, key: str, etag: str, size: int) -> str:
+def rerun_body(bucket: str, key: str, etag: str, size: int, run: str | None = None) -> str:
     """The work message of a re-run: one S3 event record (key encoded as S3 encodes it) flagged as a re-run.
 
-    It carries no sequencer and no version id: the worker processes the key's current version.
+    It carries no sequencer and no version id: the worker processes the key's current version. With `run`, it re-runs
+    that scheduled run (worker/runs.py): into the run's folder, with its scheduled time.
     """
     record: dict[str, Any] = {
         "eventVersion": "2.1",
@@ -52,21 +55,27 @@ def rerun_body(bucket: str, key: str, etag: str, size: int) -> str:
             "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
             "object": {"key": quote_plus(key, safe="/"), "eTag": etag, "size": size},
         },
-        "lew": {"rerun": True},
+        "lew": {"rerun": True} if run is None else {"rerun": True, "run": run, "scheduledTime": scheduled_time_of(run)},
     }
     return json.dumps({"Records": [record]})
 
 
-def rerun(s3: S3Client, sqs: SQSClient, target: Target, keys: Sequence[str]) -> list[Rerun]:
+def rerun(s3: S3Client, sqs: SQSClient, target: Target, keys: Sequence[str], *, run: str | None = None) -> list[Rerun]:
     """Queue a re-run of each upload (ops.resolve_key: a key, s3:// URL or name); refuse all if one does not exist.
 
-    Raises LewError naming the first key that is not an object in the bucket, or whose results could never be
-    stored (nothing is queued then).
+    With `run` (a scheduled run's id), re-run that run of each key instead, into the run's own folder. Raises
+    LewError naming the first key that is not an object in the bucket, or whose results could never be stored, or a
+    run id that names no real time (nothing is queued then).
     """
+    if run is not None:
+        try:
+            run_time(run)
+        except ValueError as error:
+            raise LewError(f"--run {error}") from None
     found: list[tuple[str, str, int]] = []
     for given in keys:
         key = ops.resolve_key(s3, target, given)
-        ops.check_results_keys(target, [key], action="re-run")  # the worker could only dead-letter it again
+        ops.check_results_keys(target, [key], action="re-run", run=run)  # the worker could only dead-letter it again
         try:
             head = s3.head_object(Bucket=target.bucket, Key=key)
         except ClientError as error:
@@ -77,6 +86,7 @@ def rerun(s3: S3Client, sqs: SQSClient, target: Target, keys: Sequence[str]) -> 
         found.append((key, head["ETag"].strip('"'), head["ContentLength"]))
     queued = []
     for key, etag, size in found:
-        sent = sqs.send_message(QueueUrl=target.queue_url, MessageBody=rerun_body(target.bucket, key, etag, size))
-        queued.append(Rerun(key, etag, sent["MessageId"], ops.manifest_key(target, key)))
+        body = rerun_body(target.bucket, key, etag, size, run)
+        sent = sqs.send_message(QueueUrl=target.queue_url, MessageBody=body)
+        queued.append(Rerun(key, etag, sent["MessageId"], ops.manifest_key(target, key, run), run))
     return queued

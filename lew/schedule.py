@@ -12,23 +12,22 @@ keeps milliseconds, so two fires a moment apart are two runs (and a fire never r
 from __future__ import annotations
 
 import json
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
 from botocore.exceptions import ClientError
 
+from lew import ops, template
 from lew.errors import LewError
 from lew_launcher.schedule import ScheduleEventError, run_id, schedule_event
+from lew_launcher.skips import matches_suffix
 from worker.paths import manifest_key, results_key_problem
 
 if TYPE_CHECKING:
     from lew.target import Target
 
-# rate(value unit) as Scheduler writes it: the local stack's clock runs these; cron() and at() only on demand.
-_RATE: Final = re.compile(r"rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)")
-_UNIT_SECONDS: Final = {"minute": 60, "hour": 3600, "day": 86400}
 LOCAL_SCHEDULE_ARN: Final = "lew-local-schedule"
 ACCEPTED: Final = 202  # Lambda's status code for an accepted asynchronous invocation
 
@@ -44,12 +43,13 @@ class FiredRun:
     manifest_key: str
 
 
-def rate_seconds(expression: str) -> float | None:
-    """The period of a `rate(N unit)` expression in seconds; None for cron(), at() or anything else."""
-    matched = _RATE.fullmatch(expression.strip())
-    if matched is None:
+def rate_seconds(expression: str) -> int | None:
+    """The period of a `rate(N unit)` expression in seconds (the local stack's clock runs these); None for cron(),
+    at() or anything else, which the local stack runs only on demand."""
+    try:
+        return template.rate_seconds(expression)
+    except LewError:
         return None
-    return int(matched.group(1)) * _UNIT_SECONDS[matched.group(2).removesuffix("s")]
 
 
 def scheduled_time_text(moment: datetime) -> str:
@@ -62,15 +62,20 @@ def scheduled_time_text(moment: datetime) -> str:
 def fire(target: Target, key: str | None = None, *, at: datetime | None = None) -> FiredRun:
     """Start one run of the scheduled job: of `key`, else of the stack's ScheduleObjectKey, for time `at` (now).
 
-    Raises LewError in one line when the stack has no schedule and no key is given, when the object does not exist,
-    when its results could not be stored (key too long), or when the launcher cannot be invoked.
+    `key` may be an `s3://BUCKET/KEY` URL of the stack's bucket. Raises LewError in one line, before anything is
+    sent, when the stack has no schedule and no key is given, when the launcher would refuse the key (its suffix, or
+    under the result prefix), when the object does not exist, when the run (`at`) already has its outcome, when its
+    results could not be stored (key too long), or when the launcher cannot be invoked.
     """
-    chosen = key or target.schedule_key
+    chosen = _key_of(target, key) if key else target.schedule_key
     if not chosen:
         raise LewError(
             f"{target.description} has no scheduled job (ScheduleObjectKey is empty): name the object, e.g. "
             "`lew schedule fire schedules/etl.zip`"
         )
+    refused = key_problem(chosen, suffixes=target.suffixes, result_prefix=target.result_prefix)
+    if refused is not None:
+        raise LewError(refused)
     if target.launcher_function and chosen != target.schedule_key and not chosen.startswith(target.input_prefix):
         # The template lets the worker task role read InputPrefix and ScheduleObjectKey, nothing else.
         raise LewError(
@@ -86,6 +91,13 @@ def fire(target: Target, key: str | None = None, *, at: datetime | None = None) 
     problem = results_key_problem(chosen, target.input_prefix, target.result_prefix, run)
     if problem is not None:
         raise LewError(problem)
+    manifest = manifest_key(chosen, target.input_prefix, target.result_prefix, run)
+    earlier = ops.read_manifest(target.s3, target.bucket, manifest, target.result_prefix)
+    if earlier is not None:  # only a run for an earlier time (`at`) can have one: a redelivery would skip it
+        raise LewError(
+            f"run {run} of {chosen} already {earlier.status} (s3://{target.bucket}/{manifest}): not run again; "
+            f"`lew rerun {chosen} --run {run}` runs it again"
+        )
     event = schedule_event(target.bucket, chosen, scheduled_time, target.schedule_arn or LOCAL_SCHEDULE_ARN)
     if target.launcher_inbox_url:
         target.sqs.send_message(QueueUrl=target.launcher_inbox_url, MessageBody=json.dumps(event))
@@ -93,13 +105,31 @@ def fire(target: Target, key: str | None = None, *, at: datetime | None = None) 
         _invoke(target, event)
     else:
         raise LewError(f"{target.description}: lew does not know its launcher, so it cannot fire a run")
-    return FiredRun(
-        target.bucket,
-        chosen,
-        run,
-        scheduled_time,
-        manifest_key(chosen, target.input_prefix, target.result_prefix, run),
-    )
+    return FiredRun(target.bucket, chosen, run, scheduled_time, manifest)
+
+
+def key_problem(key: str, *, suffixes: Sequence[str], result_prefix: str) -> str | None:
+    """Why the launcher would refuse every run of `key` (its skip rules for a scheduled job), or None.
+
+    The same rules as lew_launcher.skips for a scheduled object, which may lie outside the input prefix.
+    """
+    if result_prefix and key.startswith(result_prefix):
+        return f"{key} is under the result prefix {result_prefix}: the launcher refuses it (results are never inputs)"
+    if key.endswith("/"):
+        return f"{key} is a folder, not an archive"
+    if not matches_suffix(key, tuple(suffix.lower() for suffix in suffixes)):
+        return f"{key}: the stack only processes {', '.join(suffixes)} files, so the launcher would refuse every run"
+    return None
+
+
+def _key_of(target: Target, given: str) -> str:
+    """A key as given, or the key of an `s3://BUCKET/KEY` URL of the stack's bucket (LewError for another)."""
+    if not given.startswith("s3://"):
+        return given
+    bucket, _, key = given.removeprefix("s3://").partition("/")
+    if bucket != target.bucket or not key:
+        raise LewError(f"{given}: not an object of this stack's bucket {target.bucket} (s3://{target.bucket}/KEY)")
+    return key
 
 
 def _check_object(target: Target, key: str) -> None:

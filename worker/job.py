@@ -327,7 +327,7 @@ def _cancelled_before_start(
     """
     # A run's manifest is its own (one folder per run): a cancelled one is this run's, whatever the object's ETag.
     if job.run is not None:
-        if not existing or existing.get("status") != CANCELLED:
+        if job.rerun or not existing or existing.get("status") != CANCELLED:
             return None
     elif job.rerun or not records_cancel(existing, job.etag, job.version_id):
         return None
@@ -410,6 +410,9 @@ def _run_over(job: Job, existing: dict[str, Any] | None, key: str) -> bool:
     makes a run a skip.
     """
     if job.run is None or not existing or existing.get("status") not in (SUCCEEDED, FAILED):
+        return False
+    if job.rerun:
+        get_logger().info("re-run requested: running this scheduled run again", extra={"manifest": key})
         return False
     get_logger().info("this scheduled run already has its outcome: skipping", extra={"manifest": key})
     return True

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final
 
 # 20261130T030000Z, 20261130T030000.123Z: digits, a T, digits, an optional fraction, Z. Nothing that a path or a
@@ -35,6 +36,26 @@ class Run:
         return {"id": self.id, "scheduled_time": self.scheduled_time, "schedule": self.schedule}
 
 
+def run_time(run_id: str) -> datetime:
+    """The scheduled time a run id names (UTC); ValueError, naming the id, when it is not a run id of a real time."""
+    if not RUN_ID.fullmatch(run_id):
+        raise ValueError(f"{run_id!r} is not a run id like 20261130T030000Z")
+    whole, _, fraction = run_id.removesuffix("Z").partition(".")
+    try:
+        moment = datetime.strptime(whole, "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        raise ValueError(f"{run_id!r} is not a run id of a real time (YYYYMMDDTHHMMSSZ, UTC)") from None
+    return moment.replace(microsecond=int(fraction.ljust(6, "0")) if fraction else 0)
+
+
+def scheduled_time_of(run_id: str) -> str:
+    """The scheduledTime a run id was made from, in ISO 8601's extended format (`20261130T030000Z` ->
+    `2026-11-30T03:00:00Z`; a fraction kept as it was written). ValueError as `run_time`."""
+    moment = run_time(run_id)
+    fraction = run_id.removesuffix("Z").partition(".")[2]
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "Z"
+
+
 def run_environment(run: Run | None) -> dict[str, str]:
     """What a scheduled run tells its command: LEW_RUN_ID and LEW_SCHEDULED_TIME (ISO 8601, UTC as Scheduler
     sends it), the run's logical date for an ETL script; nothing for an upload's job."""
@@ -46,13 +67,18 @@ def run_environment(run: Run | None) -> dict[str, str]:
 def run_from_block(block: Mapping[str, Any]) -> Run | None:
     """The run a record's `lew` block names, or None when it names none.
 
-    Raises ValueError naming the field when the block names a run in another shape (the message is then poison).
+    Raises ValueError (TypeError) naming the field when the block names a run in another shape or of a time that
+    does not exist (the message is then poison).
     """
     run_id = block.get("run")
     if run_id is None:
         return None
-    if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
-        raise ValueError(f"lew.run {run_id!r} is not a run id like 20261130T030000Z")
+    if not isinstance(run_id, str):
+        raise TypeError(f"lew.run {run_id!r} is not a run id like 20261130T030000Z")
+    try:
+        run_time(run_id)
+    except ValueError as error:
+        raise ValueError(f"lew.run {error}") from None
     return Run(run_id, _optional_text(block, "scheduledTime"), _optional_text(block, "schedule"))
 
 

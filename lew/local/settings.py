@@ -14,6 +14,7 @@ from lew import parameter_rules as rules
 from lew import template as cfn
 from lew.errors import LewError
 from lew.local.chaos import StartFailures
+from lew.schedule import key_problem
 
 LOCAL_STACK_NAME = "lew-local"
 LOCAL_REGION = "us-east-1"
@@ -232,6 +233,16 @@ def check_parameters(
                 raise LewError(f"{named}: {problem}; WorkerCpu is {cpu} units, WorkerMemory {memory} MiB")
 
 
+def _check_schedule_key(effective: Mapping[str, str]) -> None:
+    """A ScheduleObjectKey the launcher would refuse at every tick is refused now, in one line (the template's rules
+    cannot test a suffix or a prefix)."""
+    key = effective.get("ScheduleObjectKey", "")
+    suffixes = [item.strip() for item in effective.get("Suffixes", "").split(",") if item.strip()]
+    problem = key_problem(key, suffixes=suffixes, result_prefix=effective.get("ResultPrefix", "")) if key else None
+    if problem is not None:
+        raise LewError(f"--param ScheduleObjectKey: {problem}")
+
+
 def build_settings(
     template_path: Path = cfn.DEFAULT_TEMPLATE,
     *,
@@ -258,6 +269,7 @@ def build_settings(
         effective[name] = value
     if check:
         check_parameters(template, template_path, parameters or {}, effective)
+        _check_schedule_key(effective)
     # `--param Processor=command` is honoured like `--processor command` (--processor wins when both are given).
     requested = processor or (parameters or {}).get("Processor")
     chosen = validate_processor(requested) if requested else default_processor()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -177,3 +178,38 @@ def test_local_runtime_fires_the_job_schedule_on_its_clock(target: Target) -> No
         runtime.stop()
     assert [event["detail"]["key"] for event in events[:2]] == [KEY, KEY]
     assert events[0]["detail"]["scheduledTime"] != events[1]["detail"]["scheduledTime"]
+
+
+@pytest.mark.parametrize(
+    ("key", "words"),
+    [
+        ("schedules/etl.txt", "the stack only processes .zip files, so the launcher would refuse every run"),
+        ("results/x.zip", "is under the result prefix results/: the launcher refuses it"),
+        ("schedules/", "is a folder, not an archive"),
+        ("s3://other-bucket/a.zip", "not an object of this stack's bucket lew-schedule-bucket"),
+    ],
+)
+def test_fire_refuses_what_the_launcher_would_refuse_before_sending(target: Target, key: str, words: str) -> None:
+    with pytest.raises(LewError, match=re.escape(words)):
+        fire(target, key)
+    assert inbox(target) == []
+
+
+def test_fire_takes_an_s3_url_of_the_stacks_bucket(target: Target) -> None:
+    target.s3.put_object(Bucket=BUCKET, Key="schedules/other.zip", Body=b"PK")
+    assert fire(target, f"s3://{BUCKET}/schedules/other.zip").key == "schedules/other.zip"
+
+
+def test_fire_of_a_tick_that_has_its_outcome_says_how_to_run_it_again(target: Target) -> None:
+    # GIVEN a run whose manifest says it failed
+    target.s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"PK")
+    manifest = "results/.lew-runs/schedules%2Fetl.zip/20261130T030000Z/manifest.json"
+    target.s3.put_object(Bucket=BUCKET, Key=manifest, Body=json.dumps({"status": "failed"}).encode())
+    # WHEN that tick is fired again, THEN nothing is sent and the line says it is done, and how to redo it
+    with pytest.raises(LewError) as raised:
+        fire(target, at=datetime(2026, 11, 30, 3, 0, tzinfo=UTC))
+    assert str(raised.value) == (
+        f"run 20261130T030000Z of {KEY} already failed (s3://{BUCKET}/{manifest}): not run again; "
+        f"`lew rerun {KEY} --run 20261130T030000Z` runs it again"
+    )
+    assert inbox(target) == []

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from lew.client import Client
+from lew.errors import LewError
 from lew.target import Target
 from lew_launcher.events import parse_event
 from lew_launcher.messages import message_body
@@ -180,3 +181,29 @@ def test_a_dead_lettered_run_is_that_runs_outcome_only(stack: Stack) -> None:
     assert client.dead_letter_reason(client.run_of(KEY, "20261201T030000Z")) is None
     stack.upload(KEY, b"x")
     assert client.dead_letter_reason(client.upload(KEY)) is None
+
+
+def test_lew_rerun_run_runs_a_failed_tick_again_into_its_own_folder(stack: Stack) -> None:
+    # GIVEN a run that failed because its object was not there yet
+    stack.send(run_message(KEY, "2026-11-30T03:00:00Z"))
+    assert stack.run().to_dict()["failed"] == 1
+    failed = run_manifest(stack, KEY, "20261130T030000Z")
+    assert failed["status"] == "failed"
+
+    # WHEN the object is uploaded and that run is re-run (`lew rerun KEY --run ID`)
+    stack.upload(KEY, zip_bytes({"etl.py": b"print('etl')\n"}))
+    client = client_of(stack)
+    (rerun,) = client.rerun([KEY], run="20261130T030000Z")
+    assert stack.run().to_dict()["processed"] == 1
+
+    # THEN the run's manifest is replaced by a success for the same run and its scheduled time
+    state = client.wait(rerun, timeout=30)
+    assert state.status == "succeeded"
+    manifest = run_manifest(stack, KEY, "20261130T030000Z")
+    assert manifest["run"]["scheduled_time"] == "2026-11-30T03:00:00Z"
+    assert manifest["outputs"][0]["key"].startswith("results/.lew-runs/schedules%2Fetl.zip/20261130T030000Z/")
+    # AND a run id of no real time is refused in one line
+    with pytest.raises(LewError, match=r"^--run '20261130T990000Z' is not a run id of a real time"):
+        client.rerun([KEY], run="20261130T990000Z")
+    with pytest.raises(LewError, match="not a run id of a real time"):
+        client.run_of(KEY, "20261130T990000Z")
