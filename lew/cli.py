@@ -357,8 +357,10 @@ def register_results(subcommands: Subcommands) -> None:
         "keys",
         nargs="*",
         metavar="KEY",
-        help="only these uploads (a key, an s3://BUCKET/KEY URL, or a name under the input prefix)",
+        help="only these uploads (a key, an s3://BUCKET/KEY URL, or a name under the input prefix), and their "
+        "scheduled runs",
     )
+    lifecycle_cli.add_run_option(parser)
     parser.add_argument("--download", type=Path, metavar="DIR", help="download every job's outputs and manifest here")
     parser.add_argument("--limit", type=positive_int, help="only the most recent N")
     parser.set_defaults(handler=_results)
@@ -376,23 +378,10 @@ def _results(args: argparse.Namespace) -> int:
     target = _target(args)
     if args.download:
         create_folder(args.download, label="--download")  # now, not after the table: /proc/x passes the checks
+    if args.run and not args.keys:
+        raise LewError("--run needs the KEY whose run it is: lew results KEY --run ID")
     if args.keys:
-        found = ops.manifests_of(target.s3, target, [ops.resolve_key(target.s3, target, key) for key in args.keys])
-        waiting = [key for key, summary in found if summary is None]
-        wanted = [(target.bucket, key, None) for key in waiting]
-        letters = dead_letters.find(target.sqs, target.dlq_url, wanted) if waiting and target.dlq_url else {}
-        for key in waiting:
-            letter = letters.get((target.bucket, key, None))
-            unstorable = ops.results_key_problem(target, key)
-            if letter is not None:
-                code = lifecycle_cli.EXIT_FAILED  # as `lew wait` exits for a dead-lettered job
-                print(f"{ops.shown_key(key)}: dead-lettered ({_letter_detail(letter)}): {letter.reason}")
-            elif unstorable is not None:
-                code = lifecycle_cli.EXIT_FAILED  # it never gets a manifest: `lew wait` ends as dead-lettered
-                print(f"{ops.shown_key(key)}: {unstorable}")
-            else:
-                print(f"{key}: no manifest yet (it will be s3://{target.bucket}/{ops.manifest_key(target, key)})")
-        manifests = [summary for _, summary in found if summary is not None]
+        manifests, code = _results_of_keys(target, args.keys, run=args.run, limit=args.limit)
     else:
         manifests = ops.list_manifests(target.s3, target, limit=args.limit)
     _manifest_table(f"results in s3://{target.bucket}/{target.result_prefix}", manifests)
@@ -401,6 +390,40 @@ def _results(args: argparse.Namespace) -> int:
             ops.download_results(target.s3, target, manifest, args.download)
         print(f"downloaded {len(manifests)} result folder(s) into {args.download}/")
     return code
+
+
+def _results_of_keys(
+    target: Target, keys: Sequence[str], *, run: str | None, limit: int | None
+) -> tuple[list[ops.ManifestSummary], int]:
+    """The manifests of these keys (their upload's, and their scheduled runs', newest first; or the one `run`'s),
+    saying what is known of each that has none; and the exit code (3 when one can never have a manifest)."""
+    code = 0
+    if run:
+        client = Client(target)
+        resolved = [client.run_of(key, run).key for key in keys]
+    else:
+        resolved = [ops.resolve_key(target.s3, target, key) for key in keys]
+    found = ops.manifests_of(target.s3, target, resolved, run)
+    # A scheduled key's runs are its results too: a key that has runs is not waiting for a manifest.
+    runs = {} if run else {key: ops.run_manifests(target.s3, target, key, limit=limit) for key in resolved}
+    waiting = [key for key, summary in found if summary is None and not runs.get(key)]
+    wanted = [(target.bucket, key, run) for key in waiting]
+    letters = dead_letters.find(target.sqs, target.dlq_url, wanted) if waiting and target.dlq_url else {}
+    for key in waiting:
+        letter = letters.get((target.bucket, key, run))
+        unstorable = ops.results_key_problem(target, key, run=run)
+        named = ops.shown_key(key) + (f" (run {run})" if run else "")
+        if letter is not None:
+            code = lifecycle_cli.EXIT_FAILED  # as `lew wait` exits for a dead-lettered job
+            print(f"{named}: dead-lettered ({_letter_detail(letter)}): {letter.reason}")
+        elif unstorable is not None:
+            code = lifecycle_cli.EXIT_FAILED  # it never gets a manifest: `lew wait` ends as dead-lettered
+            print(f"{named}: {unstorable}")
+        else:
+            print(f"{named}: no manifest yet (it will be s3://{target.bucket}/{ops.manifest_key(target, key, run)})")
+    manifests = [summary for _, summary in found if summary is not None]
+    manifests += [summary for key_runs in runs.values() for summary in key_runs]
+    return manifests, code
 
 
 def _dead_letter_table(letters: Sequence[dead_letters.DeadLetter], total: int) -> None:

@@ -198,14 +198,37 @@ def manifest_key(target: Target, key: str, run: str | None = None) -> str:
     return paths.manifest_key(key, target.input_prefix, target.result_prefix, run)
 
 
-def manifests_of(s3: S3Client, target: Target, keys: Sequence[str]) -> list[tuple[str, ManifestSummary | None]]:
-    """Each upload key with its manifest, or None when it has none (yet)."""
-    return [(key, read_manifest(s3, target.bucket, manifest_key(target, key), target.result_prefix)) for key in keys]
+def manifests_of(
+    s3: S3Client, target: Target, keys: Sequence[str], run: str | None = None
+) -> list[tuple[str, ManifestSummary | None]]:
+    """Each upload key with its manifest (or its scheduled run `run`'s), or None when it has none (yet)."""
+    return [
+        (key, read_manifest(s3, target.bucket, manifest_key(target, key, run), target.result_prefix)) for key in keys
+    ]
+
+
+def run_manifests(s3: S3Client, target: Target, key: str, *, limit: int | None = None) -> list[ManifestSummary]:
+    """The manifests of a scheduled key's runs (`RESULT_PREFIX.lew-runs/<key>/<run>/`), newest run first."""
+    prefix = f"{target.result_prefix}{paths.runs_folder(key)}"
+    found: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=target.bucket, Prefix=prefix):
+        found += [
+            item["Key"]
+            for item in page.get("Contents", [])
+            if paths.folder_of_manifest(item["Key"], target.result_prefix)
+        ]
+    found.sort(reverse=True)  # run ids are times in a fixed-width format: newest first
+    summaries = (read_manifest(s3, target.bucket, key, target.result_prefix) for key in found[:limit])
+    return [summary for summary in summaries if summary is not None]
 
 
 def download_results(s3: S3Client, target: Target, manifest: ManifestSummary, dest: Path) -> list[Path]:
-    """Download a job's outputs and manifest into `dest/<results folder name>/`; keys never reach a path outside it."""
-    folder = (dest / manifest.folder).resolve()
+    """Download a job's outputs and manifest into `dest/<results folder name>/` (a scheduled run's into
+    `dest/runs/<key>/<run>/`, not a hidden folder); keys never reach a path outside it."""
+    local = manifest.folder
+    if manifest.run is not None:
+        local = "runs/" + local.removeprefix(f"{paths.RUNS_FOLDER}/")
+    folder = (dest / local).resolve()
     root = dest.resolve()
     if folder == root or not folder.is_relative_to(root):
         raise LewError(f"refusing to download {manifest.key}: its name leads outside {dest}")

@@ -78,6 +78,11 @@ def _decode(name: str) -> str:
     return "".join(decoded)
 
 
+def runs_folder(key: str) -> str:
+    """The folder name (under RESULT_PREFIX) that holds every run of a scheduled key, ending with '/'."""
+    return f"{RUNS_FOLDER}/{_encode(key)}/"
+
+
 def run_of_folder(name: str) -> str | None:
     """The run id of a scheduled run's folder name, or None for any other folder."""
     if not name.startswith(f"{RUNS_FOLDER}/"):

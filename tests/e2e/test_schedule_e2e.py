@@ -87,7 +87,7 @@ def test_a_scheduled_job_fired_twice_gives_two_results(tmp_path: Path) -> None:
         fired = [lew(tmp_path, "schedule", "fire", "--wait") for _ in range(2)]
         for result in fired:
             assert result.returncode == 0, result.stdout + result.stderr
-        downloaded = lew(tmp_path, "results", "--download", "fetched")
+        downloaded = lew(tmp_path, "results", "schedules/etl.zip", "--download", "fetched")
         assert downloaded.returncode == 0, downloaded.stderr
 
     # THEN there are two runs, each succeeded with its own report, in its own folder, knowing its run and time
@@ -104,6 +104,10 @@ def test_a_scheduled_job_fired_twice_gives_two_results(tmp_path: Path) -> None:
         assert document["parameters"] == {"mode": "full"}
         manifests[document["run"]["id"]] = document
     assert sorted(manifests) == sorted(runs)
+    # AND `lew results KEY` listed the key's runs, named, and downloaded them into a visible runs/ folder
+    for run in runs:
+        assert f"schedules/etl.zip (run {run})" in downloaded.stdout
+        assert (tmp_path / "fetched" / "runs" / "schedules%2Fetl.zip" / run / "report.json").is_file()
     # AND `lew local up` said how its cron schedule runs locally
     assert (
         "is not run by the local stack's clock (only rate() is): start a run with `lew schedule fire`" in (up_output[0])

@@ -7,10 +7,12 @@ launcher's and the worker's sides of the contract are tested together.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from lew import ops
 from lew.client import Client
 from lew.errors import LewError
 from lew.target import Target
@@ -207,3 +209,24 @@ def test_lew_rerun_run_runs_a_failed_tick_again_into_its_own_folder(stack: Stack
         client.rerun([KEY], run="20261130T990000Z")
     with pytest.raises(LewError, match="not a run id of a real time"):
         client.run_of(KEY, "20261130T990000Z")
+
+
+def test_a_keys_runs_are_its_results_newest_first_and_download_into_runs(stack: Stack, tmp_path: Path) -> None:
+    # GIVEN two runs of a scheduled key
+    stack.upload(KEY, zip_bytes({"etl.py": b"print('etl')\n"}))
+    for when in ("2026-11-30T03:00:00Z", "2026-12-01T03:00:00Z"):
+        stack.send(run_message(KEY, when))
+    assert stack.run().to_dict()["processed"] == 2
+    target = client_of(stack).target
+
+    # WHEN the key's results are asked for
+    runs = ops.run_manifests(stack.s3, target, KEY)
+
+    # THEN both runs are listed, newest first, named by run; and they download into a visible runs/ folder
+    assert [summary.label for summary in runs] == [f"{KEY} (run 20261201T030000Z)", f"{KEY} (run 20261130T030000Z)"]
+    assert [summary.label for summary in ops.run_manifests(stack.s3, target, KEY, limit=1)] == [runs[0].label]
+    written = ops.download_results(stack.s3, target, runs[0], tmp_path)
+    assert sorted(path.relative_to(tmp_path).as_posix() for path in written) == [
+        "runs/schedules%2Fetl.zip/20261201T030000Z/inventory.json",
+        "runs/schedules%2Fetl.zip/20261201T030000Z/manifest.json",
+    ]
