@@ -40,6 +40,7 @@ from worker.parameters import parameter_metadata, parameters_from_metadata
 from worker.paths import folder_name, manifest_key, run_of_folder
 from worker.progress import Progress
 from worker.runs import RUN_ID, Run
+from worker.s3json import MISSING_KEY_CODES, read_json_object
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -473,17 +474,8 @@ class Client:
         return folder_name(key, self.target.input_prefix, run)
 
     def _read_claim(self, key: str) -> dict[str, Any] | None:
-        try:
-            body = self.s3.get_object(Bucket=self.target.bucket, Key=key)["Body"].read()
-        except ClientError as error:
-            if _code(error) in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise
-        try:
-            document = json.loads(body)
-        except ValueError:
-            return None
-        return document if isinstance(document, dict) else None
+        # A damaged claim is no running job here (the worker, which must not run twice, still honours it).
+        return read_json_object(self.s3, self.target.bucket, key, absent=MISSING_KEY_CODES)
 
     def _running_job(self, key: str) -> RunningJob | None:
         claim = self._read_claim(key)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,6 +14,7 @@ from lew.errors import LewError
 from lew.files import check_readable_file
 from lew.queues import queue_arn, queue_depths
 from worker import paths
+from worker.s3json import MISSING_KEY_CODES, get_json_object
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -124,18 +124,19 @@ def summarize(
 
 
 def read_manifest(s3: S3Client, bucket: str, key: str, result_prefix: str) -> ManifestSummary | None:
-    """One manifest, or None when it does not exist (yet)."""
-    try:
-        response = s3.get_object(Bucket=bucket, Key=key)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-            return None
-        raise
-    try:
-        document = json.loads(response["Body"].read())
-    except ValueError:
-        document = {"status": "unreadable", "error": {"type": "InvalidManifest", "message": f"{key} is not JSON"}}
-    return summarize(document, key, result_prefix, response.get("LastModified"))
+    """One manifest, or None when it does not exist (yet); a missing bucket is raised (ClientError NoSuchBucket).
+
+    Unlike the worker, which reads a damaged manifest as none (and runs the job again), this shows it: its status is
+    "unreadable", with an InvalidManifest error naming the key.
+    """
+    found = get_json_object(s3, bucket, key, absent=MISSING_KEY_CODES)
+    if found is None:
+        return None
+    document = found.document
+    if document is None:
+        message = f"{key} is not a JSON object"
+        document = {"status": "unreadable", "error": {"type": "InvalidManifest", "message": message}}
+    return summarize(document, key, result_prefix, found.response.get("LastModified"))
 
 
 def list_manifests(s3: S3Client, target: Target, *, limit: int | None = None) -> list[ManifestSummary]:

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from worker.claims import CLAIM_SUFFIX, CLAIMS_FOLDER, claim_key
-from worker.errors import GONE_CODES, error_code
 from worker.log import get_logger
 from worker.messages import normalise_etag
 from worker.paths import key_fits
+from worker.s3json import get_json_object
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -72,19 +72,11 @@ class CancelRequest:
 
 def read_cancel(s3: S3Client, bucket: str, key: str) -> CancelRequest | None:
     """The cancel request at a marker key, or None when there is none. S3 errors other than 404 are raised."""
-    try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as error:
-        if error_code(error) in GONE_CODES:
-            return None
-        raise
-    try:
-        document = json.loads(body)
-    except ValueError:
-        document = {}
-    if not isinstance(document, dict):
-        document = {}
+    found = get_json_object(s3, bucket, key)
+    if found is None:
+        return None
     # A damaged marker still means someone asked to cancel: it cancels whatever upload the key holds.
+    document = found.document or {}
     etag, version_id = document.get("etag"), document.get("version_id")
     return CancelRequest(
         etag=etag if isinstance(etag, str) and etag else None,

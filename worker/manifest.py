@@ -8,11 +8,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
-from worker.errors import GONE_CODES, error_code
 from worker.messages import normalise_etag
 from worker.runs import Run
+from worker.s3json import read_json_object
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -108,17 +106,8 @@ def error_record(error: BaseException, *, permanent: bool) -> dict[str, Any]:
 
 def read_manifest(s3: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
     """The manifest at a key, or None when there is none (or it is not a JSON object)."""
-    try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as error:
-        if error_code(error) in GONE_CODES:
-            return None
-        raise
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return None  # a damaged manifest records nothing: the job runs again and replaces it
-    return document if isinstance(document, dict) else None
+    # A damaged manifest records nothing: the job runs again and replaces it.
+    return read_json_object(s3, bucket, key)
 
 
 def records_success(
