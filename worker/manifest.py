@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from worker.messages import normalise_etag
 from worker.runs import Run
@@ -121,19 +121,24 @@ def records_success(
     With `parameters` (name, value pairs), the manifest must also record exactly those job parameters (a manifest
     without the field recorded none): the same bytes with other parameters are another job.
     """
-    if not manifest or manifest.get("status") != SUCCEEDED or not etag:
+    if not _records_upload(manifest, SUCCEEDED, etag, version_id):
         return False
-    source = manifest.get("source")
-    if not isinstance(source, dict) or normalise_etag(source.get("etag")) != normalise_etag(etag):
-        return False
-    if parameters is not None and (manifest.get("parameters") or {}) != dict(parameters):
-        return False
-    return not version_id or source.get("version_id") == version_id
+    return parameters is None or (manifest.get("parameters") or {}) == dict(parameters)
 
 
 def records_cancel(manifest: dict[str, Any] | None, etag: str | None, version_id: str | None) -> bool:
     """True when a manifest records that this upload (ETag, and version id when the object has one) was cancelled."""
-    if not manifest or manifest.get("status") != CANCELLED or not etag:
+    return _records_upload(manifest, CANCELLED, etag, version_id)
+
+
+def _records_upload(
+    manifest: dict[str, Any] | None, status: str, etag: str | None, version_id: str | None
+) -> TypeGuard[dict[str, Any]]:
+    """True when a manifest has this status for this upload: the same ETag, and version id when the object has one.
+
+    Without an ETag nothing can be matched: False.
+    """
+    if not manifest or manifest.get("status") != status or not etag:
         return False
     source = manifest.get("source")
     if not isinstance(source, dict) or normalise_etag(source.get("etag")) != normalise_etag(etag):
