@@ -1,8 +1,9 @@
-"""Helpers for the end-to-end tests: settings for a fast local stack, a log collector, polling."""
+"""Helpers for the end-to-end tests: settings for a fast local stack, a log collector, polling, manifests."""
 
 from __future__ import annotations
 
 import io
+import json
 import threading
 import time
 import zipfile
@@ -13,6 +14,8 @@ from typing import Any, TypeVar
 import pytest
 
 from lew.local.settings import LocalSettings, build_settings
+from lew.local.stack import LocalStack
+from worker.paths import manifest_key
 
 T = TypeVar("T")
 MAX_WORKERS = 2
@@ -80,3 +83,15 @@ def make_zip(path: Path, members: dict[str, str]) -> Path:
             bundle.writestr(name, text)
     path.write_bytes(buffer.getvalue())
     return path
+
+
+def manifest(stack: LocalStack, stem: str) -> dict[str, Any] | None:
+    """The manifest of the upload incoming/<stem>.zip, or None."""
+    assert stack.resources is not None
+    key = manifest_key(f"incoming/{stem}.zip", "incoming/", "results/")
+    try:
+        body = stack.s3.get_object(Bucket=stack.resources.bucket, Key=key)["Body"]
+    except stack.s3.exceptions.NoSuchKey:
+        return None
+    loaded: dict[str, Any] = json.loads(body.read())
+    return loaded
