@@ -19,6 +19,8 @@ import pytest
 import requests
 
 from lew.queues import create_work_queue, queue_depths
+from lew.target import Target
+from tests.integration.conftest import moto_target
 from worker.dispatch import handle_message
 from worker.drain import Summary, drain
 from worker.events import JobEvents
@@ -162,6 +164,17 @@ def make_stack(endpoint: str | None = None) -> Stack:
         dlq_url=dlq_url,
     )
     return Stack(s3=s3, sqs=sqs, queue_url=queue_url, dlq_url=dlq_url, settings=settings)
+
+
+def target_of(stack: Stack) -> Target:
+    """The stack as lew's Target (for lew.client, lew.ops, `lew rerun` against the worker's bucket and queues)."""
+    return moto_target(
+        BUCKET,
+        stack.queue_url,
+        stack.dlq_url,
+        input_prefix=stack.settings.input_prefix,
+        result_prefix=stack.settings.result_prefix,
+    )
 
 
 @pytest.fixture

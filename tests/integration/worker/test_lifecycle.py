@@ -16,8 +16,7 @@ import pytest
 
 from lew.client import Client, JobFinishedError, Upload
 from lew.local.job_events import create_job_events
-from lew.target import Target
-from tests.integration.worker.conftest import BUCKET, REGION, Stack, zip_bytes
+from tests.integration.worker.conftest import REGION, Stack, target_of, zip_bytes
 from worker.drain import Summary
 from worker.events import EventPublisher, JobEvents
 
@@ -38,21 +37,6 @@ with open(os.environ["LEW_PROGRESS"], "a") as f:
     time.sleep(120)
 """
 TOUCH_OUTPUT = "import os, pathlib; pathlib.Path(os.environ['LEW_OUTPUT_DIR'], 'ran.txt').write_text('ran')"
-
-
-def target_of(stack: Stack) -> Target:
-    return Target(
-        description="moto",
-        bucket=BUCKET,
-        queue_url=stack.queue_url,
-        dlq_url=stack.dlq_url,
-        cluster="",
-        task_family="",
-        input_prefix=stack.settings.input_prefix,
-        result_prefix=stack.settings.result_prefix,
-        suffixes=(".zip",),
-        region=REGION,
-    )
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 90.0) -> None:
