@@ -17,6 +17,7 @@ from urllib.parse import quote_plus
 import boto3
 import pytest
 import requests
+from botocore.awsrequest import AWSResponse
 
 from lew.queues import create_work_queue, queue_depths
 from lew.target import Target
@@ -115,6 +116,19 @@ class Stack:
         loaded: dict[str, Any] = json.loads(body)
         return loaded
 
+    def fail_puts(self, under: str, status: int, code: str, message: str = "") -> None:
+        """From now on, S3 answers every PUT of a key under `under` with this HTTP status and error code (after
+        botocore's own retries): a refusal (403), a throttle (503) or an outage (500) of that part of the bucket."""
+        said = f"<Message>{message}</Message>" if message else ""
+        body = f"<Error><Code>{code}</Code>{said}</Error>".encode()
+
+        def answer(request: Any, **_: Any) -> AWSResponse | None:
+            if request.method == "PUT" and BUCKET in request.url and f"/{under}" in request.url:
+                return AWSResponse(request.url, status, {}, _RawBody(body))
+            return None
+
+        self.s3.meta.events.register("before-send.s3", answer)
+
     def queue_counts(self, url: str | None = None) -> tuple[int, int]:
         """(visible, in flight) messages of a queue."""
         return queue_depths(self.sqs, url or self.queue_url)
@@ -140,6 +154,16 @@ class Stack:
 
         with heartbeat.running():
             return drain(self.sqs, settings, handle, shutdown, heartbeat)
+
+
+class _RawBody:
+    """The raw stream an AWSResponse reads its body from."""
+
+    def __init__(self, data: bytes) -> None:
+        self._stream = io.BytesIO(data)
+
+    def stream(self, **_: Any) -> Any:
+        yield self._stream.read()
 
 
 def make_stack(endpoint: str | None = None) -> Stack:

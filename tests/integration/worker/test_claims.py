@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 import time
@@ -17,7 +16,6 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
 
 import worker.claims
 from worker.claims import Busy, Holder, acquire, claim_key, is_stale
@@ -518,12 +516,7 @@ def test_transient_error_on_the_claim_keeps_the_message_with_a_backoff(
     stack.upload("incoming/busy-s3.zip", zip_bytes({"a.txt": b"a"}))
     stack.enqueue("incoming/busy-s3.zip")
 
-    def fail_claim_put(request: Any, **_: Any) -> AWSResponse | None:
-        if request.method == "PUT" and "/results/.lew-claims/" in request.url:
-            return AWSResponse(request.url, 503, {}, _Raw(b"<Error><Code>SlowDown</Code></Error>"))
-        return None
-
-    stack.s3.meta.events.register("before-send.s3", fail_claim_put)
+    stack.fail_puts("results/.lew-claims/", 503, "SlowDown")
 
     # WHEN drained
     summary = stack.run(visibility_timeout=3)
@@ -599,11 +592,3 @@ def test_a_key_whose_results_folder_would_be_a_reserved_folder_is_refused(stack:
     assert manifest["error"]["type"] == "UnsupportedInput"
     assert words in manifest["error"]["message"]
     assert stack.queue_counts() == (0, 0)
-
-
-class _Raw:
-    def __init__(self, data: bytes) -> None:
-        self._stream = io.BytesIO(data)
-
-    def stream(self, **_: Any) -> Any:
-        yield self._stream.read()
