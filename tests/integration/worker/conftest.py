@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import tarfile
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -164,6 +165,15 @@ class _RawBody:
 
     def stream(self, **_: Any) -> Any:
         yield self._stream.read()
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 90.0) -> None:
+    """Poll an observable condition (never a fixed sleep); fail naming `what` after a generous overall limit."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.05)
 
 
 def make_stack(endpoint: str | None = None) -> Stack:
