@@ -59,6 +59,15 @@ def test_read_latest_reads_only_the_end_of_a_long_file(tmp_path: Path) -> None:
     assert read_latest(path) == Progress(99_999, 100_000, None)
 
 
+def test_read_latest_of_a_progress_path_that_cannot_be_read_is_none(tmp_path: Path) -> None:
+    # GIVEN a processor that made its LEW_PROGRESS path a folder (IsADirectoryError, an OSError)
+    path = tmp_path / "progress.jsonl"
+    path.mkdir()
+
+    # THEN there is no progress, and no error: progress never fails a job
+    assert read_latest(path) is None
+
+
 def test_povray_progress_reads_the_last_rendered_line() -> None:
     # GIVEN POV-Ray's real status output (carriage-return separated, as `povray` writes it to a file)
     log = "Parsing...\r==== [Rendering...] ====\rRendered 1024 of 76800 pixels (1%)\rRendered 3072 of 76800 pixels (4%)"
