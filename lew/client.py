@@ -34,6 +34,7 @@ from lew.schedule import fire
 from lew.target import Target, resolve_target
 from worker.cancel import CancelRequest, cancel_key, read_cancel, write_cancel
 from worker.claims import CLAIM_SUFFIX, CLAIMS_FOLDER, claim_key
+from worker.errors import error_code
 from worker.manifest import CANCELLED, FAILED, SUCCEEDED, Manifest, Source, write_manifest
 from worker.messages import normalise_etag
 from worker.parameters import parameter_metadata, parameters_from_metadata
@@ -230,7 +231,7 @@ class Client:
         try:
             head = self.s3.head_object(Bucket=self.target.bucket, Key=resolved)
         except ClientError as error:
-            if _code(error) in ("404", "NoSuchKey", "NotFound"):
+            if error_code(error) in MISSING_KEY_CODES:
                 raise LewError(f"no upload s3://{self.target.bucket}/{resolved}") from None
             raise
         return Upload(
@@ -566,10 +567,6 @@ def _parse_time(stamp: Any) -> datetime | None:
         return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     except ValueError:
         return None
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 def _queued_cancel_manifest(upload: Upload, request: CancelRequest) -> Manifest:

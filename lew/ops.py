@@ -14,6 +14,7 @@ from lew.errors import LewError
 from lew.files import check_readable_file
 from lew.queues import queue_arn, queue_depths
 from worker import paths
+from worker.errors import error_code
 from worker.s3json import MISSING_KEY_CODES, get_json_object
 
 if TYPE_CHECKING:
@@ -187,7 +188,7 @@ def resolve_key(s3: S3Client, target: Target, given: str) -> str:
     try:
         s3.head_object(Bucket=target.bucket, Key=given)
     except ClientError as error:
-        if str(error.response.get("Error", {}).get("Code", "")) in ("403", "404", "NoSuchKey", "NotFound"):
+        if error_code(error) in MISSING_KEY_CODES | {"403"}:
             return upload_key(target, given)  # 403: without s3:ListBucket a missing object answers 403
         raise
     return given
@@ -264,7 +265,7 @@ def redrive(sqs: SQSClient, target: Target) -> str:
     try:
         task = sqs.start_message_move_task(SourceArn=source_arn, DestinationArn=queue_arn(sqs, target.queue_url))
     except ClientError as error:
-        code = str(error.response.get("Error", {}).get("Code", ""))
+        code = error_code(error)
         status_code = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         # moto (and other emulators) lack the API; anything else is a real error for the user to see.
         if "NotImplemented" not in code and "InvalidAction" not in code and status_code not in (404, 500, 501):
