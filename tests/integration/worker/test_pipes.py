@@ -11,6 +11,7 @@ import shlex
 import sys
 from typing import Any
 
+import pytest
 from dagster_pipes import encode_param
 
 from worker.pipes import CONTEXT_METADATA, MESSAGES_METADATA, PIPES_FOLDER
@@ -183,3 +184,20 @@ def test_pipes_context_object_gone_fails_the_job_naming_it(stack: Stack) -> None
     document = stack.manifest(key)
     assert document["status"] == "failed"
     assert f"s3://{BUCKET}/{CONTEXT_KEY} does not exist" in document["error"]["message"]
+
+
+@pytest.mark.parametrize("body", [b"{torn", b"[1, 2]"])
+def test_pipes_context_object_that_is_not_a_json_object_fails_the_job_naming_it(stack: Stack, body: bytes) -> None:
+    # GIVEN Pipes metadata whose context object is damaged, or JSON of another shape
+    key = "incoming/damaged.zip"
+    pipes_upload(stack, key)
+    stack.s3.put_object(Bucket=BUCKET, Key=CONTEXT_KEY, Body=body)
+
+    # WHEN a worker runs it
+    stack.run()
+
+    # THEN the job fails for good, saying which object is wrong
+    document = stack.manifest(key)
+    assert document["status"] == "failed"
+    assert document["error"]["permanent"] is True
+    assert f"s3://{BUCKET}/{CONTEXT_KEY} is not a JSON object" in document["error"]["message"]
