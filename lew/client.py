@@ -572,7 +572,6 @@ def _parse_time(stamp: Any) -> datetime | None:
 def _queued_cancel_manifest(upload: Upload, request: CancelRequest) -> Manifest:
     """The `cancelled` manifest `lew cancel` writes for a job no worker has started (the worker completes it)."""
     now = datetime.now(UTC)
-    by = f" by {request.requested_by}" if request.requested_by else ""
     manifest = Manifest(
         status=CANCELLED,
         source=Source(upload.bucket, upload.key, upload.etag, upload.version_id, None),
@@ -580,11 +579,7 @@ def _queued_cancel_manifest(upload: Upload, request: CancelRequest) -> Manifest:
         attempt=0,
         started_at=now,
         finished_at=now,
-        error={
-            "type": "JobCancelled",
-            "message": f"cancelled{by} at {request.requested_at} (lew cancel), before a worker started it",
-            "permanent": True,
-        },
+        error=request.error_record(before_start=True),
     )
     manifest.run = Run(upload.run) if upload.run is not None else None
     return manifest

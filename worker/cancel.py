@@ -55,6 +55,13 @@ class CancelRequest:
             return False
         return not (self.version_id and version_id and self.version_id != version_id)
 
+    def error_record(self, *, before_start: bool = False) -> dict[str, Any]:
+        """The `error` of the cancelled manifest: type JobCancelled, saying who asked and when (permanent)."""
+        when = f" at {self.requested_at}" if self.requested_at else ""
+        by = f" by {self.requested_by}" if self.requested_by else ""
+        late = ", before a worker started it" if before_start else ""
+        return {"type": "JobCancelled", "message": f"cancelled{by}{when} (lew cancel){late}", "permanent": True}
+
     def to_dict(self) -> dict[str, Any]:
         """The marker's JSON body."""
         return {

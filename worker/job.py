@@ -358,9 +358,7 @@ def _settle_cancel(
     logger = get_logger()
     manifest_key, marker_key = keys.manifest, keys.marker
     timings = dict(timings or {})
-    when = f" at {request.requested_at}" if request.requested_at else ""
-    by = f" by {request.requested_by}" if request.requested_by else ""
-    error = {"type": "JobCancelled", "message": f"cancelled{by}{when} (lew cancel)", "permanent": True}
+    error = request.error_record()
     manifest = _ended_manifest(
         CANCELLED, attempt, runtime, source=source, started_at=started_at, timings=timings, error=error
     )

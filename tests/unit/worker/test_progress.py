@@ -116,3 +116,29 @@ def test_cancel_request_applies_only_to_the_upload_it_names(
 ) -> None:
     request = CancelRequest(request_etag, request_version, "2026-11-30T16:00:00Z")
     assert request.applies_to(etag, version) is applies
+
+
+@pytest.mark.parametrize(
+    ("cancel", "before_start", "message"),
+    [
+        (
+            CancelRequest("abc", None, "2026-11-30T16:00:00Z", "alice@host"),
+            False,
+            "cancelled by alice@host at 2026-11-30T16:00:00Z (lew cancel)",
+        ),
+        (
+            CancelRequest("abc", None, "2026-11-30T16:00:00Z", "alice@host"),
+            True,
+            "cancelled by alice@host at 2026-11-30T16:00:00Z (lew cancel), before a worker started it",
+        ),
+        (CancelRequest(None, None, ""), False, "cancelled (lew cancel)"),  # a damaged marker names no one
+    ],
+)
+def test_cancel_request_error_record_names_who_and_when_for_the_worker_and_for_lew(
+    cancel: CancelRequest, before_start: bool, message: str
+) -> None:
+    assert cancel.error_record(before_start=before_start) == {
+        "type": "JobCancelled",
+        "message": message,
+        "permanent": True,
+    }
