@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
@@ -19,18 +17,10 @@ KEY = "results/scene.zip/manifest.json"
 WHEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
-@pytest.fixture
-def s3() -> Iterator[tuple[Any, Stubber]]:
-    client = boto3.client("s3", region_name="us-east-1")
-    with Stubber(client) as stub:
-        yield client, stub
-        stub.assert_no_pending_responses()
-
-
 @pytest.mark.parametrize("body", [b"{truncated", b"[1, 2]", b"null"])
-def test_read_manifest_shows_a_damaged_manifest_as_unreadable(s3: tuple[Any, Stubber], body: bytes) -> None:
+def test_read_manifest_shows_a_damaged_manifest_as_unreadable(stubbed_s3: tuple[Any, Stubber], body: bytes) -> None:
     # GIVEN a manifest whose body is not a JSON object (a list used to end `lew status` with a traceback)
-    client, stub = s3
+    client, stub = stubbed_s3
     stub.add_response("get_object", {"Body": StreamingBody(io.BytesIO(body), len(body)), "LastModified": WHEN})
 
     # WHEN lew reads it
@@ -42,8 +32,8 @@ def test_read_manifest_shows_a_damaged_manifest_as_unreadable(s3: tuple[Any, Stu
     assert summary.error == f"InvalidManifest: {KEY} is not a JSON object"
 
 
-def test_read_manifest_is_none_for_a_missing_key_and_raises_a_missing_bucket(s3: tuple[Any, Stubber]) -> None:
-    client, stub = s3
+def test_read_manifest_is_none_for_a_missing_key_and_raises_a_missing_bucket(stubbed_s3: tuple[Any, Stubber]) -> None:
+    client, stub = stubbed_s3
     stub.add_client_error("get_object", service_error_code="NoSuchKey", http_status_code=404)
     stub.add_client_error("get_object", service_error_code="NoSuchBucket", http_status_code=404)
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
@@ -19,22 +17,14 @@ BUCKET, KEY = "bucket", "results/scene.zip/manifest.json"
 WHEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
-@pytest.fixture
-def s3() -> Iterator[tuple[Any, Stubber]]:
-    client = boto3.client("s3", region_name="us-east-1")
-    with Stubber(client) as stub:
-        yield client, stub
-        stub.assert_no_pending_responses()
-
-
 def answer(stub: Stubber, body: bytes) -> None:
     response = {"Body": StreamingBody(io.BytesIO(body), len(body)), "ETag": '"abc"', "LastModified": WHEN}
     stub.add_response("get_object", response, {"Bucket": BUCKET, "Key": KEY})
 
 
-def test_read_json_object_returns_the_object(s3: tuple[Any, Stubber]) -> None:
+def test_read_json_object_returns_the_object(stubbed_s3: tuple[Any, Stubber]) -> None:
     # GIVEN an object whose body is a JSON object
-    client, stub = s3
+    client, stub = stubbed_s3
     answer(stub, b'{"status": "succeeded"}')
 
     # WHEN it is read THEN the document comes back, from one GET
@@ -42,18 +32,20 @@ def test_read_json_object_returns_the_object(s3: tuple[Any, Stubber]) -> None:
 
 
 @pytest.mark.parametrize("body", [b"not json", b"\xff\xfe\x00", b"[1, 2]", b'"text"', b"null", b""])
-def test_read_json_object_reads_a_body_that_is_not_a_json_object_as_none(s3: tuple[Any, Stubber], body: bytes) -> None:
+def test_read_json_object_reads_a_body_that_is_not_a_json_object_as_none(
+    stubbed_s3: tuple[Any, Stubber], body: bytes
+) -> None:
     # GIVEN an object whose body is not JSON, not UTF-8, or JSON that is not an object
-    client, stub = s3
+    client, stub = stubbed_s3
     answer(stub, body)
 
     # WHEN it is read THEN there is no document
     assert read_json_object(client, BUCKET, KEY) is None
 
 
-def test_get_json_object_tells_a_damaged_document_from_a_missing_one(s3: tuple[Any, Stubber]) -> None:
+def test_get_json_object_tells_a_damaged_document_from_a_missing_one(stubbed_s3: tuple[Any, Stubber]) -> None:
     # GIVEN a damaged object, then none
-    client, stub = s3
+    client, stub = stubbed_s3
     answer(stub, b"{truncated")
     stub.add_client_error("get_object", service_error_code="NoSuchKey", http_status_code=404)
 
@@ -68,15 +60,17 @@ def test_get_json_object_tells_a_damaged_document_from_a_missing_one(s3: tuple[A
 
 
 @pytest.mark.parametrize("code", ["NoSuchKey", "NoSuchVersion", "NoSuchBucket", "404", "NotFound"])
-def test_read_json_object_reads_every_gone_code_as_none_by_default(s3: tuple[Any, Stubber], code: str) -> None:
-    client, stub = s3
+def test_read_json_object_reads_every_gone_code_as_none_by_default(stubbed_s3: tuple[Any, Stubber], code: str) -> None:
+    client, stub = stubbed_s3
     stub.add_client_error("get_object", service_error_code=code, http_status_code=404)
     assert read_json_object(client, BUCKET, KEY) is None
 
 
-def test_read_json_object_raises_a_missing_bucket_when_only_missing_keys_are_absent(s3: tuple[Any, Stubber]) -> None:
+def test_read_json_object_raises_a_missing_bucket_when_only_missing_keys_are_absent(
+    stubbed_s3: tuple[Any, Stubber],
+) -> None:
     # GIVEN a bucket that does not exist, and a caller for whom only a missing key means "none"
-    client, stub = s3
+    client, stub = stubbed_s3
     stub.add_client_error("get_object", service_error_code="NoSuchBucket", http_status_code=404)
     stub.add_client_error("get_object", service_error_code="NoSuchKey", http_status_code=404)
 
@@ -87,8 +81,8 @@ def test_read_json_object_raises_a_missing_bucket_when_only_missing_keys_are_abs
 
 
 @pytest.mark.parametrize("code", ["AccessDenied", "InternalError", "SlowDown"])
-def test_read_json_object_raises_other_s3_errors(s3: tuple[Any, Stubber], code: str) -> None:
-    client, stub = s3
+def test_read_json_object_raises_other_s3_errors(stubbed_s3: tuple[Any, Stubber], code: str) -> None:
+    client, stub = stubbed_s3
     stub.add_client_error("get_object", service_error_code=code, http_status_code=403)
     with pytest.raises(ClientError, match=code):
         read_json_object(client, BUCKET, KEY)
