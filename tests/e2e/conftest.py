@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import threading
 import time
 import zipfile
@@ -74,6 +76,13 @@ def wait_for(probe: Callable[[], T | None], *, timeout: float, what: str, interv
         if time.monotonic() >= deadline:
             pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(interval)
+
+
+def lew(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """Run `lew ARGV...` in `cwd` as a user would (its own process); its exit code and output, never raised."""
+    return subprocess.run(
+        [sys.executable, "-m", "lew.cli", *argv], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def make_zip(path: Path, members: dict[str, str]) -> Path:

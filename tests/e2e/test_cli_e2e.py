@@ -8,7 +8,6 @@ import os
 import pty
 import re
 import signal
-import socket
 import subprocess
 import sys
 import zipfile
@@ -19,7 +18,8 @@ import pytest
 
 from lew import cli
 from lew.state import state_path
-from tests.e2e.conftest import make_zip, wait_for
+from tests.conftest import free_port
+from tests.e2e.conftest import lew, make_zip, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -53,18 +53,6 @@ def test_demo_exits_1_when_a_user_archive_fails(tmp_path: Path, capsys: pytest.C
     assert code == 1, printed
     assert "not as expected: bad.zip" in printed
     assert json.loads((tmp_path / "out" / "good.zip" / "manifest.json").read_text())["status"] == "succeeded"
-
-
-def lew(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lew.cli", *argv], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def start_local_up(cwd: Path, *argv: str) -> subprocess.Popen[str]:

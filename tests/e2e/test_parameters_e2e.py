@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from lew.state import state_path
-from tests.e2e.conftest import make_zip, wait_for
+from tests.e2e.conftest import lew, make_zip, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -31,12 +31,6 @@ camera { location <0, 1, -3> look_at <0, 0.5, 0> }
 light_source { <2, 4, -3> color rgb 1 }
 sphere { <0, 0.5, 0>, 0.5 pigment { color rgb <1, 0.5, 0> } }
 """
-
-
-def lew(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lew.cli", *argv], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
-    )
 
 
 @contextmanager
