@@ -92,12 +92,10 @@ def lew(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@contextmanager
-def local_up(cwd: Path, *options: str) -> Iterator[list[str]]:
-    """`lew local up` in `cwd` (fast polls) until the block ends, then SIGTERM and a clean exit checked; yields a
-    list that receives its output once it has stopped."""
+def start_local_up(cwd: Path, *options: str) -> subprocess.Popen[str]:
+    """`lew local up OPTIONS...` (fast polls) started in `cwd`, its output (stdout and stderr) on a pipe."""
     environment = {key: value for key, value in os.environ.items() if not key.startswith("AWS_ENDPOINT_URL")}
-    up = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "lew.cli", "local", "up", *LOCAL_UP_FAST, *options],
         cwd=cwd,
         env=environment,
@@ -105,6 +103,13 @@ def local_up(cwd: Path, *options: str) -> Iterator[list[str]]:
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+@contextmanager
+def local_up(cwd: Path, *options: str) -> Iterator[list[str]]:
+    """`lew local up` in `cwd` (fast polls) until the block ends, then SIGTERM and a clean exit checked; yields a
+    list that receives its output once it has stopped."""
+    up = start_local_up(cwd, *options)
     output: list[str] = []
     try:
         wait_for(lambda: state_path(cwd).exists() or up.poll() is not None, timeout=120, what="lew local up to start")
