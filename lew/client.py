@@ -34,12 +34,14 @@ from lew.schedule import fire
 from lew.target import Target, resolve_target
 from worker.cancel import CancelRequest, cancel_key, read_cancel, write_cancel
 from worker.claims import CLAIM_SUFFIX, CLAIMS_FOLDER, claim_key
+from worker.errors import error_code
 from worker.manifest import CANCELLED, FAILED, SUCCEEDED, Manifest, Source, write_manifest
 from worker.messages import normalise_etag
 from worker.parameters import parameter_metadata, parameters_from_metadata
 from worker.paths import folder_name, manifest_key, run_of_folder
 from worker.progress import Progress
 from worker.runs import Run, run_time
+from worker.s3json import MISSING_KEY_CODES, read_json_object
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -229,7 +231,7 @@ class Client:
         try:
             head = self.s3.head_object(Bucket=self.target.bucket, Key=resolved)
         except ClientError as error:
-            if _code(error) in ("404", "NoSuchKey", "NotFound"):
+            if error_code(error) in MISSING_KEY_CODES:
                 raise LewError(f"no upload s3://{self.target.bucket}/{resolved}") from None
             raise
         return Upload(
@@ -483,17 +485,8 @@ class Client:
         return folder_name(key, self.target.input_prefix, run)
 
     def _read_claim(self, key: str) -> dict[str, Any] | None:
-        try:
-            body = self.s3.get_object(Bucket=self.target.bucket, Key=key)["Body"].read()
-        except ClientError as error:
-            if _code(error) in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise
-        try:
-            document = json.loads(body)
-        except ValueError:
-            return None
-        return document if isinstance(document, dict) else None
+        # A damaged claim is no running job here (the worker, which must not run twice, still honours it).
+        return read_json_object(self.s3, self.target.bucket, key, absent=MISSING_KEY_CODES)
 
     def _running_job(self, key: str) -> RunningJob | None:
         claim = self._read_claim(key)
@@ -586,14 +579,9 @@ def _parse_time(stamp: Any) -> datetime | None:
         return None
 
 
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
 def _queued_cancel_manifest(upload: Upload, request: CancelRequest) -> Manifest:
     """The `cancelled` manifest `lew cancel` writes for a job no worker has started (the worker completes it)."""
     now = datetime.now(UTC)
-    by = f" by {request.requested_by}" if request.requested_by else ""
     manifest = Manifest(
         status=CANCELLED,
         source=Source(upload.bucket, upload.key, upload.etag, upload.version_id, None),
@@ -601,11 +589,7 @@ def _queued_cancel_manifest(upload: Upload, request: CancelRequest) -> Manifest:
         attempt=0,
         started_at=now,
         finished_at=now,
-        error={
-            "type": "JobCancelled",
-            "message": f"cancelled{by} at {request.requested_at} (lew cancel), before a worker started it",
-            "permanent": True,
-        },
+        error=request.error_record(before_start=True),
     )
     manifest.run = Run(upload.run) if upload.run is not None else None
     return manifest

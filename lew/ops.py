@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,6 +14,8 @@ from lew.errors import LewError
 from lew.files import check_readable_file
 from lew.queues import queue_arn, queue_depths
 from worker import paths
+from worker.errors import error_code
+from worker.s3json import MISSING_KEY_CODES, get_json_object
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -125,18 +126,19 @@ def summarize(
 
 
 def read_manifest(s3: S3Client, bucket: str, key: str, result_prefix: str) -> ManifestSummary | None:
-    """One manifest, or None when it does not exist (yet)."""
-    try:
-        response = s3.get_object(Bucket=bucket, Key=key)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-            return None
-        raise
-    try:
-        document = json.loads(response["Body"].read())
-    except ValueError:
-        document = {"status": "unreadable", "error": {"type": "InvalidManifest", "message": f"{key} is not JSON"}}
-    return summarize(document, key, result_prefix, response.get("LastModified"))
+    """One manifest, or None when it does not exist (yet); a missing bucket is raised (ClientError NoSuchBucket).
+
+    Unlike the worker, which reads a damaged manifest as none (and runs the job again), this shows it: its status is
+    "unreadable", with an InvalidManifest error naming the key.
+    """
+    found = get_json_object(s3, bucket, key, absent=MISSING_KEY_CODES)
+    if found is None:
+        return None
+    document = found.document
+    if document is None:
+        message = f"{key} is not a JSON object"
+        document = {"status": "unreadable", "error": {"type": "InvalidManifest", "message": message}}
+    return summarize(document, key, result_prefix, found.response.get("LastModified"))
 
 
 def list_manifests(s3: S3Client, target: Target, *, limit: int | None = None) -> list[ManifestSummary]:
@@ -187,7 +189,7 @@ def resolve_key(s3: S3Client, target: Target, given: str) -> str:
     try:
         s3.head_object(Bucket=target.bucket, Key=given)
     except ClientError as error:
-        if str(error.response.get("Error", {}).get("Code", "")) in ("403", "404", "NoSuchKey", "NotFound"):
+        if error_code(error) in MISSING_KEY_CODES | {"403"}:
             return upload_key(target, given)  # 403: without s3:ListBucket a missing object answers 403
         raise
     return given
@@ -287,7 +289,7 @@ def redrive(sqs: SQSClient, target: Target) -> str:
     try:
         task = sqs.start_message_move_task(SourceArn=source_arn, DestinationArn=queue_arn(sqs, target.queue_url))
     except ClientError as error:
-        code = str(error.response.get("Error", {}).get("Code", ""))
+        code = error_code(error)
         status_code = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         # moto (and other emulators) lack the API; anything else is a real error for the user to see.
         if "NotImplemented" not in code and "InvalidAction" not in code and status_code not in (404, 500, 501):

@@ -20,7 +20,9 @@ from botocore.exceptions import ClientError
 
 from lew import ops
 from lew.errors import LewError
+from worker.errors import error_code
 from worker.runs import run_time, scheduled_time_of
+from worker.s3json import MISSING_KEY_CODES
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -79,8 +81,7 @@ def rerun(s3: S3Client, sqs: SQSClient, target: Target, keys: Sequence[str], *, 
         try:
             head = s3.head_object(Bucket=target.bucket, Key=key)
         except ClientError as error:
-            code = str(error.response.get("Error", {}).get("Code", ""))
-            if code in ("404", "NoSuchKey", "NotFound"):
+            if error_code(error) in MISSING_KEY_CODES:
                 raise LewError(f"s3://{target.bucket}/{key}: no such object; upload it with `lew submit`") from None
             raise
         found.append((key, head["ETag"].strip('"'), head["ContentLength"]))

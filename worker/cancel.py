@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from worker.claims import CLAIM_SUFFIX, CLAIMS_FOLDER, claim_key
-from worker.errors import GONE_CODES, error_code
 from worker.log import get_logger
 from worker.messages import normalise_etag
 from worker.paths import key_fits
+from worker.s3json import get_json_object
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -55,6 +55,13 @@ class CancelRequest:
             return False
         return not (self.version_id and version_id and self.version_id != version_id)
 
+    def error_record(self, *, before_start: bool = False) -> dict[str, Any]:
+        """The `error` of the cancelled manifest: type JobCancelled, saying who asked and when (permanent)."""
+        when = f" at {self.requested_at}" if self.requested_at else ""
+        by = f" by {self.requested_by}" if self.requested_by else ""
+        late = ", before a worker started it" if before_start else ""
+        return {"type": "JobCancelled", "message": f"cancelled{by}{when} (lew cancel){late}", "permanent": True}
+
     def to_dict(self) -> dict[str, Any]:
         """The marker's JSON body."""
         return {
@@ -72,19 +79,11 @@ class CancelRequest:
 
 def read_cancel(s3: S3Client, bucket: str, key: str) -> CancelRequest | None:
     """The cancel request at a marker key, or None when there is none. S3 errors other than 404 are raised."""
-    try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as error:
-        if error_code(error) in GONE_CODES:
-            return None
-        raise
-    try:
-        document = json.loads(body)
-    except ValueError:
-        document = {}
-    if not isinstance(document, dict):
-        document = {}
+    found = get_json_object(s3, bucket, key)
+    if found is None:
+        return None
     # A damaged marker still means someone asked to cancel: it cancels whatever upload the key holds.
+    document = found.document or {}
     etag, version_id = document.get("etag"), document.get("version_id")
     return CancelRequest(
         etag=etag if isinstance(etag, str) and etag else None,

@@ -30,6 +30,7 @@ from worker.errors import GONE_CODES, JobAborted, error_code
 from worker.log import get_logger
 from worker.manifest import utcnow
 from worker.paths import key_fits
+from worker.s3json import get_json_object
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -341,19 +342,11 @@ def _take_over(claim: Claim, found: _Found) -> bool:
 
 def read_claim(s3: S3Client, bucket: str, key: str, default_lease: int) -> _Found | None:
     """The claim at a key and its time left on S3's clock, or None when there is none."""
-    try:
-        response = s3.get_object(Bucket=bucket, Key=key)
-    except ClientError as error:
-        if error_code(error) in GONE_CODES:
-            return None
-        raise
-    body = response["Body"].read()
-    try:
-        document = json.loads(body)
-    except ValueError:
-        document = None
-    if not isinstance(document, dict):
-        document = {}  # a damaged claim still holds the upload, for the default lease
+    found = get_json_object(s3, bucket, key)
+    if found is None:
+        return None
+    response = found.response
+    document = found.document or {}  # a damaged claim still holds the upload, for the default lease
     lease = document.get("lease_seconds")
     if not isinstance(lease, int) or isinstance(lease, bool) or lease <= 0:
         lease = default_lease

@@ -358,21 +358,9 @@ def _settle_cancel(
     logger = get_logger()
     manifest_key, marker_key = keys.manifest, keys.marker
     timings = dict(timings or {})
-    timings["total"] = (utcnow() - started_at).total_seconds()
-    when = f" at {request.requested_at}" if request.requested_at else ""
-    by = f" by {request.requested_by}" if request.requested_by else ""
-    error = {"type": "JobCancelled", "message": f"cancelled{by}{when} (lew cancel)", "permanent": True}
-    manifest = Manifest(
-        status=CANCELLED,
-        source=source,
-        processor=runtime.processor.name,
-        attempt=attempt,
-        started_at=started_at,
-        finished_at=utcnow(),
-        timings=timings,
-        task_arn=runtime.identity.task_arn,
-        log_stream=runtime.identity.log_stream,
-        error=error,
+    error = request.error_record()
+    manifest = _ended_manifest(
+        CANCELLED, attempt, runtime, source=source, started_at=started_at, timings=timings, error=error
     )
     try:
         if records_success(read_manifest(runtime.s3, job.bucket, manifest_key), source.etag, source.version_id):
@@ -579,19 +567,15 @@ def _settle_failure(
         )
         return JobResult(Outcome.RETRY, error, reason=reason)
     logger.warning("job failed permanently", extra={"error": str(error), "type": type(error).__name__})
-    timings["total"] = (utcnow() - started_at).total_seconds()
-    manifest = Manifest(
-        status=FAILED,
+    manifest = _ended_manifest(
+        FAILED,
+        attempt,
+        runtime,
         source=source,
-        processor=runtime.processor.name,
-        attempt=attempt,
         started_at=started_at,
-        finished_at=utcnow(),
         timings=timings,
-        task_arn=runtime.identity.task_arn,
-        log_stream=runtime.identity.log_stream,
-        processor_log=error.processor_log if isinstance(error, JobError) else None,
         error=error_record(error, permanent=True),
+        processor_log=error.processor_log if isinstance(error, JobError) else None,
         ignored=ignored,
     )
     if manifest.error is not None and s3_rule(error) is not None:
@@ -633,6 +617,40 @@ def _settle_failure(
         parameters=parameters,
     )
     return JobResult(Outcome.FAILED, error)
+
+
+def _ended_manifest(
+    status: str,
+    attempt: int,
+    runtime: JobRuntime,
+    *,
+    source: Source,
+    started_at: datetime,
+    timings: dict[str, float],
+    error: dict[str, Any],
+    processor_log: str | None = None,
+    ignored: list[dict[str, str]] | None = None,
+) -> Manifest:
+    """The manifest of a job that ends with an error and no outputs (failed, cancelled): who ran it, when, for how long.
+
+    Sets `timings["total"]` in place: the manifest keeps that dict, and the caller's job event reports it too.
+    """
+    finished_at = utcnow()
+    timings["total"] = (finished_at - started_at).total_seconds()
+    return Manifest(
+        status=status,
+        source=source,
+        processor=runtime.processor.name,
+        attempt=attempt,
+        started_at=started_at,
+        finished_at=finished_at,
+        timings=timings,
+        task_arn=runtime.identity.task_arn,
+        log_stream=runtime.identity.log_stream,
+        processor_log=processor_log,
+        error=error,
+        ignored=ignored if ignored is not None else [],
+    )
 
 
 def _write_claimed_manifest(s3: S3Client, job: Job, key: str, manifest: Manifest, claim: Claim) -> None:

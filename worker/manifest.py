@@ -6,13 +6,11 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
-from botocore.exceptions import ClientError
-
-from worker.errors import GONE_CODES, error_code
 from worker.messages import normalise_etag
 from worker.runs import Run
+from worker.s3json import read_json_object
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -108,17 +106,8 @@ def error_record(error: BaseException, *, permanent: bool) -> dict[str, Any]:
 
 def read_manifest(s3: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
     """The manifest at a key, or None when there is none (or it is not a JSON object)."""
-    try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as error:
-        if error_code(error) in GONE_CODES:
-            return None
-        raise
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return None  # a damaged manifest records nothing: the job runs again and replaces it
-    return document if isinstance(document, dict) else None
+    # A damaged manifest records nothing: the job runs again and replaces it.
+    return read_json_object(s3, bucket, key)
 
 
 def records_success(
@@ -132,19 +121,24 @@ def records_success(
     With `parameters` (name, value pairs), the manifest must also record exactly those job parameters (a manifest
     without the field recorded none): the same bytes with other parameters are another job.
     """
-    if not manifest or manifest.get("status") != SUCCEEDED or not etag:
+    if not _records_upload(manifest, SUCCEEDED, etag, version_id):
         return False
-    source = manifest.get("source")
-    if not isinstance(source, dict) or normalise_etag(source.get("etag")) != normalise_etag(etag):
-        return False
-    if parameters is not None and (manifest.get("parameters") or {}) != dict(parameters):
-        return False
-    return not version_id or source.get("version_id") == version_id
+    return parameters is None or (manifest.get("parameters") or {}) == dict(parameters)
 
 
 def records_cancel(manifest: dict[str, Any] | None, etag: str | None, version_id: str | None) -> bool:
     """True when a manifest records that this upload (ETag, and version id when the object has one) was cancelled."""
-    if not manifest or manifest.get("status") != CANCELLED or not etag:
+    return _records_upload(manifest, CANCELLED, etag, version_id)
+
+
+def _records_upload(
+    manifest: dict[str, Any] | None, status: str, etag: str | None, version_id: str | None
+) -> TypeGuard[dict[str, Any]]:
+    """True when a manifest has this status for this upload: the same ETag, and version id when the object has one.
+
+    Without an ETag nothing can be matched: False.
+    """
+    if not manifest or manifest.get("status") != status or not etag:
         return False
     source = manifest.get("source")
     if not isinstance(source, dict) or normalise_etag(source.get("etag")) != normalise_etag(etag):

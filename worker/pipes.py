@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 from dagster_pipes import DAGSTER_PIPES_CONTEXT_ENV_VAR, DAGSTER_PIPES_MESSAGES_ENV_VAR, decode_param, encode_param
 
-from worker.errors import JobError, error_code
+from worker.errors import JobError
 from worker.log import get_logger
+from worker.s3json import MISSING_KEY_CODES, get_json_object
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -143,21 +144,14 @@ def _load_context(s3: S3Client, request: PipesRequest) -> dict[str, Any]:
         data: dict[str, Any] = request.context["data"]
         return data
     key = str(request.context["key"])
-    try:
-        body = s3.get_object(Bucket=request.bucket, Key=key)["Body"].read()
-    except ClientError as error:
-        if error_code(error) in ("NoSuchKey", "404", "NotFound"):
-            raise PipesMetadataInvalid(
-                f"{CONTEXT_METADATA}: s3://{request.bucket}/{key} does not exist (the Dagster run may have ended)"
-            ) from error
-        raise
-    try:
-        document = json.loads(body)
-    except ValueError as error:
-        raise PipesMetadataInvalid(f"{CONTEXT_METADATA}: s3://{request.bucket}/{key} is not JSON") from error
-    if not isinstance(document, dict):
+    found = get_json_object(s3, request.bucket, key, absent=MISSING_KEY_CODES)
+    if found is None:
+        raise PipesMetadataInvalid(
+            f"{CONTEXT_METADATA}: s3://{request.bucket}/{key} does not exist (the Dagster run may have ended)"
+        )
+    if found.document is None:
         raise PipesMetadataInvalid(f"{CONTEXT_METADATA}: s3://{request.bucket}/{key} is not a JSON object")
-    return document
+    return found.document
 
 
 class MessageRelay:

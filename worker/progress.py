@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
+
+from worker.commands import read_tail
 
 PROGRESS_ENV = "LEW_PROGRESS"
 PROGRESS_FILE_NAME = "progress.jsonl"  # in the job's folder, next to processor.log
@@ -100,11 +101,8 @@ def povray_progress(log_tail: str) -> Progress | None:
 
 def _tail(path: Path) -> str:
     try:
-        with path.open("rb") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, size - TAIL_BYTES))
-            return handle.read().decode("utf-8", errors="replace")
-    except OSError:
+        return read_tail(path, TAIL_BYTES)
+    except OSError:  # progress is best effort: a file that cannot be read reports none, and never fails the job
         return ""
 
 

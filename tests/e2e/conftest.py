@@ -1,21 +1,32 @@
-"""Helpers for the end-to-end tests: settings for a fast local stack, a log collector, polling."""
+"""Helpers of the end-to-end tests: a fast local stack, a log collector, polling, manifests, `lew` as users run it."""
 
 from __future__ import annotations
 
 import io
+import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
 from lew.local.settings import LocalSettings, build_settings
+from lew.local.stack import LocalStack
+from lew.state import state_path
+from worker.paths import manifest_key
 
 T = TypeVar("T")
 MAX_WORKERS = 2
+# `lew local up` options that make its stack quick to answer (short polls, a frequent reconcile).
+LOCAL_UP_FAST = ["--param", "WaitTimeSeconds=1", "--reconcile-seconds", "2"]
 
 
 class LogCollector:
@@ -73,6 +84,43 @@ def wait_for(probe: Callable[[], T | None], *, timeout: float, what: str, interv
         time.sleep(interval)
 
 
+def lew(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """Run `lew ARGV...` in `cwd` as a user would (its own process); its exit code and output, never raised."""
+    # Generous: `--wait` returns on the job's outcome; this only stops a hung command from hanging the suite.
+    return subprocess.run(
+        [sys.executable, "-m", "lew.cli", *argv], cwd=cwd, capture_output=True, text=True, timeout=600, check=False
+    )
+
+
+def start_local_up(cwd: Path, *options: str) -> subprocess.Popen[str]:
+    """`lew local up OPTIONS...` (fast polls) started in `cwd`, its output (stdout and stderr) on a pipe."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("AWS_ENDPOINT_URL")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "lew.cli", "local", "up", *LOCAL_UP_FAST, *options],
+        cwd=cwd,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+@contextmanager
+def local_up(cwd: Path, *options: str) -> Iterator[list[str]]:
+    """`lew local up` in `cwd` (fast polls) until the block ends, then SIGTERM and a clean exit checked; yields a
+    list that receives its output once it has stopped."""
+    up = start_local_up(cwd, *options)
+    output: list[str] = []
+    try:
+        wait_for(lambda: state_path(cwd).exists() or up.poll() is not None, timeout=120, what="lew local up to start")
+        assert up.poll() is None, up.communicate()[0]
+        yield output
+    finally:
+        up.send_signal(signal.SIGTERM)
+        output.append(up.communicate(timeout=120)[0])
+    assert up.returncode == 0, output[0]
+
+
 def make_zip(path: Path, members: dict[str, str]) -> Path:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as bundle:
@@ -80,3 +128,15 @@ def make_zip(path: Path, members: dict[str, str]) -> Path:
             bundle.writestr(name, text)
     path.write_bytes(buffer.getvalue())
     return path
+
+
+def manifest(stack: LocalStack, stem: str) -> dict[str, Any] | None:
+    """The manifest of the upload incoming/<stem>.zip, or None."""
+    assert stack.resources is not None
+    key = manifest_key(f"incoming/{stem}.zip", "incoming/", "results/")
+    try:
+        body = stack.s3.get_object(Bucket=stack.resources.bucket, Key=key)["Body"]
+    except stack.s3.exceptions.NoSuchKey:
+        return None
+    loaded: dict[str, Any] = json.loads(body.read())
+    return loaded

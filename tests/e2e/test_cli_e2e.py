@@ -8,7 +8,6 @@ import os
 import pty
 import re
 import signal
-import socket
 import subprocess
 import sys
 import zipfile
@@ -19,11 +18,13 @@ import pytest
 
 from lew import cli
 from lew.state import state_path
-from tests.e2e.conftest import make_zip, wait_for
+from tests.conftest import free_port
+from tests.e2e.conftest import LOCAL_UP_FAST, lew, make_zip, start_local_up, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
-FAST = ["--processor", "inventory", "--param", "WaitTimeSeconds=1", "--reconcile-seconds", "2"]
+INVENTORY = ["--processor", "inventory"]  # not povray, which `lew local up` takes when it is installed
+FAST = [*INVENTORY, *LOCAL_UP_FAST]
 
 
 def test_demo_with_the_bundled_samples_exits_0_and_shows_the_rejection(
@@ -55,33 +56,9 @@ def test_demo_exits_1_when_a_user_archive_fails(tmp_path: Path, capsys: pytest.C
     assert json.loads((tmp_path / "out" / "good.zip" / "manifest.json").read_text())["status"] == "succeeded"
 
 
-def lew(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lew.cli", *argv], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start_local_up(cwd: Path, *argv: str) -> subprocess.Popen[str]:
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("AWS_ENDPOINT_URL")}
-    return subprocess.Popen(
-        [sys.executable, "-m", "lew.cli", "local", "up", *FAST, *argv],
-        cwd=cwd,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
 def test_local_up_serves_submit_status_results_rerun_and_redrive_then_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
-    up = start_local_up(tmp_path, "--port", str(port))
+    up = start_local_up(tmp_path, *INVENTORY, "--port", str(port))
     try:
         state_file = state_path(tmp_path)
         wait_for(state_file.exists, timeout=60, what="lew local up to write its state file")
@@ -174,7 +151,7 @@ def test_local_up_serves_submit_status_results_rerun_and_redrive_then_stops_clea
 
 def test_local_up_keeps_its_port_across_restarts_and_refuses_a_port_in_use(tmp_path: Path) -> None:
     # GIVEN a stack that ran once in this folder on some port
-    first = start_local_up(tmp_path, "--port", "0")
+    first = start_local_up(tmp_path, *INVENTORY, "--port", "0")
     try:
         wait_for(state_path(tmp_path).exists, timeout=60, what="the first stack's state file")
         endpoint = json.loads(state_path(tmp_path).read_text())["endpoint"]
@@ -183,7 +160,7 @@ def test_local_up_keeps_its_port_across_restarts_and_refuses_a_port_in_use(tmp_p
         first.communicate(timeout=60)
 
     # WHEN it starts again without --port
-    again = start_local_up(tmp_path)
+    again = start_local_up(tmp_path, *INVENTORY)
     try:
         wait_for(state_path(tmp_path).exists, timeout=60, what="the second stack's state file")
 

@@ -4,27 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from lew.local.stack import LocalStack
-from tests.e2e.conftest import MAX_WORKERS, LogCollector, fast_settings, make_zip, wait_for
-from worker.paths import manifest_key
+from tests.e2e.conftest import MAX_WORKERS, LogCollector, fast_settings, make_zip, manifest, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
-
-
-def manifest(stack: LocalStack, stem: str) -> dict[str, Any] | None:
-    """The manifest of the upload incoming/<stem>.zip, or None."""
-    assert stack.resources is not None
-    key = manifest_key(f"incoming/{stem}.zip", "incoming/", "results/")
-    try:
-        body = stack.s3.get_object(Bucket=stack.resources.bucket, Key=key)["Body"]
-    except stack.s3.exceptions.NoSuchKey:
-        return None
-    loaded: dict[str, Any] = json.loads(body.read())
-    return loaded
 
 
 def test_local_stack_processes_two_good_archives_and_rejects_a_hostile_one(tmp_path: Path, logs: LogCollector) -> None:

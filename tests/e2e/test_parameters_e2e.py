@@ -4,26 +4,19 @@ given its command and parameters as template parameters, and bad parameters refu
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
-import signal
 import struct
-import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lew.state import state_path
-from tests.e2e.conftest import make_zip, wait_for
+from tests.e2e.conftest import lew, local_up, make_zip, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
-FAST = ["--param", "WaitTimeSeconds=1", "--reconcile-seconds", "2"]
 SCENE_POV = """\
 #version 3.7;
 global_settings { assumed_gamma 1.0 }
@@ -31,34 +24,6 @@ camera { location <0, 1, -3> look_at <0, 0.5, 0> }
 light_source { <2, 4, -3> color rgb 1 }
 sphere { <0, 0.5, 0>, 0.5 pigment { color rgb <1, 0.5, 0> } }
 """
-
-
-def lew(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lew.cli", *argv], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
-    )
-
-
-@contextmanager
-def local_up(cwd: Path, *options: str) -> Iterator[None]:
-    """`lew local up` running in `cwd` until the block ends (then SIGTERM, and a clean exit checked)."""
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("AWS_ENDPOINT_URL")}
-    up = subprocess.Popen(
-        [sys.executable, "-m", "lew.cli", "local", "up", *FAST, *options],
-        cwd=cwd,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_for(lambda: state_path(cwd).exists() or up.poll() is not None, timeout=60, what="lew local up to start")
-        assert up.poll() is None, up.communicate()[0]
-        yield
-    finally:
-        up.send_signal(signal.SIGTERM)
-        output, _ = up.communicate(timeout=60)
-    assert up.returncode == 0, output
 
 
 def fetched_manifests(cwd: Path, count: int) -> dict[str, tuple[Path, dict[str, Any]]]:

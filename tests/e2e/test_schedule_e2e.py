@@ -4,25 +4,18 @@ in an archive, run by the command processor, fired twice; each run has its own r
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
-import signal
-import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lew.state import state_path
-from tests.e2e.conftest import make_zip, wait_for
+from tests.e2e.conftest import lew, local_up, make_zip
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
-FAST = ["--param", "WaitTimeSeconds=1", "--reconcile-seconds", "2"]
 # An ETL step: reads its configuration, writes a report naming the run it was and the job parameter it was given.
 ETL = """\
 import json, os
@@ -37,36 +30,6 @@ with open(os.path.join(os.environ["LEW_OUTPUT_DIR"], "report.json"), "w") as out
     json.dump(report, out)
 """
 RUN_LINE = re.compile(r"^started schedules/etl\.zip \(run (\S+)\)", re.MULTILINE)
-
-
-def lew(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    # Generous: `--wait` returns on the job's outcome; this only stops a hung command from hanging the suite.
-    return subprocess.run(
-        [sys.executable, "-m", "lew.cli", *argv], cwd=cwd, capture_output=True, text=True, timeout=600, check=False
-    )
-
-
-@contextmanager
-def local_up(cwd: Path, *options: str) -> Iterator[list[str]]:
-    """`lew local up` in `cwd` until the block ends; yields a list that receives its output once it has stopped."""
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("AWS_ENDPOINT_URL")}
-    up = subprocess.Popen(
-        [sys.executable, "-m", "lew.cli", "local", "up", *FAST, *options],
-        cwd=cwd,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    output: list[str] = []
-    try:
-        wait_for(lambda: state_path(cwd).exists() or up.poll() is not None, timeout=120, what="lew local up to start")
-        assert up.poll() is None, up.communicate()[0]
-        yield output
-    finally:
-        up.send_signal(signal.SIGTERM)
-        output.append(up.communicate(timeout=120)[0])
-    assert up.returncode == 0, output[0]
 
 
 def test_a_scheduled_job_fired_twice_gives_two_results(tmp_path: Path) -> None:

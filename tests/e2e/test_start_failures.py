@@ -12,24 +12,11 @@ from lew import cli
 from lew.local.chaos import StartFailures
 from lew.local.stack import LocalStack
 from lew.stopped_tasks import stopped_tasks, stopped_tasks_report
-from tests.e2e.conftest import LogCollector, fast_settings, make_zip, wait_for
-from worker.paths import manifest_key
+from tests.e2e.conftest import LogCollector, fast_settings, make_zip, manifest, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 SEED_FAILING_THEN_STARTING = 1  # random.Random(1): 0.13 (< 0.5, fails), then 0.85 (starts)
 NO_RECONCILE = 3600.0  # so that only the task's event can start the replacement
-
-
-def manifest(stack: LocalStack, stem: str) -> dict[str, Any] | None:
-    """The manifest of the upload incoming/<stem>.zip, or None."""
-    assert stack.resources is not None
-    key = manifest_key(f"incoming/{stem}.zip", "incoming/", "results/")
-    try:
-        body = stack.s3.get_object(Bucket=stack.resources.bucket, Key=key)["Body"]
-    except stack.s3.exceptions.NoSuchKey:
-        return None
-    loaded: dict[str, Any] = json.loads(body.read())
-    return loaded
 
 
 def task_stop_results(stack: LocalStack) -> list[dict[str, Any]]:

@@ -64,6 +64,12 @@ class Stack:
         """The decoded object keys of every message on the queue, the way the worker decodes them."""
         return [decode_key(record["s3"]["object"]["key"]) for body in self.messages() for record in body["Records"]]
 
+    def enqueue_directly(self, count: int) -> None:
+        """Put work on the queue the way a bucket notifying SQS directly (or a redelivery) would."""
+        sqs = boto3.client("sqs")
+        for index in range(count):
+            sqs.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps({"Records": [{"n": index}]}))
+
     def running_tasks(self) -> list[str]:
         ecs = boto3.client("ecs")
         return ecs.list_tasks(cluster=self.cluster, family=FAMILY, desiredStatus="RUNNING")["taskArns"]
@@ -152,3 +158,14 @@ def log_lines(monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[dict[str, An
     assert isinstance(handler, logging.StreamHandler)
     monkeypatch.setattr(handler, "stream", stream)
     return lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+@pytest.fixture
+def emf_documents(capsys: pytest.CaptureFixture[str]) -> Callable[[], list[dict[str, Any]]]:
+    """The CloudWatch embedded-metric documents Powertools printed (to stdout, which capsys sees) so far."""
+
+    def documents() -> list[dict[str, Any]]:
+        lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+        return [line for line in lines if "_aws" in line]
+
+    return documents

@@ -35,13 +35,6 @@ def rate_exceeded(_request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     return 400, {"Error": {"Code": "InvalidParameterException", "Message": "Rate exceeded"}}
 
 
-def enqueue_directly(stack: Stack, count: int) -> None:
-    """Put work on the queue the way a bucket notifying SQS directly (or a redelivery) would."""
-    sqs = boto3.client("sqs")
-    for index in range(count):
-        sqs.send_message(QueueUrl=stack.queue_url, MessageBody=json.dumps({"Records": [{"n": index}]}))
-
-
 def test_handler_s3_put_enqueues_the_decoded_key_and_starts_a_worker(
     stack: Stack, run_task_spy: RunTaskSpy, load_event: LoadEvent, lambda_context: Any
 ) -> None:
@@ -142,7 +135,7 @@ def test_handler_reconcile_starts_workers_for_messages_already_waiting(
     stack: Stack, run_task_spy: RunTaskSpy, load_event: LoadEvent, lambda_context: Any
 ) -> None:
     # GIVEN 12 messages waiting and no worker (e.g. returned after a worker died)
-    enqueue_directly(stack, 12)
+    stack.enqueue_directly(12)
 
     # WHEN the schedule fires
     summary = app.handler(load_event("scheduled-reconcile"), lambda_context)
@@ -165,7 +158,7 @@ def test_handler_reconcile_starts_workers_for_messages_already_waiting(
 def test_handler_reconcile_starts_none_when_active_tasks_cover_the_backlog(
     stack: Stack, run_task_spy: RunTaskSpy, load_event: LoadEvent, lambda_context: Any
 ) -> None:
-    enqueue_directly(stack, 12)
+    stack.enqueue_directly(12)
     app.handler(load_event("scheduled-reconcile"), lambda_context)
     app.LAUNCH_MEMORY.clear()  # as if in a new execution environment: only ECS knows about the tasks
 
@@ -179,7 +172,7 @@ def test_handler_reconcile_replaces_stopped_workers(
     stack: Stack, run_task_spy: RunTaskSpy, load_event: LoadEvent, lambda_context: Any
 ) -> None:
     # GIVEN three workers were started, then two of them stopped while messages still wait
-    enqueue_directly(stack, 12)
+    stack.enqueue_directly(12)
     app.handler(load_event("scheduled-reconcile"), lambda_context)
     ecs = boto3.client("ecs")
     for arn in stack.running_tasks()[:2]:
@@ -339,12 +332,6 @@ def test_handler_configuration_error_names_the_variable(
     assert stack.keys() == []
 
 
-def emf_documents(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
-    """The CloudWatch embedded-metric documents Powertools printed."""
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-    return [line for line in lines if "_aws" in line]
-
-
 def metric_values(emf: dict[str, Any], name: str) -> list[float]:
     """A metric's values in an EMF document (Powertools writes one value or a list of them)."""
     value = emf[name]
@@ -356,7 +343,7 @@ def test_handler_logs_json_with_bucket_and_key_and_emits_metrics(  # noqa: PLR09
     run_task_spy: RunTaskSpy,
     load_event: LoadEvent,
     lambda_context: Any,
-    capsys: pytest.CaptureFixture[str],
+    emf_documents: Callable[[], list[dict[str, Any]]],
     log_lines: Callable[[], list[dict[str, Any]]],
 ) -> None:
     app.handler(load_event("s3-put-many"), lambda_context)
@@ -375,7 +362,7 @@ def test_handler_logs_json_with_bucket_and_key_and_emits_metrics(  # noqa: PLR09
     (summary,) = [line for line in lines if line.get("message") == "Launcher summary"]
     assert "key" not in summary  # the per-object keys do not leak into later lines
     assert summary["function_request_id"] == lambda_context.aws_request_id
-    (emf,) = emf_documents(capsys)
+    (emf,) = emf_documents()
     assert metric_values(emf, "ObjectsAccepted") == [4.0]
     assert metric_values(emf, "ObjectsSkipped") == [5.0]
     assert metric_values(emf, "TasksStarted") == [1.0]
@@ -388,13 +375,13 @@ def test_handler_counts_run_task_failures_in_metrics(
     run_task_spy: RunTaskSpy,
     load_event: LoadEvent,
     lambda_context: Any,
-    capsys: pytest.CaptureFixture[str],
+    emf_documents: Callable[[], list[dict[str, Any]]],
 ) -> None:
     run_task_spy.answers = [capacity_failure, throttled]
 
     app.handler(load_event("s3-put"), lambda_context)
 
-    (emf,) = emf_documents(capsys)
+    (emf,) = emf_documents()
     assert metric_values(emf, "RunTaskFailures") == [1.0, 1.0]
     assert metric_values(emf, "TasksStarted") == [1.0]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -19,12 +18,6 @@ if TYPE_CHECKING:  # fixtures' types; pytest's importlib mode lets no test modul
 
 LoadEvent = Callable[[str], dict[str, Any]]
 CAPACITY_REASON = "Capacity is unavailable at this time. Please try again later or in a different availability zone"
-
-
-def enqueue_directly(stack: Stack, count: int) -> None:
-    sqs = boto3.client("sqs")
-    for index in range(count):
-        sqs.send_message(QueueUrl=stack.queue_url, MessageBody=json.dumps({"Records": [{"n": index}]}))
 
 
 def stop_running_tasks(stack: Stack) -> None:
@@ -43,11 +36,6 @@ def failed_start(load_event: LoadEvent, task_number: int = 1, **detail: Any) -> 
     return event
 
 
-def emf_documents(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-    return [line for line in lines if "_aws" in line]
-
-
 def cluster_tags(stack: Stack) -> dict[str, str]:
     (cluster,) = boto3.client("ecs").describe_clusters(clusters=[stack.cluster], include=["TAGS"])["clusters"]
     return {tag["key"]: tag["value"] for tag in cluster.get("tags") or []}
@@ -58,11 +46,11 @@ def test_handler_task_failed_to_start_is_logged_counted_and_replaced_at_once(  #
     run_task_spy: RunTaskSpy,
     load_event: LoadEvent,
     lambda_context: Any,
-    capsys: pytest.CaptureFixture[str],
+    emf_documents: Callable[[], list[dict[str, Any]]],
     log_lines: Callable[[], list[dict[str, Any]]],
 ) -> None:
     # GIVEN a message waiting and no worker: the one started for it failed to start
-    enqueue_directly(stack, 1)
+    stack.enqueue_directly(1)
 
     # WHEN ECS reports the task stopped with TaskFailedToStart (the committed sample event)
     summary = app.handler(load_event("ecs-task-failed-to-start"), lambda_context)
@@ -81,7 +69,7 @@ def test_handler_task_failed_to_start_is_logged_counted_and_replaced_at_once(  #
     assert "the image does not exist" in line["reason"]
     assert "worker: CannotPullContainerError" in line["reason"]
     # AND it publishes TaskStartFailures per cluster (the alarm's dimensions) and per cluster and stop code
-    failures = [doc for doc in emf_documents(capsys) if "TaskStartFailures" in doc]
+    failures = [doc for doc in emf_documents() if "TaskStartFailures" in doc]
     (document,) = failures
     assert document["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [
         ["Cluster", "service"],
@@ -107,16 +95,16 @@ def test_handler_task_stop_that_is_not_a_failed_start_of_ours_is_ignored(  # noq
     run_task_spy: RunTaskSpy,
     load_event: LoadEvent,
     lambda_context: Any,
-    capsys: pytest.CaptureFixture[str],
+    emf_documents: Callable[[], list[dict[str, Any]]],
     detail: dict[str, Any],
 ) -> None:
-    enqueue_directly(stack, 1)
+    stack.enqueue_directly(1)
 
     summary = app.handler(failed_start(load_event, **detail), lambda_context)
 
     assert summary["start_failure"] is False
     assert run_task_spy.requests == []
-    assert not [doc for doc in emf_documents(capsys) if "TaskStartFailures" in doc]
+    assert not [doc for doc in emf_documents() if "TaskStartFailures" in doc]
 
 
 @pytest.mark.filterwarnings("ignore:No application metrics to publish")
@@ -124,7 +112,7 @@ def test_handler_repeated_start_failures_hold_back_starts_so_a_permanent_fault_c
     stack: Stack, run_task_spy: RunTaskSpy, load_event: LoadEvent, lambda_context: Any
 ) -> None:
     # GIVEN work waiting, a fault every task meets (a missing image), and a clock the test moves
-    enqueue_directly(stack, 1)
+    stack.enqueue_directly(1)
     now = [1_000_000.0]
     app.LAUNCH_MEMORY.start_failures.clock = lambda: now[0]
 
@@ -159,7 +147,7 @@ def test_handler_spot_capacity_failure_falls_back_to_fargate_for_the_cool_down( 
     # GIVEN workers on FARGATE_SPOT with a 10-minute cool-down, and work waiting
     monkeypatch.setenv("CAPACITY_PROVIDER", "FARGATE_SPOT")
     monkeypatch.setenv("SPOT_FALLBACK_SECONDS", "600")
-    enqueue_directly(stack, 1)
+    stack.enqueue_directly(1)
     before = datetime.now(UTC).replace(microsecond=0)
 
     # WHEN a Spot task stops before it ran because Spot has no capacity
@@ -223,7 +211,7 @@ def test_handler_spot_fallback_off_keeps_retrying_spot(
 ) -> None:
     monkeypatch.setenv("CAPACITY_PROVIDER", "FARGATE_SPOT")
     monkeypatch.setenv("SPOT_FALLBACK_SECONDS", "0")
-    enqueue_directly(stack, 1)
+    stack.enqueue_directly(1)
 
     summary = app.handler(
         failed_start(load_event, capacityProviderName="FARGATE_SPOT", stoppedReason=CAPACITY_REASON), lambda_context

@@ -12,7 +12,7 @@ import pytest
 from lew import dead_letters
 from lew.client import DEAD_LETTERED, QUEUED, RUNNING, TIMED_OUT, Client, JobFinishedError
 from lew.errors import LewError
-from lew.target import Target
+from tests.integration.conftest import moto_target
 from worker.cancel import cancel_key
 from worker.claims import claim_key
 from worker.paths import folder_name, manifest_key
@@ -35,18 +35,8 @@ def client(aws: None) -> Client:
     s3 = boto3.client("s3", region_name=REGION)
     sqs = boto3.client("sqs", region_name=REGION)
     s3.create_bucket(Bucket=BUCKET)
-    target = Target(
-        description="moto",
-        bucket=BUCKET,
-        queue_url=sqs.create_queue(QueueName="work")["QueueUrl"],
-        dlq_url=sqs.create_queue(QueueName="dlq")["QueueUrl"],
-        cluster="",
-        task_family="",
-        input_prefix="incoming/",
-        result_prefix="results/",
-        suffixes=(".zip",),
-        region=REGION,
-    )
+    queue_url, dlq_url = sqs.create_queue(QueueName="work")["QueueUrl"], sqs.create_queue(QueueName="dlq")["QueueUrl"]
+    target = moto_target(BUCKET, queue_url, dlq_url)
     return Client(target, poll_seconds=0.05, dlq_poll_seconds=0.0)
 
 

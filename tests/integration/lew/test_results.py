@@ -13,14 +13,13 @@ import pytest
 from lew import cli, dead_letters, ops
 from lew.errors import LewError
 from lew.rerun import rerun
-from lew.target import Target
 from tests.integration.worker.conftest import (
     BUCKET,
     MAX_RECEIVE_COUNT,
-    REGION,
     Stack,
     make_stack,
     s3_record,
+    target_of,
     zip_bytes,
 )
 
@@ -29,21 +28,6 @@ from tests.integration.worker.conftest import (
 def stack(aws: None) -> Stack:
     """A bucket and a work queue with a DLQ, in moto (in process)."""
     return make_stack()
-
-
-def target_of(stack: Stack) -> Target:
-    return Target(
-        description="moto",
-        bucket=BUCKET,
-        queue_url=stack.queue_url,
-        dlq_url=stack.dlq_url,
-        cluster="",
-        task_family="",
-        input_prefix="incoming/",
-        result_prefix="results/",
-        suffixes=(".zip",),
-        region=REGION,
-    )
 
 
 def test_rerun_processes_an_already_processed_upload_again(stack: Stack) -> None:

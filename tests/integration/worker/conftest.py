@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import tarfile
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -17,8 +18,11 @@ from urllib.parse import quote_plus
 import boto3
 import pytest
 import requests
+from botocore.awsrequest import AWSResponse
 
 from lew.queues import create_work_queue, queue_depths
+from lew.target import Target
+from tests.integration.conftest import moto_target
 from worker.dispatch import handle_message
 from worker.drain import Summary, drain
 from worker.events import JobEvents
@@ -113,6 +117,19 @@ class Stack:
         loaded: dict[str, Any] = json.loads(body)
         return loaded
 
+    def fail_puts(self, under: str, status: int, code: str, message: str = "") -> None:
+        """From now on, S3 answers every PUT of a key under `under` with this HTTP status and error code (after
+        botocore's own retries): a refusal (403), a throttle (503) or an outage (500) of that part of the bucket."""
+        said = f"<Message>{message}</Message>" if message else ""
+        body = f"<Error><Code>{code}</Code>{said}</Error>".encode()
+
+        def answer(request: Any, **_: Any) -> AWSResponse | None:
+            if request.method == "PUT" and BUCKET in request.url and f"/{under}" in request.url:
+                return AWSResponse(request.url, status, {}, _RawBody(body))
+            return None
+
+        self.s3.meta.events.register("before-send.s3", answer)
+
     def queue_counts(self, url: str | None = None) -> tuple[int, int]:
         """(visible, in flight) messages of a queue."""
         return queue_depths(self.sqs, url or self.queue_url)
@@ -140,6 +157,25 @@ class Stack:
             return drain(self.sqs, settings, handle, shutdown, heartbeat)
 
 
+class _RawBody:
+    """The raw stream an AWSResponse reads its body from."""
+
+    def __init__(self, data: bytes) -> None:
+        self._stream = io.BytesIO(data)
+
+    def stream(self, **_: Any) -> Any:
+        yield self._stream.read()
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 90.0) -> None:
+    """Poll an observable condition (never a fixed sleep); fail naming `what` after a generous overall limit."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.05)
+
+
 def make_stack(endpoint: str | None = None) -> Stack:
     """Create the bucket and queues (against moto in process, or a moto server at `endpoint`)."""
     if endpoint:
@@ -162,6 +198,17 @@ def make_stack(endpoint: str | None = None) -> Stack:
         dlq_url=dlq_url,
     )
     return Stack(s3=s3, sqs=sqs, queue_url=queue_url, dlq_url=dlq_url, settings=settings)
+
+
+def target_of(stack: Stack) -> Target:
+    """The stack as lew's Target (for lew.client, lew.ops, `lew rerun` against the worker's bucket and queues)."""
+    return moto_target(
+        BUCKET,
+        stack.queue_url,
+        stack.dlq_url,
+        input_prefix=stack.settings.input_prefix,
+        result_prefix=stack.settings.result_prefix,
+    )
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 import time
@@ -17,7 +16,6 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
 
 import worker.claims
 from worker.claims import Busy, Holder, acquire, claim_key, is_stale
@@ -32,7 +30,7 @@ from worker.processors import InventoryProcessor, ProcessorContext, ProcessResul
 from worker.settings import Settings
 from worker.shutdown import Shutdown
 
-from .conftest import BUCKET, REGION, Stack, s3_record, zip_bytes
+from .conftest import BUCKET, REGION, Stack, s3_record, wait_until, zip_bytes
 
 CLAIMS = "results/.lew-claims/"
 
@@ -93,14 +91,6 @@ def make_worker(stack: Stack, **overrides: Any) -> Worker:
         stack.sqs, settings.queue_url, settings.visibility_timeout, settings.heartbeat_interval, runtime.claims
     )
     return Worker(settings, shutdown, runtime, heartbeat)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @contextmanager
@@ -200,7 +190,7 @@ def test_a_duplicate_of_a_job_longer_than_the_patience_is_deferred_then_skipped(
     assert_claim_left_for_the_next_job(stack, "twice")
 
     # WHEN the deferred message comes back
-    wait_until(lambda: stack.queue_counts() == (1, 0), 20, "the deferred message to come back")
+    wait_until(lambda: stack.queue_counts() == (1, 0), "the deferred message to come back", timeout=20)
     summary = stack.run()
 
     # THEN it takes the finished job's claim over, skips, and deletes the claim; still one run, one manifest
@@ -226,7 +216,7 @@ def test_heartbeat_refreshes_the_claim_of_a_running_job(
         visibility_timeout=3,
     )
     with draining_in_background(worker_, stack) as summary:
-        wait_until((tmp_path / "runs").exists, 10, "the job to start")
+        wait_until((tmp_path / "runs").exists, "the job to start", timeout=10)
         time.sleep(4)  # past the lease: only the refreshes keep the claim alive
         # WHEN another worker, with a duplicate, tries to claim the same upload
         other_s3 = boto3.client("s3", region_name=REGION)  # its own client: its calls are not recorded
@@ -518,12 +508,7 @@ def test_transient_error_on_the_claim_keeps_the_message_with_a_backoff(
     stack.upload("incoming/busy-s3.zip", zip_bytes({"a.txt": b"a"}))
     stack.enqueue("incoming/busy-s3.zip")
 
-    def fail_claim_put(request: Any, **_: Any) -> AWSResponse | None:
-        if request.method == "PUT" and "/results/.lew-claims/" in request.url:
-            return AWSResponse(request.url, 503, {}, _Raw(b"<Error><Code>SlowDown</Code></Error>"))
-        return None
-
-    stack.s3.meta.events.register("before-send.s3", fail_claim_put)
+    stack.fail_puts("results/.lew-claims/", 503, "SlowDown")
 
     # WHEN drained
     summary = stack.run(visibility_timeout=3)
@@ -552,7 +537,7 @@ def test_a_job_whose_claim_is_taken_over_stops_and_leaves_the_new_claim(
         visibility_timeout=3,
     )
     with draining_in_background(worker_, stack) as summary:
-        wait_until((tmp_path / "runs").exists, 10, "the job to start")
+        wait_until((tmp_path / "runs").exists, "the job to start", timeout=10)
         # WHEN another worker takes its claim over (as if this one had gone unrefreshed for a whole lease)
         put_foreign_claim(stack, "taken", lease_seconds=300)
         result = summary()
@@ -599,11 +584,3 @@ def test_a_key_whose_results_folder_would_be_a_reserved_folder_is_refused(stack:
     assert manifest["error"]["type"] == "UnsupportedInput"
     assert words in manifest["error"]["message"]
     assert stack.queue_counts() == (0, 0)
-
-
-class _Raw:
-    def __init__(self, data: bytes) -> None:
-        self._stream = io.BytesIO(data)
-
-    def stream(self, **_: Any) -> Any:
-        yield self._stream.read()

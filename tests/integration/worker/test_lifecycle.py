@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,7 @@ import pytest
 
 from lew.client import Client, JobFinishedError, Upload
 from lew.local.job_events import create_job_events
-from lew.target import Target
-from tests.integration.worker.conftest import BUCKET, REGION, Stack, zip_bytes
+from tests.integration.worker.conftest import REGION, Stack, target_of, wait_until, zip_bytes
 from worker.drain import Summary
 from worker.events import EventPublisher, JobEvents
 
@@ -38,30 +36,6 @@ with open(os.environ["LEW_PROGRESS"], "a") as f:
     time.sleep(120)
 """
 TOUCH_OUTPUT = "import os, pathlib; pathlib.Path(os.environ['LEW_OUTPUT_DIR'], 'ran.txt').write_text('ran')"
-
-
-def target_of(stack: Stack) -> Target:
-    return Target(
-        description="moto",
-        bucket=BUCKET,
-        queue_url=stack.queue_url,
-        dlq_url=stack.dlq_url,
-        cluster="",
-        task_family="",
-        input_prefix=stack.settings.input_prefix,
-        result_prefix=stack.settings.result_prefix,
-        suffixes=(".zip",),
-        region=REGION,
-    )
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 90.0) -> None:
-    """Poll an observable condition (never a fixed sleep), with a generous overall limit."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def received_events(sqs: Any, queue_url: str) -> list[dict[str, Any]]:

@@ -3,13 +3,11 @@ each other, permanent S3 answers settled in one attempt, reasons on every dead l
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse
 
 import worker.claims
 from worker.claims import claim_key
@@ -43,26 +41,6 @@ def versioned_record(key: str, put: dict[str, Any], sequencer: str | None) -> di
     if sequencer is not None:
         record["s3"]["object"]["sequencer"] = sequencer
     return record
-
-
-class _Raw:
-    def __init__(self, data: bytes) -> None:
-        self._stream = io.BytesIO(data)
-
-    def stream(self, **_: Any) -> Any:
-        yield self._stream.read()
-
-
-def refuse_puts_under(stack: Stack, prefix: str, code: str = "AccessDenied") -> None:
-    """Make S3 answer 403 `code` to every PUT under `prefix` (a bucket policy or KMS key denying the worker)."""
-
-    def refuse(request: Any, **_: Any) -> AWSResponse | None:
-        if request.method == "PUT" and BUCKET in request.url and f"/{prefix}" in request.url:
-            body = f"<Error><Code>{code}</Code><Message>Access Denied</Message></Error>".encode()
-            return AWSResponse(request.url, 403, {}, _Raw(body))
-        return None
-
-    stack.s3.meta.events.register("before-send.s3", refuse)
 
 
 # -- §1 results never clobber each other ----------------------------------------------------------------------------
@@ -172,7 +150,7 @@ def test_results_refused_for_good_are_dead_lettered_with_the_jobs_error_and_the_
     # GIVEN a bucket that accepts the claim but refuses every result (a KMS key the worker may not use, say)
     stack.upload("incoming/r.zip", zip_bytes({"a.txt": b"a"}))
     stack.enqueue("incoming/r.zip")
-    refuse_puts_under(stack, "results/r.zip/", code="KMS.DisabledException")
+    stack.fail_puts("results/r.zip/", 403, "KMS.DisabledException", "Access Denied")
 
     # WHEN drained
     summary = stack.run()

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse
 
 from worker.dispatch import Settlement, handle_message
 from worker.drain import drain
@@ -330,12 +329,7 @@ def test_drain_keeps_the_message_when_s3_fails_with_a_5xx(stack: Stack) -> None:
     stack.upload("incoming/s5.zip", zip_bytes({"a.txt": b"a"}))
     stack.enqueue("incoming/s5.zip")
 
-    def fail_put(request: Any, **_: Any) -> AWSResponse | None:
-        if request.method == "PUT" and "/results/" in request.url:
-            return AWSResponse(request.url, 500, {}, _Raw(b"<Error><Code>InternalError</Code></Error>"))
-        return None
-
-    stack.s3.meta.events.register("before-send.s3", fail_put)
+    stack.fail_puts("results/", 500, "InternalError")
 
     # WHEN drained
     summary = stack.run(visibility_timeout=3)
@@ -343,14 +337,6 @@ def test_drain_keeps_the_message_when_s3_fails_with_a_5xx(stack: Stack) -> None:
     # THEN the job is retried later: no manifest, the message is kept and hidden
     assert summary.to_dict()["retried"] == 1
     assert stack.queue_counts() == (0, 1)
-
-
-class _Raw:
-    def __init__(self, data: bytes) -> None:
-        self._stream = io.BytesIO(data)
-
-    def stream(self, **_: Any) -> Any:
-        yield self._stream.read()
 
 
 def test_drain_never_replaces_a_success_manifest_with_a_failure(stack: Stack) -> None:

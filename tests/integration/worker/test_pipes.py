@@ -11,9 +11,9 @@ import shlex
 import sys
 from typing import Any
 
+import pytest
 from dagster_pipes import encode_param
 
-from worker.paths import manifest_key
 from worker.pipes import CONTEXT_METADATA, MESSAGES_METADATA, PIPES_FOLDER
 
 from .conftest import BUCKET, Stack, zip_bytes
@@ -71,12 +71,6 @@ def messages(stack: Stack, prefix: str = MESSAGES_PREFIX) -> list[dict[str, Any]
     return found
 
 
-def manifest(stack: Stack, key: str) -> dict[str, Any]:
-    body = stack.s3.get_object(Bucket=BUCKET, Key=manifest_key(key, "incoming/", "results/"))["Body"].read()
-    loaded: dict[str, Any] = json.loads(body)
-    return loaded
-
-
 def test_pipes_processor_reports_through_the_worker_without_credentials(stack: Stack) -> None:
     # GIVEN an upload carrying a Pipes session, and a processor written with dagster-pipes
     key = "incoming/scene.zip"
@@ -87,7 +81,7 @@ def test_pipes_processor_reports_through_the_worker_without_credentials(stack: S
     stack.run(processor="command", process_command=command)
 
     # THEN the job succeeded, and its messages arrived where the Dagster side reads them, in order
-    assert manifest(stack, key)["status"] == "succeeded"
+    assert stack.manifest(key)["status"] == "succeeded"
     sent = messages(stack)
     methods = [message["method"] for message in sent]
     assert methods[0] == "opened" and methods[-1] == "closed", methods
@@ -97,7 +91,7 @@ def test_pipes_processor_reports_through_the_worker_without_credentials(stack: S
     materialization = next(message for message in sent if message["method"] == "report_asset_materialization")
     assert materialization["params"]["metadata"]["frames"]["raw_value"] == 3
     # ...and the processor saw file-based Pipes settings, never an AWS credential or the S3 locations
-    outputs = {item["key"].rsplit("/", 1)[-1]: item["key"] for item in manifest(stack, key)["outputs"]}
+    outputs = {item["key"].rsplit("/", 1)[-1]: item["key"] for item in stack.manifest(key)["outputs"]}
     env = json.loads(stack.s3.get_object(Bucket=BUCKET, Key=outputs["env.json"])["Body"].read())
     assert {"DAGSTER_PIPES_CONTEXT", "DAGSTER_PIPES_MESSAGES"} <= set(env)
     assert [name for name in env if name.startswith("AWS_")] == []
@@ -117,7 +111,7 @@ def test_pipes_metadata_is_absent_for_plain_uploads(stack: Stack) -> None:
     stack.run(processor="command", process_command=shlex.join([sys.executable, "-c", dump]))
 
     # THEN the processor got no Pipes variables, and nothing was written to the Pipes folder
-    document = manifest(stack, key)
+    document = stack.manifest(key)
     assert document["status"] == "succeeded", document
     env = json.loads(stack.s3.get_object(Bucket=BUCKET, Key=document["outputs"][0]["key"])["Body"].read())
     assert [name for name in env if name.startswith("DAGSTER_PIPES")] == []
@@ -137,7 +131,7 @@ def test_pipes_messages_of_a_failing_processor_arrive_before_its_failure_manifes
     stack.run(processor="command", process_command=shlex.join([sys.executable, "-c", code]))
 
     # THEN the failure manifest is written, and the processor's messages were relayed all the same
-    assert manifest(stack, key)["status"] == "failed"
+    assert stack.manifest(key)["status"] == "failed"
     assert [message["params"]["message"] for message in messages(stack) if message["method"] == "log"] == [
         "scene is empty"
     ]
@@ -168,7 +162,7 @@ def test_pipes_metadata_naming_another_place_fails_the_job_with_its_reason(stack
     stack.run()
 
     # THEN the job fails for good with the reason, and nothing was run or written there
-    document = manifest(stack, key)
+    document = stack.manifest(key)
     assert document["status"] == "failed"
     assert document["error"]["type"] == "PipesMetadataInvalid"
     assert (
@@ -187,6 +181,23 @@ def test_pipes_context_object_gone_fails_the_job_naming_it(stack: Stack) -> None
     stack.run()
 
     # THEN the failure says so
-    document = manifest(stack, key)
+    document = stack.manifest(key)
     assert document["status"] == "failed"
     assert f"s3://{BUCKET}/{CONTEXT_KEY} does not exist" in document["error"]["message"]
+
+
+@pytest.mark.parametrize("body", [b"{torn", b"[1, 2]"])
+def test_pipes_context_object_that_is_not_a_json_object_fails_the_job_naming_it(stack: Stack, body: bytes) -> None:
+    # GIVEN Pipes metadata whose context object is damaged, or JSON of another shape
+    key = "incoming/damaged.zip"
+    pipes_upload(stack, key)
+    stack.s3.put_object(Bucket=BUCKET, Key=CONTEXT_KEY, Body=body)
+
+    # WHEN a worker runs it
+    stack.run()
+
+    # THEN the job fails for good, saying which object is wrong
+    document = stack.manifest(key)
+    assert document["status"] == "failed"
+    assert document["error"]["permanent"] is True
+    assert f"s3://{BUCKET}/{CONTEXT_KEY} is not a JSON object" in document["error"]["message"]

@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 import psutil
 import pytest
 
-from .conftest import Stack, zip_bytes
+from .conftest import Stack, wait_until, zip_bytes
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.slow
@@ -42,14 +41,6 @@ def finish(worker: subprocess.Popen[str], timeout: float = 30) -> tuple[int, lis
     stdout, stderr = worker.communicate(timeout=timeout)
     lines = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
     return worker.returncode, lines, stderr
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 def gone(pid: int) -> bool:
@@ -137,7 +128,7 @@ def test_worker_heartbeat_keeps_a_slow_job_invisible(
 
     # WHEN the worker runs, and another receiver polls the queue meanwhile
     worker = start_worker(worker_env)
-    wait_for(lambda: server_stack.queue_counts() == (0, 1))
+    wait_until(lambda: server_stack.queue_counts() == (0, 1), "the worker to receive the message", timeout=15)
     stolen = []
     while worker.poll() is None:
         response = server_stack.sqs.receive_message(QueueUrl=server_stack.queue_url, WaitTimeSeconds=1)
@@ -171,7 +162,7 @@ def test_worker_sigterm_kills_the_processor_tree_and_releases_the_message(
         "STOP_GRACE_SECONDS": "1",
     }
     worker = start_worker(worker_env)
-    wait_for(lambda: pid_file.exists() and " " in pid_file.read_text())
+    wait_until(lambda: pid_file.exists() and " " in pid_file.read_text(), "the job to record its pids", timeout=15)
     pids = [int(pid) for pid in pid_file.read_text().split()]
 
     # WHEN ECS stops the task
@@ -205,7 +196,7 @@ def test_worker_sigterm_lets_a_job_finish_within_the_grace(
         "STOP_GRACE_SECONDS": "20",
     }
     worker = start_worker(worker_env)
-    wait_for(started.exists)
+    wait_until(started.exists, "the job to start", timeout=15)
 
     # WHEN stopped while the job runs
     worker.send_signal(signal.SIGTERM)

@@ -9,7 +9,19 @@ from typing import Any
 import pytest
 
 from worker.errors import SourceGone
-from worker.manifest import Manifest, Output, Source, error_record, records_claim, records_success
+from worker.manifest import (
+    CANCELLED,
+    FAILED,
+    SUCCEEDED,
+    Manifest,
+    Output,
+    Source,
+    _records_upload,
+    error_record,
+    records_cancel,
+    records_claim,
+    records_success,
+)
 
 
 def success(etag: str = "abc", version_id: str | None = None) -> dict[str, Any]:
@@ -34,6 +46,36 @@ def test_records_success_matches_etag_and_version(
     manifest: dict[str, Any] | None, etag: str | None, version_id: str | None, expected: bool
 ) -> None:
     assert records_success(manifest, etag, version_id) is expected
+
+
+UPLOAD_CASES = [  # (source, etag, version id, the same upload?)
+    ({"etag": "abc", "version_id": None}, "abc", None, True),
+    ({"etag": '"abc"', "version_id": None}, "abc", None, True),  # quoted or not, one ETag
+    ({"etag": "abc", "version_id": None}, "other", None, False),
+    ({"etag": "abc", "version_id": "v1"}, "abc", "v1", True),
+    ({"etag": "abc", "version_id": "v1"}, "abc", "v2", False),
+    ({"etag": "abc", "version_id": "v1"}, "abc", None, True),  # an unversioned view of the object: the ETag decides
+    ({"etag": "abc", "version_id": None}, None, None, False),  # no ETag: nothing can be matched
+    ("junk", "abc", None, False),
+]
+
+
+@pytest.mark.parametrize("status", [SUCCEEDED, CANCELLED])
+@pytest.mark.parametrize(("source", "etag", "version_id", "same"), UPLOAD_CASES)
+def test_records_upload_matches_the_status_etag_and_version_for_success_and_cancel_alike(
+    status: str, source: Any, etag: str | None, version_id: str | None, same: bool
+) -> None:
+    # GIVEN a manifest with this status for an upload
+    manifest = {"status": status, "source": source}
+    records = records_success if status == SUCCEEDED else records_cancel
+
+    # WHEN it is asked whether it records this upload, with its own status, with another, or with no manifest
+    # THEN only its own status and the same upload match, and records_success / records_cancel say the same
+    assert _records_upload(manifest, status, etag, version_id) is same
+    assert records(manifest, etag, version_id) is same
+    assert _records_upload(manifest, FAILED, etag, version_id) is False
+    assert _records_upload(None, status, etag, version_id) is False
+    assert _records_upload({}, status, etag, version_id) is False
 
 
 def test_manifest_to_json_has_every_documented_field() -> None:

@@ -59,6 +59,15 @@ def test_read_latest_reads_only_the_end_of_a_long_file(tmp_path: Path) -> None:
     assert read_latest(path) == Progress(99_999, 100_000, None)
 
 
+def test_read_latest_of_a_progress_path_that_cannot_be_read_is_none(tmp_path: Path) -> None:
+    # GIVEN a processor that made its LEW_PROGRESS path a folder (IsADirectoryError, an OSError)
+    path = tmp_path / "progress.jsonl"
+    path.mkdir()
+
+    # THEN there is no progress, and no error: progress never fails a job
+    assert read_latest(path) is None
+
+
 def test_povray_progress_reads_the_last_rendered_line() -> None:
     # GIVEN POV-Ray's real status output (carriage-return separated, as `povray` writes it to a file)
     log = "Parsing...\r==== [Rendering...] ====\rRendered 1024 of 76800 pixels (1%)\rRendered 3072 of 76800 pixels (4%)"
@@ -107,3 +116,29 @@ def test_cancel_request_applies_only_to_the_upload_it_names(
 ) -> None:
     request = CancelRequest(request_etag, request_version, "2026-11-30T16:00:00Z")
     assert request.applies_to(etag, version) is applies
+
+
+@pytest.mark.parametrize(
+    ("cancel", "before_start", "message"),
+    [
+        (
+            CancelRequest("abc", None, "2026-11-30T16:00:00Z", "alice@host"),
+            False,
+            "cancelled by alice@host at 2026-11-30T16:00:00Z (lew cancel)",
+        ),
+        (
+            CancelRequest("abc", None, "2026-11-30T16:00:00Z", "alice@host"),
+            True,
+            "cancelled by alice@host at 2026-11-30T16:00:00Z (lew cancel), before a worker started it",
+        ),
+        (CancelRequest(None, None, ""), False, "cancelled (lew cancel)"),  # a damaged marker names no one
+    ],
+)
+def test_cancel_request_error_record_names_who_and_when_for_the_worker_and_for_lew(
+    cancel: CancelRequest, before_start: bool, message: str
+) -> None:
+    assert cancel.error_record(before_start=before_start) == {
+        "type": "JobCancelled",
+        "message": message,
+        "permanent": True,
+    }
