@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import threading
@@ -20,31 +21,20 @@ from lew.local.lambda_runtime import JobSchedule, LocalLambdaRuntime
 from lew.schedule import fire, rate_seconds, scheduled_time_text
 from lew.target import Target
 from lew_launcher.schedule import run_id, schedule_event
+from tests.integration.conftest import REGION, moto_target
 
-REGION = "us-east-1"
 BUCKET = "lew-schedule-bucket"
 KEY = "schedules/etl.zip"
 
 
 @pytest.fixture
 def target(aws: None) -> Target:
-    s3 = boto3.client("s3", region_name=REGION)
+    """A moto bucket and queues as a local stack with ScheduleObjectKey KEY and a launcher inbox."""
     sqs = boto3.client("sqs", region_name=REGION)
-    s3.create_bucket(Bucket=BUCKET)
-    return Target(
-        description="moto",
-        bucket=BUCKET,
-        queue_url=sqs.create_queue(QueueName="work")["QueueUrl"],
-        dlq_url=sqs.create_queue(QueueName="dlq")["QueueUrl"],
-        cluster="",
-        task_family="",
-        input_prefix="incoming/",
-        result_prefix="results/",
-        suffixes=(".zip",),
-        region=REGION,
-        schedule_key=KEY,
-        launcher_inbox_url=sqs.create_queue(QueueName="inbox")["QueueUrl"],
-    )
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
+    work, dlq = (sqs.create_queue(QueueName=name)["QueueUrl"] for name in ("work", "dlq"))
+    inbox_url = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    return dataclasses.replace(moto_target(BUCKET, work, dlq), schedule_key=KEY, launcher_inbox_url=inbox_url)
 
 
 def inbox(target: Target) -> list[dict[str, Any]]:

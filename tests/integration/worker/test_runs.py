@@ -6,6 +6,7 @@ launcher's and the worker's sides of the contract are tested together.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,10 @@ import pytest
 from lew import ops
 from lew.client import Client
 from lew.errors import LewError
-from lew.target import Target
 from lew_launcher.events import parse_event
 from lew_launcher.messages import message_body
 from lew_launcher.schedule import schedule_event
-from tests.integration.worker.conftest import BUCKET, REGION, Stack, zip_bytes
+from tests.integration.worker.conftest import BUCKET, Stack, target_of, zip_bytes
 from worker.paths import manifest_key
 
 pytestmark = pytest.mark.timeout(180)
@@ -131,19 +131,8 @@ def test_a_failed_run_keeps_its_failure_and_the_next_run_still_runs(stack: Stack
 
 
 def client_of(stack: Stack) -> Client:
-    target = Target(
-        description="moto",
-        bucket=BUCKET,
-        queue_url=stack.queue_url,
-        dlq_url=stack.dlq_url,
-        cluster="",
-        task_family="",
-        input_prefix=stack.settings.input_prefix,
-        result_prefix=stack.settings.result_prefix,
-        suffixes=(".zip",),
-        region=REGION,
-        schedule_key=KEY,
-    )
+    """lew's client of the stack, whose ScheduleObjectKey is KEY."""
+    target = dataclasses.replace(target_of(stack), schedule_key=KEY)
     return Client(target, poll_seconds=0.05, dlq_poll_seconds=0.0)
 
 
