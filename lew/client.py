@@ -40,6 +40,7 @@ from worker.messages import normalise_etag
 from worker.parameters import parameter_metadata, parameters_from_metadata
 from worker.paths import folder_name, manifest_key, run_of_folder
 from worker.progress import Progress
+from worker.retries import RetryRecord, read_retry, retry_key
 from worker.runs import Run, run_time
 from worker.s3json import MISSING_KEY_CODES, read_json_object
 
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 # Job states as `wait` and `status` report them: queued and running are not final (nor "timed out", wait's own).
-QUEUED, RUNNING = "queued", "running"
+QUEUED, RUNNING, RETRYING = "queued", "running", "retrying"
 DEAD_LETTERED, TIMED_OUT = "dead-lettered", "timed out"
 FINAL_STATES = (SUCCEEDED, FAILED, CANCELLED, DEAD_LETTERED)
 POLL_SECONDS = 2.0
@@ -78,6 +79,10 @@ class Upload:
     parameters: dict[str, str] | None = None
     # A scheduled run of the key (its run id, e.g. 20261130T030000Z): its own results folder, claim and manifest.
     run: str | None = None
+    # When S3 last wrote the object (its LastModified, YYYY-MM-DDTHH:MM:SSZ); None when not known. A failed or
+    # cancelled manifest finished before it belongs to an earlier upload of the same bytes, which the worker runs
+    # again (a success is the outcome of any upload of those bytes: the worker skips them).
+    uploaded_at: str | None = None
 
     @property
     def uri(self) -> str:
@@ -89,10 +94,11 @@ class Upload:
 class JobState:
     """What is known about one upload's job at one moment.
 
-    `status`: queued, running, succeeded, failed, cancelled, dead-lettered, or "timed out" (`wait` gave up).
-    `manifest` is set for succeeded, failed and cancelled; `error` is one line for failed, cancelled and
-    dead-lettered; `progress` and `task_arn` while running; `age` is seconds since the job started (running) or
-    the seconds it took (finished, from its manifest), None when unknown.
+    `status`: queued, running, retrying, succeeded, failed, cancelled, dead-lettered, or "timed out" (`wait` gave
+    up). `manifest` is set for succeeded, failed and cancelled; `error` is one line for failed, cancelled,
+    dead-lettered and retrying (the last attempt's error); `attempt` is the last failed attempt while retrying (of
+    `max_attempts`, the queue's maxReceiveCount, when known); `progress` and `task_arn` while running; `age` is
+    seconds since the job started (running) or the seconds it took (finished, from its manifest), None when unknown.
     """
 
     upload: Upload
@@ -102,6 +108,8 @@ class JobState:
     task_arn: str | None = None
     age: float | None = None
     error: str | None = None
+    attempt: int | None = None
+    max_attempts: int | None = None
 
     @property
     def finished(self) -> bool:
@@ -240,6 +248,7 @@ class Client:
             normalise_etag(head.get("ETag")),
             head.get("VersionId"),
             parameters=parameters_from_metadata(head.get("Metadata") or {}),
+            uploaded_at=_stamp(head.get("LastModified")),
         )
 
     def rerun(self, keys: Sequence[str], *, run: str | None = None) -> list[Upload]:
@@ -296,7 +305,9 @@ class Client:
         if summary is not None and _records(summary.document, upload):
             return JobState(upload, summary.status, manifest=summary, age=summary.seconds, error=summary.error)
         claim = self._read_claim(self._claim_key(upload.key, upload.run))
-        if claim is not None and _claim_names(claim, upload) and _claim_live(claim):
+        # A claim the manifest names is its finished job's, left behind (docs/worker.md, "Concurrent duplicates").
+        finished = claim is not None and summary is not None and summary.document.get("claim") == claim.get("nonce")
+        if claim is not None and not finished and _claim_names(claim, upload) and _claim_live(claim):
             return JobState(
                 upload,
                 RUNNING,
@@ -308,6 +319,9 @@ class Client:
             reason = self.dead_letter_reason(upload)
             if reason is not None:
                 return JobState(upload, DEAD_LETTERED, error=reason)
+        retry = read_retry(self.s3, upload.bucket, self._retry_key(upload.key, upload.run))
+        if retry is not None and _retry_names(retry, upload):
+            return JobState(upload, RETRYING, error=retry.error, attempt=retry.attempt, max_attempts=retry.max_attempts)
         return JobState(upload, QUEUED)
 
     def wait(
@@ -477,6 +491,9 @@ class Client:
     def _claim_key(self, key: str, run: str | None = None) -> str:
         return claim_key(self.target.result_prefix, self._folder(key, run))
 
+    def _retry_key(self, key: str, run: str | None = None) -> str:
+        return retry_key(self.target.result_prefix, self._folder(key, run))
+
     def _cancel_key(self, key: str, run: str | None = None) -> str:
         return cancel_key(self.target.result_prefix, self._folder(key, run))
 
@@ -549,8 +566,26 @@ def _records(document: dict[str, Any], upload: Upload) -> bool:
     compared = recorded or document.get("status") == SUCCEEDED
     if upload.parameters is not None and compared and recorded != upload.parameters:
         return False
+    finished = str(document.get("finished_at") or "")
+    # A failure or cancel finished before the object was last written is an earlier upload's of the same bytes: the
+    # worker runs this one (worker/job.py, "uploaded again after a cancel"). A success is any such upload's outcome.
+    if document.get("status") != SUCCEEDED and upload.uploaded_at is not None and finished < upload.uploaded_at:
+        return False
     # An earlier run's manifest (the same ETag) is not the outcome of a re-run queued after it.
-    return upload.not_before is None or str(document.get("finished_at") or "") >= upload.not_before
+    return upload.not_before is None or finished >= upload.not_before
+
+
+def _retry_names(retry: RetryRecord, upload: Upload) -> bool:
+    """True when a retry record is about this upload's job: its ETag, and made since the upload (or the re-run)."""
+    if upload.etag is not None and retry.etag is not None and normalise_etag(retry.etag) != upload.etag:
+        return False
+    since = max(filter(None, (upload.uploaded_at, upload.not_before)), default="")
+    return retry.at >= since
+
+
+def _stamp(moment: Any) -> str | None:
+    """An aware datetime as YYYY-MM-DDTHH:MM:SSZ (UTC), the manifests' format; None for anything else."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if isinstance(moment, datetime) else None
 
 
 def _claim_names(claim: dict[str, Any], upload: Upload) -> bool:

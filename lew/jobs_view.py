@@ -13,7 +13,7 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TaskProgressColumn, TextColumn
 from rich.text import Text
 
-from lew.client import JobState, RunningJob
+from lew.client import RETRYING, JobState, RunningJob
 from lew.ui import is_terminal
 from worker.progress import Progress as JobProgress
 
@@ -29,11 +29,16 @@ class JobLine:
     status: str
     progress: JobProgress | None = None
     age: float | None = None
+    note: str | None = None  # a retrying job's last attempt and its error
 
     @classmethod
     def of_state(cls, name: str, state: JobState) -> JobLine:
         """From `Client.wait`'s states."""
-        return cls(name, state.status, state.progress, state.age)
+        note = None
+        if state.status == RETRYING and state.attempt is not None:
+            of = f" of {state.max_attempts}" if state.max_attempts else ""
+            note = f"after attempt {state.attempt}{of}: {state.error or 'no reason recorded'}"
+        return cls(name, state.status, state.progress, state.age, note)
 
     @classmethod
     def of_running(cls, job: RunningJob) -> JobLine:
@@ -58,6 +63,8 @@ class JobLine:
                 parts.append(self.progress.message)
         if self.age is not None:
             parts.append(f"({format_age(self.age)})")
+        if self.note:
+            parts.append(self.note)
         return " ".join(parts)
 
 
@@ -96,7 +103,7 @@ class JobsView:
         self._bars: Progress | None = None
         self._tasks: dict[str, TaskID] = {}
         self._header = Text(title)
-        self._printed: dict[str, tuple[str, int | None]] = {}
+        self._printed: dict[str, tuple[str, int | None, str | None]] = {}
         self._last_counts = ""
 
     def __enter__(self) -> JobsView:
@@ -137,7 +144,7 @@ class JobsView:
             self._last_counts = line
             self._stream.write(f"{self._title}: {line}\n")
         for job in jobs:
-            seen = (job.status, None if job.percent is None else job.percent // PLAIN_STEP_PERCENT)
+            seen = (job.status, None if job.percent is None else job.percent // PLAIN_STEP_PERCENT, job.note)
             if self._printed.get(job.name) != seen:
                 self._printed[job.name] = seen
                 self._stream.write(f"  {job.name}: {job.describe()}\n")
@@ -147,7 +154,7 @@ class JobsView:
         assert self._bars is not None  # noqa: S101 - only called on a terminal
         total = job.progress.total if job.progress is not None else None
         done = job.progress.done if job.progress is not None else 0.0
-        if job.status not in ("queued", "running") and job.status != "timed out":
+        if job.status not in ("queued", "running", "retrying") and job.status != "timed out":
             total, done = (total or 1.0), (total or 1.0)  # finished: a full bar, its colour says how
         detail = job.describe(percent=False)  # the bar's own column shows the percentage
         style = {"succeeded": "green", "failed": "red", "cancelled": "yellow", "dead-lettered": "red"}.get(job.status)

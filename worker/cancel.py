@@ -10,7 +10,6 @@ A marker for another ETag (an older upload of the same key) is ignored, so a can
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,10 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from worker.claims import CLAIM_SUFFIX, CLAIMS_FOLDER, claim_key
+from worker.claims import beside_claims
 from worker.log import get_logger
 from worker.messages import normalise_etag
-from worker.paths import key_fits
 from worker.s3json import get_json_object
 
 if TYPE_CHECKING:
@@ -32,12 +30,7 @@ CANCEL_SUFFIX = ".cancel.json"
 
 def cancel_key(result_prefix: str, folder: str) -> str:
     """The cancel marker of a results folder: its claim key with `.cancel.json` for `.claim.json` (sha256 when long)."""
-    claim = claim_key(result_prefix, folder)
-    key = claim[: -len(CLAIM_SUFFIX)] + CANCEL_SUFFIX
-    if key_fits(key):
-        return key
-    # One byte longer than the claim key: a folder whose claim just fits is named by its digest, like a long claim.
-    return f"{result_prefix}{CLAIMS_FOLDER}sha256/{hashlib.sha256(folder.encode()).hexdigest()}{CANCEL_SUFFIX}"
+    return beside_claims(result_prefix, folder, CANCEL_SUFFIX)
 
 
 @dataclass(frozen=True)

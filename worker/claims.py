@@ -67,11 +67,18 @@ def claim_key(result_prefix: str, folder: str) -> str:
     and a key whose manifest fits must still be claimable. A folder name holds no `/`, or only the one after
     `.lew-outside`, so a hashed claim never shares its key with another upload's.
     """
-    key = f"{result_prefix}{CLAIMS_FOLDER}{folder}{CLAIM_SUFFIX}"
+    return beside_claims(result_prefix, folder, CLAIM_SUFFIX)
+
+
+def beside_claims(result_prefix: str, folder: str, suffix: str) -> str:
+    """An object of a results folder kept in the claims folder (its claim, cancel marker, retry record):
+    `RESULT_PREFIX.lew-claims/<folder name><suffix>`, or `.lew-claims/sha256/<hex of the folder name><suffix>` when
+    that is past S3's key limit."""
+    key = f"{result_prefix}{CLAIMS_FOLDER}{folder}{suffix}"
     if key_fits(key):
         return key
-    digest = hashlib.sha256(folder.encode()).hexdigest()  # deterministic: every worker names the same claim
-    return f"{result_prefix}{CLAIMS_FOLDER}sha256/{digest}{CLAIM_SUFFIX}"
+    digest = hashlib.sha256(folder.encode()).hexdigest()  # deterministic: every worker names the same object
+    return f"{result_prefix}{CLAIMS_FOLDER}sha256/{digest}{suffix}"
 
 
 @dataclass(frozen=True)

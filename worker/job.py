@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +48,7 @@ from worker.manifest import (
     utcnow,
     write_manifest,
 )
-from worker.messages import Job
+from worker.messages import Job, event_time
 from worker.metadata import TaskIdentity
 from worker.parameters import Value, declared_parameters, validate
 from worker.paths import MANIFEST_NAME, OUTSIDE_FOLDER, RUNS_FOLDER, folder_name, manifest_key, results_folder
@@ -56,6 +56,7 @@ from worker.pipes import PipesRequest, pipes_session
 from worker.processors import Processor, ProcessorContext, prepare_output_dir, run_processor
 from worker.progress import Progress, read_latest
 from worker.publish import open_source, save_body, upload_outputs
+from worker.retries import RetryRecord, record_retry, retry_key
 from worker.settings import Settings
 from worker.versions import parse_sequencer, plan, sequencer_to_record
 from worker.watch import JobWatch
@@ -331,6 +332,11 @@ def _cancelled_before_start(
             return None
     elif job.rerun or not records_cancel(existing, job.etag, job.version_id):
         return None
+    if _uploaded_after(job, existing):
+        # The same bytes uploaded again after the cancel (an unversioned bucket gives them the same ETag): a new
+        # upload, which runs; only a redelivery of the cancelled upload's own event is a skip.
+        get_logger().info("uploaded again after a cancel: running it", extra={"manifest": keys.manifest})
+        return None
     request = pending_cancel(runtime.s3, job.bucket, keys.marker, job.etag, job.version_id)
     if request is None:
         get_logger().info("this upload was cancelled: skipping", extra={"manifest": keys.manifest})
@@ -339,6 +345,16 @@ def _cancelled_before_start(
         )
         return JobResult(Outcome.SKIPPED)
     return _settle_cancel(job, attempt, runtime, claim, source=source, keys=keys, started_at=utcnow(), request=request)
+
+
+def _uploaded_after(job: Job, manifest: dict[str, Any] | None) -> bool:
+    """True when the job's event says the object was created after the manifest's job finished.
+
+    Times are S3's (eventTime) and the writer's clock (finished_at, whole seconds): an upload within the second of
+    its cancel counts as the cancelled one.
+    """
+    finished = event_time((manifest or {}).get("finished_at"))
+    return job.event_time is not None and finished is not None and job.event_time >= finished + timedelta(seconds=1)
 
 
 def _settle_cancel(
@@ -556,6 +572,7 @@ def _settle_failure(
             logger.warning(said, extra={"error": str(error), "type": type(error).__name__})
         else:
             logger.exception(said, extra={"type": type(error).__name__, "error": reason})
+        _record_retry(job, attempt, runtime, source, reason)
         runtime.events.emit(
             events.RETRYING,
             job,
@@ -651,6 +668,21 @@ def _ended_manifest(
         error=error,
         ignored=ignored if ignored is not None else [],
     )
+
+
+def _record_retry(job: Job, attempt: int, runtime: JobRuntime, source: Source, error: str) -> None:
+    """Leave the retry record that `lew wait` shows while the message waits for its next attempt (worker/retries.py)."""
+    settings = runtime.settings
+    folder = folder_name(job.key, settings.input_prefix, _run_id(job))
+    record = RetryRecord(
+        etag=source.etag,
+        version_id=source.version_id,
+        attempt=attempt,
+        max_attempts=runtime.max_receive_count,
+        error=error,
+        at=utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    record_retry(runtime.s3, job.bucket, retry_key(settings.result_prefix, folder), record)
 
 
 def _write_claimed_manifest(s3: S3Client, job: Job, key: str, manifest: Manifest, claim: Claim) -> None:

@@ -20,6 +20,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import unquote_plus
 
@@ -44,6 +45,9 @@ class Job:
     sequencer: str | None = None
     rerun: bool = False  # `lew rerun`: process again even when the manifest records a success for this ETag
     run: Run | None = None  # a scheduled run (worker/runs.py): results in the run's own folder
+    # When S3 says the object was created (a record's eventTime, an EventBridge event's time), None when not given:
+    # it tells a new upload of the same bytes from a redelivery of a cancelled one (worker/job.py).
+    event_time: datetime | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -224,6 +228,7 @@ def _parse_eventbridge(document: Mapping[str, Any]) -> Jobs | Poison:
             version_id=_optional_text(s3_object, "version-id", "detail.object"),
             event_name=_eventbridge_event_name(event.detail_type, detail.get("reason")),
             sequencer=_optional_text(s3_object, "sequencer", "detail.object"),
+            event_time=event_time(event.get("time")),
         )
     except (TypeError, ValueError) as error:
         return Poison(f"an EventBridge event from aws.s3 that is not an S3 event: {error}")
@@ -265,7 +270,20 @@ def _job_from_record(record: Any) -> Job:
         sequencer=_optional_text(obj, "sequencer"),
         rerun=_rerun_flag(record),
         run=_run(record),
+        event_time=event_time(record.get("eventTime")),
     )
+
+
+def event_time(value: object) -> datetime | None:
+    """An event's ISO 8601 time (`2026-11-21T19:30:00.000Z`) as an aware datetime; None when absent or unreadable
+    (it is a hint, never a reason to refuse a message)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _rerun_flag(record: Mapping[str, Any]) -> bool:

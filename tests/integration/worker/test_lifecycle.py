@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,9 @@ import psutil
 import pytest
 
 from lew.client import Client, JobFinishedError, Upload
+from lew.jobs_view import JobLine
 from lew.local.job_events import create_job_events
-from tests.integration.worker.conftest import REGION, Stack, target_of, wait_until, zip_bytes
+from tests.integration.worker.conftest import BUCKET, REGION, Stack, s3_record, target_of, wait_until, zip_bytes
 from worker.drain import Summary
 from worker.events import EventPublisher, JobEvents
 
@@ -238,3 +240,53 @@ def test_retrying_and_dead_lettered_events_carry_their_cause(
     assert dead["status"] == "dead-lettered"
     assert "S3's limit of 1024" in dead["error"]["message"]
     assert stack.queue_counts(stack.dlq_url)[0] == 1
+
+
+def test_a_cancelled_upload_uploaded_again_runs_and_wait_sees_its_new_outcome(
+    stack: Stack, python_command: Callable[[str], str]
+) -> None:
+    # GIVEN an upload cancelled while queued, settled by a worker
+    stack.upload("incoming/again.zip", zip_bytes(SCENE))
+    stack.enqueue("incoming/again.zip")
+    client = Client(target_of(stack), poll_seconds=0.05)
+    client.cancel(client.upload("again.zip"), requested_by="tester")
+    command = python_command(TOUCH_OUTPUT)
+    assert stack.run(processor="command", process_command=command).to_dict()["cancelled"] == 1
+    finished = datetime.strptime(stack.manifest("incoming/again.zip")["finished_at"], "%Y-%m-%dT%H:%M:%S%z")
+
+    # WHEN the same bytes are uploaded again, after the cancel's second (an unversioned bucket: the same ETag)
+    wait_until(lambda: datetime.now(UTC) >= finished + timedelta(seconds=1.1), "the clock to pass the cancel")
+    stack.upload("incoming/again.zip", zip_bytes(SCENE))
+    again = client.upload("again.zip")
+    # THEN lew does not take the old cancel for its outcome
+    assert client.state(again).status == "queued"
+    # AND the worker runs the new upload (S3's event says it came after the cancel), not skipping it as cancelled
+    record = s3_record(BUCKET, "incoming/again.zip", etag=again.etag, size=1)
+    record["eventTime"] = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    stack.send({"Records": [record]})
+    assert stack.run(processor="command", process_command=command).to_dict()["processed"] == 1
+    assert client.wait(again, timeout=30).status == "succeeded"
+
+
+def test_a_retrying_job_shows_as_retrying_with_its_last_error_not_queued(
+    stack: Stack, python_command: Callable[[str], str]
+) -> None:
+    # GIVEN a job whose command fails (exit 1: retried)
+    stack.upload("incoming/flaky.zip", zip_bytes(SCENE))
+    stack.enqueue("incoming/flaky.zip")
+    client = Client(target_of(stack))
+    upload = client.upload("flaky.zip")
+
+    # WHEN its first attempt fails and the message waits for the next one
+    failing = python_command("import sys; sys.stderr.write('KeyError: amount\\n'); sys.exit(1)")
+    assert stack.run(processor="command", process_command=failing).to_dict()["retried"] == 1
+
+    # THEN lew says it is retrying, after which attempt of how many, and why
+    state = client.state(upload)
+    assert (state.status, state.attempt, state.max_attempts, state.finished) == ("retrying", 1, 5, False)
+    assert "KeyError: amount" in (state.error or "")
+    line = JobLine.of_state("flaky.zip", state).describe()
+    assert line.startswith("retrying after attempt 1 of 5: ProcessorRetry: ")
+    # AND another upload of the key (other bytes) is not taken for that job
+    stack.upload("incoming/flaky.zip", zip_bytes({"other.pov": b"sphere { 0, 2 }\n"}))
+    assert client.state(client.upload("flaky.zip")).status == "queued"
