@@ -57,6 +57,7 @@ from worker.processors import Processor, ProcessorContext, prepare_output_dir, r
 from worker.progress import Progress, read_latest
 from worker.publish import open_source, save_body, upload_outputs
 from worker.retries import RetryRecord, record_retry, retry_key
+from worker.runs import advice_for_run
 from worker.settings import Settings
 from worker.versions import parse_sequencer, plan, sequencer_to_record
 from worker.watch import JobWatch
@@ -597,6 +598,8 @@ def _settle_failure(
     )
     if manifest.error is not None and s3_rule(error) is not None:
         manifest.error["message"] = reason  # botocore's words, plus what the code means and what to do
+    if manifest.error is not None and job.run is not None:
+        manifest.error["message"] = advice_for_run(str(manifest.error["message"]), job.key, job.run.id)
     try:
         # Another delivery of the same upload may have succeeded meanwhile: never hide its results.
         # Parameters are compared when the GET read them: a success for other parameters is not this job's.

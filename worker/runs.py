@@ -56,6 +56,29 @@ def scheduled_time_of(run_id: str) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "Z"
 
 
+# What the S3 answers table (worker/errors.py) tells an uploader, and what it means for a scheduled run instead.
+_RUN_WORDS: Final = (
+    ("the object was deleted before the worker got to it", "there was no object at the key when the run started"),
+    ("the object version was deleted before the worker got to it", "the object version was gone when the run started"),
+)
+
+
+def advice_for_run(message: str, key: str, run_id: str) -> str:
+    """A failure's message as a scheduled run's manifest says it: what to do names the run, not a new upload.
+
+    `lew rerun KEY` becomes `lew rerun <key> --run <id>` (a plain re-run would process the key as an upload), and
+    "upload it again" becomes putting the object with `lew schedule upload` and re-running the run.
+    """
+    rerun = f"`lew rerun {key} --run {run_id}`"
+    for upload_words, run_words in _RUN_WORDS:
+        message = message.replace(upload_words, run_words)
+    message = message.replace("`lew rerun KEY`", rerun)
+    message = message.replace("to do: upload it again", f"to do: `lew schedule upload FILE {key}`, then {rerun}")
+    if rerun not in message:
+        message += f"; once fixed, {rerun} runs this scheduled run again"
+    return message
+
+
 def run_environment(run: Run | None) -> dict[str, str]:
     """What a scheduled run tells its command: LEW_RUN_ID and LEW_SCHEDULED_TIME (ISO 8601, UTC as Scheduler
     sends it), the run's logical date for an ETL script; nothing for an upload's job."""

@@ -123,7 +123,11 @@ def test_a_failed_run_keeps_its_failure_and_the_next_run_still_runs(stack: Stack
     assert stack.run().to_dict()["processed"] == 1
 
     # THEN each run says what happened to it
-    assert run_manifest(stack, KEY, "20261130T030000Z")["status"] == "failed"
+    failed = run_manifest(stack, KEY, "20261130T030000Z")
+    assert failed["status"] == "failed"
+    assert failed["error"]["message"].endswith(
+        f"; once fixed, `lew rerun {KEY} --run 20261130T030000Z` runs this scheduled run again"
+    )
     assert run_manifest(stack, KEY, "20261201T030000Z")["status"] == "succeeded"
     # AND a redelivery of the failed run is a skip, not a second try (its outcome is recorded)
     stack.send(run_message(KEY, "2026-11-30T03:00:00Z"))
@@ -180,6 +184,11 @@ def test_lew_rerun_run_runs_a_failed_tick_again_into_its_own_folder(stack: Stack
     assert stack.run().to_dict()["failed"] == 1
     failed = run_manifest(stack, KEY, "20261130T030000Z")
     assert failed["status"] == "failed"
+    # (saying what happened and what to do for this run, not for an upload)
+    assert "there was no object at the key when the run started" in failed["error"]["message"]
+    assert failed["error"]["message"].endswith(
+        f"to do: `lew schedule upload FILE {KEY}`, then `lew rerun {KEY} --run 20261130T030000Z`"
+    )
 
     # WHEN the object is uploaded and that run is re-run (`lew rerun KEY --run ID`)
     stack.upload(KEY, zip_bytes({"etl.py": b"print('etl')\n"}))
