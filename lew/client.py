@@ -20,7 +20,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +52,8 @@ QUEUED, RUNNING, RETRYING = "queued", "running", "retrying"
 DEAD_LETTERED, TIMED_OUT = "dead-lettered", "timed out"
 FINAL_STATES = (SUCCEEDED, FAILED, CANCELLED, DEAD_LETTERED)
 POLL_SECONDS = 2.0
+# A run fired a little ahead of this machine's clock (another machine's) is still a run that may be queued.
+FUTURE_RUN_SLACK = timedelta(minutes=5)
 # S3 allows 2 KB of user-defined metadata per object: names and values, in bytes.
 S3_METADATA_LIMIT_BYTES = 2048
 # The DLQ is looked at less often than the manifest: a receive there is a request, and dead letters are rare.
@@ -399,8 +401,11 @@ class Client:
 
         Writes the cancel marker next to the job's claim (docs/worker.md, "Cancel") and, for a queued job, its
         `cancelled` manifest; the worker completes that manifest, or writes it for a running job, and deletes the
-        message. Raises JobFinishedError when the job already has its outcome.
+        message. Raises JobFinishedError when the job already has its outcome, LewError for a scheduled run whose
+        time has not come (no such run can be queued yet).
         """
+        if upload.run is not None and run_time(upload.run) > datetime.now(UTC) + FUTURE_RUN_SLACK:
+            raise LewError(f"run {upload.run} of {upload.key} is in the future: no such run is queued yet")
         state = self.state(upload)
         if state.finished:
             told = f"manifest {state.manifest_key}" if state.manifest_key else state.error

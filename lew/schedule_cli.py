@@ -72,7 +72,13 @@ def _upload(args: argparse.Namespace) -> int:
     parameters = parse_parameters(args.param)  # a parameter S3 metadata cannot carry fails before any AWS call
     client = Client.connect(endpoint=args.endpoint, stack=args.stack, region=args.region)
     key = client.upload_scheduled(args.file, args.key, parameters=parameters)
-    print(f"uploaded {args.file} -> s3://{client.target.bucket}/{key}; every run processes it")
+    if key == client.target.schedule_key:
+        after = "every run of the schedule processes it"
+    else:
+        after = (
+            f"`lew schedule fire {key}` runs it (the stack's schedule runs {client.target.schedule_key or 'nothing'})"
+        )
+    print(f"uploaded {args.file} -> s3://{client.target.bucket}/{key}; {after}")
     return EXIT_SUCCEEDED
 
 

@@ -216,7 +216,11 @@ class LocalStack(ServiceClients):
             f"scheduled job: s3://{bucket}/{key} every {period:g} s ({expression}); `lew schedule fire` runs it now",
         )
         return JobSchedule(
-            period, lambda moment: schedule_event(bucket, key, scheduled_time_text(moment), LOCAL_SCHEDULE_ARN)
+            # Whole seconds, as Scheduler's ticks: the run ids and LEW_SCHEDULED_TIME look like a deployed stack's.
+            period,
+            lambda moment: schedule_event(
+                bucket, key, scheduled_time_text(moment.replace(microsecond=0)), LOCAL_SCHEDULE_ARN
+            ),
         )
 
     def _configuration_failed(self, line: str) -> None:

@@ -160,6 +160,9 @@ def test_a_queued_run_cancelled_with_lew_cancel_run_is_not_run_and_the_next_run_
     assert succeeded.status == "succeeded"
     assert run_manifest(stack, KEY, "20261130T030000Z")["run"]["id"] == "20261130T030000Z"
     assert not client.cancel_requested(first)  # the worker honoured and removed the marker
+    # AND a run of a time to come cannot be cancelled: nothing is written
+    with pytest.raises(LewError, match=r"^run 20991130T030000Z of schedules/etl.zip is in the future: no such run"):
+        client.cancel(client.run_of(KEY, "20991130T030000Z"))
 
 
 def test_a_dead_lettered_run_is_that_runs_outcome_only(stack: Stack) -> None:
