@@ -1,6 +1,6 @@
 """A Prefect flow whose task runs on lew: the sales CSVs summed by examples/summarize.py.
 
-    lew local up --processor command \
+    lew local up --processor command --param ProcessParameters=column:text:64 \
         --param ProcessCommand="$PWD/.venv/bin/python $PWD/examples/summarize.py {input_dir} {output_dir}"
     # in another terminal:
     .venv/bin/python examples/prefect_flow.py
@@ -22,10 +22,12 @@ SALES = Path(__file__).resolve().parent / "data" / "sales"
 
 
 @flow(log_prints=True)
-def summarize_sales(folder: Path = SALES) -> list[str]:
-    """Run the folder through lew; the S3 keys of the outputs."""
+def summarize_sales(folder: Path = SALES, column: str = "amount") -> list[str]:
+    """Run the folder through lew, summing `column` (a job parameter); the S3 keys of the outputs."""
     client = Client.connect(endpoint=os.environ.get("LEW_ENDPOINT"), stack=os.environ.get("LEW_STACK"))
-    manifest = lew_job.with_options(retries=2, retry_delay_seconds=10)(folder, client=client, timeout=600)
+    manifest = lew_job.with_options(retries=2, retry_delay_seconds=10)(
+        folder, parameters={"column": column}, client=client, timeout=600
+    )
     outputs = [output["key"] for output in manifest["outputs"]]
     print(f"outputs: {outputs}")
     return outputs

@@ -5,15 +5,18 @@
 
     @dg.asset
     def scene(context: dg.AssetExecutionContext, lew: PipesLewClient) -> dg.MaterializeResult:
-        return lew.run(context=context, path=Path("scenes/marbles"), extras={"quality": 9}).get_materialize_result()
+        job = lew.run(context=context, path=Path("scenes/marbles"), parameters={"width": 320, "height": 240})
+        return job.get_materialize_result()
 
     defs = dg.Definitions(assets=[scene], resources={"lew": PipesLewClient()})
 
 `run` packs a folder into a zip (or takes an archive as it is), uploads it as its own job under
 `<input prefix>dagster/<run id>/<op>/` (`<op>.retry-N` on a retry), and waits for the job's outcome while logging
-its state and progress. The materialization carries the manifest's metadata (outputs with their S3 URLs and sizes,
-phase durations, task ARN); a job that fails, is cancelled, dead-lettered or overruns `timeout` raises
-`dagster.Failure` with the manifest's error. Terminating the Dagster run cancels the job (`lew cancel`).
+its state and progress. `parameters` are the job's parameters for the processor (as `lew submit --param` sends
+them); `extras` reach a processor written with dagster-pipes. The materialization carries the manifest's metadata
+(outputs with their S3 URLs and sizes, phase durations, parameters, task ARN); a job that fails, is cancelled,
+dead-lettered or overruns `timeout` raises `dagster.Failure` with the manifest's error. Terminating the Dagster
+run cancels the job (`lew cancel`).
 
 Where PipesECSClient puts Dagster's two bootstrap values in the task's environment, this client puts them in the
 upload's S3 object metadata; the context and the messages live under `<result prefix>.lew-pipes/` (deleted when
@@ -23,7 +26,7 @@ relays what it reports (worker/pipes.py); povray, command and other processors n
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,7 +40,16 @@ from dagster_aws.pipes import PipesS3ContextInjector, PipesS3MessageReader
 from dagster_pipes import DAGSTER_PIPES_CONTEXT_ENV_VAR, DAGSTER_PIPES_MESSAGES_ENV_VAR, PipesExtras, PipesParams
 
 from lew.client import TIMED_OUT, Client, JobState, Upload
-from lew.orchestrate import StateLog, archive_of, cancel_quietly, failure_line, processor_log, run_key_name
+from lew.job_parameters import ParameterValue, parameter_texts
+from lew.orchestrate import (
+    StateLog,
+    archive_of,
+    cancel_quietly,
+    failure_line,
+    parameters_line,
+    processor_log,
+    run_key_name,
+)
 from worker.manifest import SUCCEEDED
 from worker.pipes import CONTEXT_METADATA, MESSAGES_METADATA, PIPES_FOLDER
 
@@ -130,16 +142,21 @@ class PipesLewClient(PipesClient, TreatAsResourceParam):
         path: Path | str,
         name: str | None = None,
         extras: PipesExtras | None = None,
+        parameters: Mapping[str, ParameterValue] | None = None,
         timeout: float | None = None,
     ) -> PipesClientCompletedInvocation:
         """Submit `path` (an archive, or a folder packed as `<folder>.zip`) as a job and wait for its outcome.
 
         `name`: the file name under `<input prefix>dagster/<run id>/<op>/` (default: the archive's). `extras` reach the
-        processor through Pipes. `timeout` in seconds (None: wait as long as the job takes); on a timeout the job is
-        cancelled. Returns the completed invocation, whose results carry the manifest's metadata; raises
-        dagster.Failure with the manifest's error for a job that does not succeed, and LewError for an upload lew
-        refuses (missing file, a suffix the stack skips).
+        processor through Pipes. `parameters` (name -> text, number or boolean) are the job's parameters, which the
+        processor validates (docs/worker.md, "Job parameters"); they are recorded as `lew/parameters`. `timeout` in
+        seconds (None: wait as long as the job takes); on a timeout the job is cancelled. Returns the completed
+        invocation, whose results carry the manifest's metadata; raises dagster.Failure with the manifest's error
+        for a job that does not succeed (a parameter the processor refuses among them), and LewError, before
+        anything is uploaded, for an upload lew refuses (missing file, a suffix the stack skips, a parameter S3
+        metadata cannot carry).
         """
+        texts = parameter_texts(parameters)  # refused in one line before anything is packed or uploaded
         client = self.client
         target = client.target
         with (
@@ -163,8 +180,8 @@ class PipesLewClient(PipesClient, TreatAsResourceParam):
             op = context.op_execution_context if isinstance(context, AssetExecutionContext) else context
             step = str(op.op_handle) + (f".retry-{op.retry_number}" if op.retry_number else "")
             key_name = run_key_name("dagster", context.run.run_id, step, name or archive.name)
-            upload = client.submit(archive, name=key_name, metadata=metadata)
-            context.log.info(f"[lew] submitted {upload.uri} (ETag {upload.etag})")
+            upload = client.submit(archive, name=key_name, metadata=metadata, parameters=texts)
+            context.log.info(f"[lew] submitted {upload.uri} (ETag {upload.etag}){parameters_line(texts)}")
             state = self._wait(context, upload, timeout)
         metadata_out = job_metadata(state)
         if state.status != SUCCEEDED:
@@ -200,7 +217,9 @@ class PipesLewClient(PipesClient, TreatAsResourceParam):
 def job_metadata(state: JobState) -> dict[str, Any]:
     """The Dagster metadata of a job's outcome: status, source, manifest, outputs (S3 URLs, sizes), durations, task.
 
-    Keys are `lew/...`; durations are seconds (`lew/seconds/<phase>`: download, unpack, process, upload, total).
+    Keys are `lew/...`; durations are seconds (`lew/seconds/<phase>`: download, unpack, process, upload, total);
+    `lew/parameters` is the job's parameters as the manifest records them (else as the upload carries them), text
+    by name.
     """
     bucket = state.upload.bucket
     metadata: dict[str, Any] = {
@@ -210,6 +229,10 @@ def job_metadata(state: JobState) -> dict[str, Any]:
     if state.upload.etag:
         metadata["lew/etag"] = MetadataValue.text(state.upload.etag)
     summary: ManifestSummary | None = state.manifest
+    recorded = summary.document.get("parameters") if summary is not None else None
+    parameters = recorded if isinstance(recorded, dict) else state.upload.parameters
+    if parameters:
+        metadata["lew/parameters"] = MetadataValue.json(dict(parameters))
     if summary is None:
         if state.error:
             metadata["lew/error"] = MetadataValue.text(state.error)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -78,6 +78,13 @@ class StateLog:
             amount = f"{progress.fraction:.0%}" if progress.fraction is not None else f"{progress.done:g} done"
             message = f" ({progress.message})" if progress.message else ""
             self.log(f"[lew] {state.upload.uri}: {amount}{message}")
+
+
+def parameters_line(parameters: Mapping[str, str]) -> str:
+    """` with parameters width=320, height=240` for a log line, or "" when there are none."""
+    if not parameters:
+        return ""
+    return " with parameters " + ", ".join(f"{name}={value}" for name, value in parameters.items())
 
 
 def failure_line(state: JobState) -> str:

@@ -5,7 +5,7 @@
 
     @flow
     def render() -> None:
-        manifest = lew_job(Path("scenes/marbles"), timeout=900)
+        manifest = lew_job(Path("scenes/marbles"), parameters={"width": 320, "height": 240}, timeout=900)
         print([output["key"] for output in manifest["outputs"]])
 
     render.with_options(retries=0)  # retries belong to the task: lew_job.with_options(retries=2)
@@ -19,6 +19,7 @@ a new job). The task caches nothing: a job's outcome belongs to its run.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,16 @@ from prefect.runtime import task_run
 
 from lew.client import TIMED_OUT, Client, JobState
 from lew.errors import LewError
-from lew.orchestrate import StateLog, archive_of, cancel_quietly, failure_line, processor_log, run_key_name
+from lew.job_parameters import ParameterValue, parameter_texts
+from lew.orchestrate import (
+    StateLog,
+    archive_of,
+    cancel_quietly,
+    failure_line,
+    parameters_line,
+    processor_log,
+    run_key_name,
+)
 from worker.manifest import SUCCEEDED
 
 
@@ -45,6 +55,7 @@ def lew_job(
     path: Path | str,
     *,
     name: str | None = None,
+    parameters: Mapping[str, ParameterValue] | None = None,
     client: Client | None = None,
     timeout: float | None = None,
     poll_seconds: float | None = None,
@@ -52,11 +63,14 @@ def lew_job(
     """Submit `path` (an archive, or a folder packed as `<folder>.zip`) as a lew job; its manifest when it succeeds.
 
     `client`: the stack (default: `Client.connect()`, the running `lew local up`; `Client.connect(stack=NAME)` for a
-    deployed one). `name`: the file name of the upload (default: the archive's). `timeout` in seconds (None: as long
-    as the job takes); on a timeout the job is cancelled. Raises LewJobFailed (the manifest's error) when the job
-    fails, is cancelled, dead-lettered or times out, and LewError for an upload lew refuses (missing file, a suffix
-    the stack skips).
+    deployed one). `name`: the file name of the upload (default: the archive's). `parameters` (name -> text, number
+    or boolean) are the job's parameters, which the processor validates (docs/worker.md, "Job parameters").
+    `timeout` in seconds (None: as long as the job takes); on a timeout the job is cancelled. Raises LewJobFailed
+    (the manifest's error) when the job fails (a parameter the processor refuses among them), is cancelled,
+    dead-lettered or times out, and LewError, before anything is uploaded, for an upload lew refuses (missing file,
+    a suffix the stack skips, a parameter S3 metadata cannot carry).
     """
+    texts = parameter_texts(parameters)  # refused in one line before anything is packed or uploaded
     logger = get_run_logger()
     client = client or Client.connect()
     if poll_seconds is not None:
@@ -64,8 +78,8 @@ def lew_job(
     run_id = task_run.get_id() or "no-task-run"
     with archive_of(Path(path)) as archive:
         key_name = run_key_name("prefect", run_id, f"attempt-{task_run.get_run_count()}", name or archive.name)
-        upload = client.submit(archive, name=key_name)
-    logger.info(f"[lew] submitted {upload.uri} (ETag {upload.etag})")
+        upload = client.submit(archive, name=key_name, parameters=texts)
+    logger.info(f"[lew] submitted {upload.uri} (ETag {upload.etag}){parameters_line(texts)}")
     state = client.wait(upload, timeout=timeout, on_update=StateLog(logger.info))
     if state.status == TIMED_OUT:
         logger.warning(f"[lew] {upload.uri} has no outcome after {timeout:g} s: cancelling the job")

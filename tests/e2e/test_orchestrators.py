@@ -1,8 +1,8 @@
 """lew from Dagster and Prefect, with the real libraries, against the local stack (moto, real launcher and workers).
 
-One stack runs the `command` processor with a small script: it writes an output and prints a line; with `pipes.txt`
-in its archive it also reports through dagster-pipes; with `fail.txt` it rejects its input (exit 3); with
-`slow.txt` it sleeps until it is cancelled.
+One stack runs the `command` processor with a small script: it writes an output and prints a line (with the job
+parameters `label` and `level` it declares, when given); with `pipes.txt` in its archive it also reports through
+dagster-pipes; with `fail.txt` it rejects its input (exit 3); with `slow.txt` it sleeps until it is cancelled.
 """
 
 # No `from __future__ import annotations`: Dagster reads the assets' annotations at definition time.
@@ -35,8 +35,10 @@ pytestmark = [
 ]
 
 PROCESSOR_SCRIPT = """
-import pathlib, sys, time
+import os, pathlib, sys, time
 source, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+if "LEW_PARAM_LABEL" in os.environ:
+    print(f"label {os.environ['LEW_PARAM_LABEL']} level {os.environ.get('LEW_PARAM_LEVEL')}")
 if (source / "fail.txt").exists():
     print("bad scene: fail.txt says so")
     sys.exit(3)
@@ -53,13 +55,16 @@ if (source / "pipes.txt").exists():
 """
 
 
-def command_stack(script: Path, logs: LogCollector) -> LocalStack:
+# The job parameters the test processor accepts (ProcessParameters).
+DECLARED_PARAMETERS = "label:text:16, level:int:1..3"
+
+
+def command_stack(script: Path, logs: LogCollector, *, declared: str = DECLARED_PARAMETERS) -> LocalStack:
     """A local stack running `python <script> {input_dir} {output_dir}` as its command processor."""
     command = shlex.join([sys.executable, str(script), "{input_dir}", "{output_dir}"])
     settings = fast_settings(processor="command")
-    return LocalStack(
-        dataclasses.replace(settings, parameters={**settings.parameters, "ProcessCommand": command}), sink=logs
-    )
+    template = {**settings.parameters, "ProcessCommand": command, "ProcessParameters": declared}
+    return LocalStack(dataclasses.replace(settings, parameters=template), sink=logs)
 
 
 @pytest.fixture
@@ -76,13 +81,16 @@ def client(stack: LocalStack) -> Client:
     return Client(from_local_state(stack.state()), poll_seconds=0.5)
 
 
-def scene_asset(folder: Path, *, checked: bool = False) -> dg.AssetsDefinition:
+def scene_asset(
+    folder: Path, *, checked: bool = False, parameters: dict[str, Any] | None = None
+) -> dg.AssetsDefinition:
     """An asset that runs `folder` through lew (declaring the check the Pipes processor reports when `checked`)."""
     checks = [dg.AssetCheckSpec("has_frames", asset="scene")] if checked else []
 
     @dg.asset(name="scene", check_specs=checks)
     def scene(context: dg.AssetExecutionContext, lew: PipesLewClient) -> dg.MaterializeResult:
-        return lew.run(context=context, path=folder, extras={"quality": 9}, timeout=120).get_materialize_result()
+        job = lew.run(context=context, path=folder, extras={"quality": 9}, parameters=parameters, timeout=120)
+        return job.get_materialize_result()
 
     return scene
 
@@ -188,6 +196,67 @@ def test_dagster_terminated_run_cancels_the_job(
     assert final.manifest is not None and "dagster run" in (final.error or "")
 
 
+def test_dagster_parameters_reach_the_processor_and_the_metadata(client: Client, tmp_path: Path) -> None:
+    # GIVEN a folder, and job parameters the processor declares
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    (folder / "input.txt").write_text("x", encoding="utf-8")
+
+    # WHEN an asset runs it with them
+    result, messages = materialize(scene_asset(folder, parameters={"label": "north", "level": 2}), client)
+
+    # THEN the processor read them (LEW_PARAM_<NAME>), the log names them, and the metadata records them
+    assert result.success, messages
+    assert any("label north level 2" in message for message in messages), messages
+    assert any("with parameters label=north, level=2" in message for message in messages), messages
+    [materialization] = result.asset_materializations_for_node("scene")
+    assert materialization.metadata["lew/parameters"].value == {"label": "north", "level": "2"}
+
+
+@pytest.mark.parametrize(
+    ("parameters", "expected"),
+    [
+        ({"level": 9}, "level"),  # out of bounds: the processor refuses it
+        ({"colour": "red"}, "colour"),  # a name the processor does not declare
+    ],
+)
+def test_dagster_parameter_the_processor_refuses_fails_the_run_naming_it(
+    client: Client, tmp_path: Path, parameters: dict[str, Any], expected: str
+) -> None:
+    # GIVEN a folder, and a parameter the processor does not accept
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    (folder / "input.txt").write_text("x", encoding="utf-8")
+
+    # WHEN an asset runs it
+    result, _ = materialize(scene_asset(folder, parameters=parameters), client)
+
+    # THEN the run fails with the manifest's InvalidParameter naming it, and the metadata records what was sent
+    assert not result.success
+    [failure] = result.get_step_failure_events()
+    data = failure.step_failure_data.user_failure_data
+    assert data is not None
+    assert "InvalidParameter" in (data.description or "") and expected in (data.description or ""), data
+    assert data.metadata["lew/parameters"].value == {name: str(value) for name, value in parameters.items()}
+
+
+def test_dagster_parameter_s3_cannot_carry_is_refused_before_the_upload(client: Client, tmp_path: Path) -> None:
+    # GIVEN parameters over S3's 2 KB of metadata
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    (folder / "input.txt").write_text("x", encoding="utf-8")
+
+    # WHEN an asset runs it
+    result, _ = materialize(scene_asset(folder, parameters={"label": "x" * 3000}), client)
+
+    # THEN the step fails with one line naming the limit, and nothing was uploaded
+    assert not result.success
+    [failure] = result.get_step_failure_events()
+    assert "more than S3's limit of 2048 bytes" in str(failure.step_failure_data.error)
+    listed = client.s3.list_objects_v2(Bucket=client.target.bucket, Prefix="incoming/dagster/")
+    assert listed["KeyCount"] == 0
+
+
 def test_dagster_missing_path_is_one_clear_line(client: Client, tmp_path: Path) -> None:
     # GIVEN a path that does not exist
     # WHEN an asset runs it
@@ -235,7 +304,7 @@ def test_prefect_flow_returns_the_manifest_and_logs_the_job(
 
     @flow
     def render() -> dict[str, Any]:
-        return lew_job(folder, client=client, timeout=120)
+        return lew_job(folder, client=client, parameters={"label": "south", "level": 3}, timeout=120)
 
     # WHEN it runs
     state = render(return_state=True)
@@ -243,11 +312,14 @@ def test_prefect_flow_returns_the_manifest_and_logs_the_job(
     # THEN it returns the manifest, and the job's states and output reached Prefect's logger
     manifest = state.result()
     assert manifest["status"] == "succeeded"
+    assert manifest["parameters"] == {"label": "south", "level": "3"}
     assert [output["key"].rsplit("/", 1)[-1] for output in manifest["outputs"]] == ["result.txt"]
     assert "/prefect/" in manifest["source"]["key"] and "/attempt-1/" in manifest["source"]["key"]
     logged = flow_run_logs(state.state_details.flow_run_id)
     assert any(line.endswith(": succeeded") for line in logged), logged
     assert any("rendered result.txt" in line for line in logged), logged
+    assert any("label south level 3" in line for line in logged), logged
+    assert any("with parameters label=south, level=3" in line for line in logged), logged
 
 
 def test_prefect_failing_job_fails_the_flow_with_its_error_after_prefects_retries(
@@ -288,7 +360,7 @@ def test_examples_run_against_the_local_stack(
     prefect_server: None, logs: LogCollector, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN the stack the examples' instructions start: the command processor running examples/summarize.py
-    with command_stack(EXAMPLES / "summarize.py", logs) as started:
+    with command_stack(EXAMPLES / "summarize.py", logs, declared="column:text:64") as started:
         monkeypatch.setenv("LEW_ENDPOINT", started.endpoint)
 
         # WHEN the Dagster definitions' asset is materialized
@@ -300,7 +372,9 @@ def test_examples_run_against_the_local_stack(
         assert result.success
         [materialization] = result.asset_materializations_for_node("sales_summary")
         assert materialization.metadata["files"].value == 2
-        assert materialization.metadata["amount"].value == pytest.approx(352.75)
+        assert materialization.metadata["total"].value == pytest.approx(352.75)
+        assert materialization.metadata["column"].value == "amount"
+        assert materialization.metadata["lew/parameters"].value == {"column": "amount"}
         assert [check.passed for check in result.get_asset_check_evaluations()] == [True]
 
         # WHEN the Prefect flow runs
