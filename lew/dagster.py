@@ -15,8 +15,8 @@
 its state and progress. `parameters` are the job's parameters for the processor (as `lew submit --param` sends
 them); `extras` reach a processor written with dagster-pipes. The materialization carries the manifest's metadata
 (outputs with their S3 URLs and sizes, phase durations, parameters, task ARN); a job that fails, is cancelled,
-dead-lettered or overruns `timeout` raises `dagster.Failure` with the manifest's error. Terminating the Dagster
-run cancels the job (`lew cancel`).
+dead-lettered or overruns `timeout` raises `dagster.Failure` with the manifest's error. Terminating or
+interrupting the Dagster run (Ctrl-C) cancels the job (`lew cancel`), as PipesECSClient stops its task.
 
 Where PipesECSClient puts Dagster's two bootstrap values in the task's environment, this client puts them in the
 upload's S3 object metadata; the context and the messages live under `<result prefix>.lew-pipes/` (deleted when
@@ -27,15 +27,15 @@ relays what it reports (worker/pipes.py); povray, command and other processors n
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dagster import AssetExecutionContext, Failure, MetadataValue, OpExecutionContext, PipesClient
 from dagster._core.definitions.resource_annotation import TreatAsResourceParam
-from dagster._core.errors import DagsterExecutionInterruptedError
 from dagster._core.pipes.client import PipesClientCompletedInvocation, PipesContextInjector, PipesMessageReader
 from dagster._core.pipes.utils import open_pipes_session
+from dagster._utils.interrupts import capture_interrupts
 from dagster_aws.pipes import PipesS3ContextInjector, PipesS3MessageReader
 from dagster_pipes import DAGSTER_PIPES_CONTEXT_ENV_VAR, DAGSTER_PIPES_MESSAGES_ENV_VAR, PipesExtras, PipesParams
 
@@ -44,6 +44,7 @@ from lew.job_parameters import ParameterValue, parameter_texts
 from lew.orchestrate import (
     StateLog,
     archive_of,
+    cancel_on_stop,
     cancel_quietly,
     failure_line,
     parameters_line,
@@ -102,7 +103,9 @@ class PipesLewClient(PipesClient, TreatAsResourceParam):
         endpoint, stack: where `Client.connect` looks when no client is given (a local endpoint URL, a stack name).
         context_injector: by default a PipesS3ContextInjector writing under `<result prefix>.lew-pipes/`.
         message_reader: by default a LewPipesMessageReader (chunks under `<result prefix>.lew-pipes/`).
-        forward_termination: cancel the job when the Dagster run is terminated (default True).
+        forward_termination: cancel the job when the step stops waiting for it (default True): the Dagster run is
+            terminated or interrupted (Ctrl-C: DagsterExecutionInterruptedError, KeyboardInterrupt), or the wait
+            fails; the exception is re-raised.
         poll_seconds: how often the job's state is read (default: the client's, 2 s).
     """
 
@@ -180,9 +183,15 @@ class PipesLewClient(PipesClient, TreatAsResourceParam):
             op = context.op_execution_context if isinstance(context, AssetExecutionContext) else context
             step = str(op.op_handle) + (f".retry-{op.retry_number}" if op.retry_number else "")
             key_name = run_key_name("dagster", context.run.run_id, step, name or archive.name)
-            upload = client.submit(archive, name=key_name, metadata=metadata, parameters=texts)
-            context.log.info(f"[lew] submitted {upload.uri} (ETag {upload.etag}){parameters_line(texts)}")
-            state = self._wait(context, upload, timeout)
+            requested_by = f"dagster run {context.run.run_id}"
+            with (
+                cancel_on_stop(client, key_name, requested_by, context.log.warning, shield=capture_interrupts)
+                if self.forward_termination
+                else nullcontext()
+            ):
+                upload = client.submit(archive, name=key_name, metadata=metadata, parameters=texts)
+                context.log.info(f"[lew] submitted {upload.uri} (ETag {upload.etag}){parameters_line(texts)}")
+                state = self._wait(context, upload, timeout)
         metadata_out = job_metadata(state)
         if state.status != SUCCEEDED:
             raise Failure(description=failure_line(state), metadata=metadata_out)
@@ -194,18 +203,11 @@ class PipesLewClient(PipesClient, TreatAsResourceParam):
     def _wait(
         self, context: OpExecutionContext | AssetExecutionContext, upload: Upload, timeout: float | None
     ) -> JobState:
-        """Poll until the job has an outcome, logging states and progress; cancel it on a terminated run or timeout."""
+        """Poll until the job has an outcome, logging states and progress; cancel it on a timeout."""
         client = self.client
         if self.poll_seconds is not None:
             client.poll_seconds = self.poll_seconds
-        log = StateLog(context.log.info)
-        try:
-            state = client.wait(upload, timeout=timeout, on_update=log)
-        except DagsterExecutionInterruptedError:
-            if self.forward_termination:
-                context.log.warning(f"[lew] Dagster run interrupted: cancelling the job {upload.uri}")
-                cancel_quietly(client, upload, f"dagster run {context.run.run_id}", context.log.info)
-            raise
+        state = client.wait(upload, timeout=timeout, on_update=StateLog(context.log.info))
         if state.status == TIMED_OUT:
             context.log.warning(f"[lew] {upload.uri} has no outcome after {timeout:g} s: cancelling the job")
             cancel_quietly(client, upload, f"dagster run {context.run.run_id}", context.log.info)

@@ -5,12 +5,15 @@ No orchestrator is imported here, so that each integration needs only its own li
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from lew.client import Client, JobFinishedError, JobState, Upload
 from lew.errors import LewError
@@ -106,8 +109,47 @@ def processor_log(state: JobState) -> list[str]:
 
 
 def cancel_quietly(client: Client, upload: Upload, requested_by: str, log: Callable[[str], None]) -> None:
-    """Cancel a job that may have just finished: a finished one is logged, not raised."""
+    """Cancel a job that may have just finished: a finished one, or a cancel S3 refuses, is logged, not raised."""
     try:
         client.cancel(upload, requested_by=requested_by)
     except JobFinishedError as finished:
         log(f"[lew] {finished}")
+    except (ClientError, BotoCoreError, LewError) as error:
+        log(f"[lew] could not cancel {upload.uri}: {error}")
+
+
+def stop_reason(stopped: BaseException) -> str:
+    """What ended a wait without the job's outcome, for the log: `KeyboardInterrupt`, `ClientError: ...`."""
+    detail = str(stopped).strip().splitlines()
+    return type(stopped).__name__ + (f": {detail[0]}" if detail else "")
+
+
+@contextmanager
+def cancel_on_stop(
+    client: Client,
+    key_name: str,
+    requested_by: str,
+    log: Callable[[str], None],
+    *,
+    shield: Callable[[], AbstractContextManager[object]] = nullcontext,
+) -> Iterator[None]:
+    """Cancel the job of `<input prefix><key_name>` when the block ends with any exception, then re-raise it.
+
+    Covers the upload and the wait: an orchestrator's run that is interrupted (Ctrl-C), terminated or cancelled, or
+    that fails while it waits, would otherwise leave its job running unobserved, and a retry would start a second
+    one. An exception before the object exists cancels nothing. `shield` is entered around the cancel requests
+    (Dagster's `capture_interrupts`, so that the second interrupt a terminated run receives cannot abort them).
+    """
+    try:
+        yield
+    except BaseException as stopped:
+        with shield():
+            try:
+                upload = client.upload(f"{client.target.input_prefix}{key_name}")
+            except (ClientError, BotoCoreError, LewError):
+                upload = None  # nothing stored, or S3 unreachable: no job to cancel that we could reach
+            if upload is not None:
+                log(f"[lew] the run stopped ({stop_reason(stopped)}): cancelling the job {upload.uri}")
+                with contextlib.suppress(Exception):  # what stopped the run is what the caller must see
+                    cancel_quietly(client, upload, requested_by, log)
+        raise

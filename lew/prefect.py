@@ -14,7 +14,9 @@ The task packs a folder into a zip (or takes an archive as it is), uploads it as
 `<input prefix>prefect/<task run id>/attempt-<n>/`, logs the job's states and progress to Prefect's run logger,
 and returns the manifest (a dict, docs/ARCHITECTURE.md). A job that fails, is cancelled, dead-lettered or overruns
 `timeout` raises LewJobFailed with the manifest's error, so that Prefect's own task retries apply (each attempt is
-a new job). The task caches nothing: a job's outcome belongs to its run.
+a new job). A run that stops waiting without the job's outcome (Ctrl-C, a flow run cancelled or crashed:
+KeyboardInterrupt, Prefect's TerminationSignal, a task timeout, an error while polling) cancels the job, then
+re-raises. The task caches nothing: a job's outcome belongs to its run.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from lew.job_parameters import ParameterValue, parameter_texts
 from lew.orchestrate import (
     StateLog,
     archive_of,
+    cancel_on_stop,
     cancel_quietly,
     failure_line,
     parameters_line,
@@ -78,9 +81,11 @@ def lew_job(
     run_id = task_run.get_id() or "no-task-run"
     with archive_of(Path(path)) as archive:
         key_name = run_key_name("prefect", run_id, f"attempt-{task_run.get_run_count()}", name or archive.name)
-        upload = client.submit(archive, name=key_name, parameters=texts)
-    logger.info(f"[lew] submitted {upload.uri} (ETag {upload.etag}){parameters_line(texts)}")
-    state = client.wait(upload, timeout=timeout, on_update=StateLog(logger.info))
+        # A crashed or cancelled run (Ctrl-C, Prefect's TerminationSignal, a task timeout) cancels the job.
+        with cancel_on_stop(client, key_name, f"prefect task run {run_id}", logger.warning):
+            upload = client.submit(archive, name=key_name, parameters=texts)
+            logger.info(f"[lew] submitted {upload.uri} (ETag {upload.etag}){parameters_line(texts)}")
+            state = client.wait(upload, timeout=timeout, on_update=StateLog(logger.info))
     if state.status == TIMED_OUT:
         logger.warning(f"[lew] {upload.uri} has no outcome after {timeout:g} s: cancelling the job")
         cancel_quietly(client, upload, f"prefect task run {run_id}", logger.info)

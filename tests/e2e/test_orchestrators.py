@@ -9,8 +9,13 @@ dagster-pipes; with `fail.txt` it rejects its input (exit 3); with `slow.txt` it
 
 import dataclasses
 import importlib.util
+import os
+import queue
 import shlex
+import signal
+import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -257,6 +262,67 @@ def test_dagster_parameter_s3_cannot_carry_is_refused_before_the_upload(client: 
     assert listed["KeyCount"] == 0
 
 
+DEFINITIONS = """
+import os
+from pathlib import Path
+import dagster as dg
+from lew.dagster import PipesLewClient
+
+@dg.asset
+def slow(context: dg.AssetExecutionContext, lew: PipesLewClient) -> dg.MaterializeResult:
+    return lew.run(context=context, path=Path(os.environ["SLOW_ARCHIVE"]), timeout=600).get_materialize_result()
+
+defs = dg.Definitions(assets=[slow], resources={"lew": PipesLewClient(endpoint=os.environ["LEW_ENDPOINT"])})
+"""
+
+
+def test_dagster_ctrl_c_of_asset_materialize_cancels_the_job(stack: LocalStack, client: Client, tmp_path: Path) -> None:
+    # GIVEN `dagster asset materialize` (the multiprocess executor: the step in a child process) running a slow job
+    archive = make_zip(tmp_path / "slow.zip", {"slow.txt": "zz"})
+    definitions = tmp_path / "definitions.py"
+    definitions.write_text(DEFINITIONS, encoding="utf-8")
+    (tmp_path / "dagster_home").mkdir()
+    environment = {
+        **os.environ,
+        "LEW_ENDPOINT": stack.endpoint,
+        "SLOW_ARCHIVE": str(archive),
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+    }
+    command = [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-f", str(definitions)]
+    process = subprocess.Popen(
+        [*command, "--select", "slow"],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, which Ctrl-C in a terminal signals as a whole
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout or ()], daemon=True).start()
+    submitted: str | None = None
+    try:
+        while True:  # the job's key once submitted, then its running state (events, not sleeps)
+            line = lines.get(timeout=180)
+            if "[lew] submitted s3://" in line:
+                submitted = line.split("[lew] submitted s3://", 1)[1].split(" ", 1)[0]
+            if submitted and line.rstrip().endswith(": running"):
+                break
+
+        # WHEN Ctrl-C reaches the process group
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=180)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+
+    # THEN the run failed, and the job ends cancelled by the Dagster run rather than running on
+    assert process.returncode != 0
+    key = submitted.split("/", 1)[1]
+    final = client.wait(client.upload(key), timeout=120)
+    assert final.status == "cancelled", final
+    assert "dagster run" in (final.error or ""), final
+
+
 def test_dagster_missing_path_is_one_clear_line(client: Client, tmp_path: Path) -> None:
     # GIVEN a path that does not exist
     # WHEN an asset runs it
@@ -344,6 +410,43 @@ def test_prefect_failing_job_fails_the_flow_with_its_error_after_prefects_retrie
     assert "ProcessorRejected" in str(raised.value) and "exit code 3" in str(raised.value)
     assert "/attempt-2/" in raised.value.state.upload.key
     assert raised.value.state.manifest is not None and raised.value.state.manifest.status == "failed"
+
+
+def test_prefect_interrupted_flow_run_cancels_the_job(
+    prefect_server: None, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # (Prefect's TerminationSignal, a cancelled flow run, re-sends SIGTERM to the process once handled: it is
+    # covered without Prefect in tests/unit/lew/test_orchestrate.py, on the same path as this KeyboardInterrupt.)
+    from prefect import flow
+
+    from lew.prefect import lew_job
+
+    # GIVEN a slow job, and a flow run interrupted (Ctrl-C) once the job runs
+    archive = make_zip(tmp_path / "slow.zip", {"slow.txt": "zz"})
+    seen: list[Any] = []
+    original = StateLog.__call__
+
+    def stop_when_running(self: StateLog, state: Any) -> None:
+        original(self, state)
+        if state.status == "running":
+            seen.append(state.upload)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(StateLog, "__call__", stop_when_running)
+
+    @flow
+    def render() -> dict[str, Any]:
+        return lew_job(archive, client=client, timeout=120)
+
+    # WHEN the flow runs
+    with pytest.raises(KeyboardInterrupt):
+        render()
+
+    # THEN the interrupt is re-raised, and the job ends cancelled rather than running on
+    [upload] = seen
+    final = client.wait(upload, timeout=60)
+    assert final.status == "cancelled", final
+    assert "prefect task run" in (final.error or ""), final
 
 
 def load_example(name: str) -> Any:

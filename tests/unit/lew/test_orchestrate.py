@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from lew import ops
-from lew.client import JobState, Upload
+from lew.client import Client, JobState, Upload
 from lew.dagster import job_metadata
 from lew.errors import LewError
-from lew.orchestrate import StateLog, archive_of, failure_line, processor_log, run_key_name
+from lew.orchestrate import StateLog, archive_of, cancel_on_stop, failure_line, processor_log, run_key_name
 from worker.progress import Progress
 
 UPLOAD = Upload("bucket", "incoming/dagster/run-1/scene/scene.zip", "abc123")
@@ -128,3 +130,62 @@ def test_job_metadata_carries_outputs_durations_and_the_task() -> None:
     assert metadata["lew/attempt"].value == 2
     assert "lew/error" not in metadata
     assert processor_log(state) == ["line one", "line two"]
+
+
+class FakeClient:
+    """Client.upload and Client.cancel, recorded; `stored` says whether the upload's object exists."""
+
+    def __init__(self, *, stored: bool = True) -> None:
+        self.stored = stored
+        self.cancelled: list[tuple[Upload, str | None]] = []
+        self.target = type("Target", (), {"input_prefix": "incoming/"})()
+
+    def upload(self, key: str) -> Upload:
+        if not self.stored:
+            raise LewError(f"no upload s3://bucket/{key}")
+        return Upload("bucket", key, "abc123")
+
+    def cancel(self, upload: Upload, *, requested_by: str | None = None) -> None:
+        self.cancelled.append((upload, requested_by))
+
+
+class Stop(BaseException):
+    """Stands for Prefect's TerminationSignal and Dagster's interrupt: a BaseException, not an Exception."""
+
+
+@pytest.mark.parametrize("stopped", [KeyboardInterrupt(), Stop(), OSError("connection reset")])
+def test_cancel_on_stop_cancels_the_job_and_reraises(stopped: BaseException) -> None:
+    # GIVEN a run whose wait stops without the job's outcome
+    client = FakeClient()
+    logged: list[str] = []
+    shielded: list[bool] = []
+
+    @contextmanager
+    def shield() -> Iterator[None]:
+        shielded.append(True)
+        yield
+
+    # WHEN it stops inside cancel_on_stop
+    guard = cancel_on_stop(
+        cast(Client, client), "prefect/run/attempt-1/x.zip", "prefect task run r", logged.append, shield=shield
+    )
+    with pytest.raises(type(stopped)), guard:
+        raise stopped
+
+    # THEN the job at its key is cancelled, by the run, inside the shield, and the log says why
+    assert client.cancelled == [
+        (Upload("bucket", "incoming/prefect/run/attempt-1/x.zip", "abc123"), "prefect task run r")
+    ]
+    assert shielded == [True]
+    assert any(type(stopped).__name__ in line and "cancelling the job" in line for line in logged), logged
+
+
+def test_cancel_on_stop_cancels_nothing_when_nothing_was_stored_or_nothing_stopped() -> None:
+    # GIVEN an interrupt before the object was stored, and a block that ends normally
+    client = FakeClient(stored=False)
+    with pytest.raises(KeyboardInterrupt), cancel_on_stop(cast(Client, client), "x.zip", "r", print):
+        raise KeyboardInterrupt
+    with cancel_on_stop(cast(Client, client), "x.zip", "r", print):
+        pass
+    # THEN nothing is cancelled
+    assert client.cancelled == []
