@@ -207,7 +207,8 @@ class PipesLewClient(PipesClient, TreatAsResourceParam):
         client = self.client
         if self.poll_seconds is not None:
             client.poll_seconds = self.poll_seconds
-        state = client.wait(upload, timeout=timeout, on_update=StateLog(context.log.info))
+        log = StateLog(context.log.info)
+        state = log.settled(client.wait(upload, timeout=timeout, on_update=log))
         if state.status == TIMED_OUT:
             context.log.warning(f"[lew] {upload.uri} has no outcome after {timeout:g} s: cancelling the job")
             cancel_quietly(client, upload, f"dagster run {context.run.run_id}", context.log.info)

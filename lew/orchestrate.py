@@ -6,6 +6,7 @@ No orchestrator is imported here, so that each integration needs only its own li
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import tempfile
 import time
 import zipfile
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lew.client import Client, JobFinishedError, JobState, Upload
+from lew.client import TIMED_OUT, Client, JobFinishedError, JobState, Upload
 from lew.errors import LewError
 
 PROGRESS_LOG_SECONDS = 10.0  # progress goes to the run's log at most this often (state changes at once)
@@ -59,19 +60,31 @@ def archive_of(path: Path) -> Iterator[Path]:
 
 
 class StateLog:
-    """An `on_update` for Client.wait: logs each change of state at once, progress every PROGRESS_LOG_SECONDS."""
+    """An `on_update` for Client.wait: logs each change of state at once, progress every PROGRESS_LOG_SECONDS.
+
+    Any status is logged as it comes (queued, running, retrying, ...), with the job's attempt and its last error
+    while it has no outcome yet (a retrying job's `KeyError: 'amount'`); `last` is the latest state seen.
+    """
 
     def __init__(self, log: Callable[[str], None], *, progress_seconds: float = PROGRESS_LOG_SECONDS) -> None:
         self.log = log
         self.progress_seconds = progress_seconds
         self.status: str | None = None
+        self.last: JobState | None = None
+        self._shown: tuple[str, str | None, object] | None = None
         self._progress_logged: float | None = None
 
     def __call__(self, state: JobState) -> None:
-        if state.status != self.status:
-            self.status = state.status
+        self.last = state
+        self.status = state.status
+        attempt = getattr(state, "attempt", None)  # JobState.attempt where the client reports it
+        shown = (state.status, None if state.finished else state.error, attempt)
+        if shown != self._shown:
+            self._shown = shown
             where = f" on {state.task_arn}" if state.task_arn else ""
-            self.log(f"[lew] {state.upload.uri}: {state.status}{where}")
+            which = f" (attempt {attempt})" if isinstance(attempt, int) and attempt > 1 else ""
+            why = f": {state.error}" if state.error and not state.finished else ""
+            self.log(f"[lew] {state.upload.uri}: {state.status}{which}{where}{why}")
         progress = state.progress
         now = time.monotonic()
         if progress is not None and (
@@ -81,6 +94,19 @@ class StateLog:
             amount = f"{progress.fraction:.0%}" if progress.fraction is not None else f"{progress.done:g} done"
             message = f" ({progress.message})" if progress.message else ""
             self.log(f"[lew] {state.upload.uri}: {amount}{message}")
+
+    def settled(self, state: JobState) -> JobState:
+        """`state`, and for one `wait` gave up on ("timed out") without a reason, the last state seen as its error.
+
+        E.g. `no outcome in time; last retrying (attempt 2): KeyError: 'amount'`, so that the failure says why.
+        """
+        last = self.last
+        if state.status != TIMED_OUT or state.error or last is None or last.status == TIMED_OUT:
+            return state
+        attempt = getattr(last, "attempt", None)
+        which = f" (attempt {attempt})" if isinstance(attempt, int) and attempt > 1 else ""
+        why = f": {last.error}" if last.error else ""
+        return dataclasses.replace(state, error=f"no outcome in time; last {last.status}{which}{why}")
 
 
 def parameters_line(parameters: Mapping[str, str]) -> str:

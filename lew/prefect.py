@@ -85,7 +85,8 @@ def lew_job(
         with cancel_on_stop(client, key_name, f"prefect task run {run_id}", logger.warning):
             upload = client.submit(archive, name=key_name, parameters=texts)
             logger.info(f"[lew] submitted {upload.uri} (ETag {upload.etag}){parameters_line(texts)}")
-            state = client.wait(upload, timeout=timeout, on_update=StateLog(logger.info))
+            log = StateLog(logger.info)
+            state = log.settled(client.wait(upload, timeout=timeout, on_update=log))
     if state.status == TIMED_OUT:
         logger.warning(f"[lew] {upload.uri} has no outcome after {timeout:g} s: cancelling the job")
         cancel_quietly(client, upload, f"prefect task run {run_id}", logger.info)

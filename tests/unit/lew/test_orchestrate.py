@@ -100,6 +100,36 @@ def test_state_log_logs_each_change_once_and_progress_at_most_every_interval() -
     ]
 
 
+def test_state_log_logs_any_status_with_its_error_and_a_timeout_says_the_last_state() -> None:
+    # GIVEN a state log, and a job the client reports retrying after an error (a status it does not know of)
+    lines: list[str] = []
+    log = StateLog(lines.append)
+    retrying = JobState(UPLOAD, "retrying", error="KeyError: 'amount'")
+
+    # WHEN it is seen twice, then another error, then `wait` gives up
+    log(retrying)
+    log(retrying)
+    log(JobState(UPLOAD, "retrying", error="ValueError: bad row"))
+    timed_out = log.settled(JobState(UPLOAD, "timed out"))
+
+    # THEN each status and error is logged once, and the timeout's failure names the last state and its error
+    assert lines == [
+        f"[lew] {UPLOAD.uri}: retrying: KeyError: 'amount'",
+        f"[lew] {UPLOAD.uri}: retrying: ValueError: bad row",
+    ]
+    assert (
+        failure_line(timed_out)
+        == f"lew job {UPLOAD.uri} timed out: no outcome in time; last retrying: ValueError: bad row"
+    )
+    # ...and one that only ever was queued says so
+    queued = StateLog(lines.append)
+    queued(JobState(UPLOAD, "queued"))
+    assert queued.settled(JobState(UPLOAD, "timed out")).error == "no outcome in time; last queued"
+    # ...while an outcome is returned as it is
+    succeeded = manifest_state("succeeded")
+    assert log.settled(succeeded) is succeeded
+
+
 def test_failure_line_names_the_manifests_error_or_the_reason() -> None:
     # GIVEN a failed job with a manifest, and a dead-lettered one with only a reason
     failed = manifest_state("failed", error={"type": "ProcessorRejected", "message": "exit code 3"})
