@@ -49,6 +49,7 @@ from lew.orchestrate import (
     failure_line,
     parameters_line,
     processor_log,
+    retryable,
     run_key_name,
 )
 from worker.manifest import SUCCEEDED
@@ -194,7 +195,8 @@ class PipesLewClient(PipesClient, TreatAsResourceParam):
                 state = self._wait(context, upload, timeout)
         metadata_out = job_metadata(state)
         if state.status != SUCCEEDED:
-            raise Failure(description=failure_line(state), metadata=metadata_out)
+            # A permanent failure is not retried by a RetryPolicy: another attempt would fail the same way.
+            raise Failure(description=failure_line(state), metadata=metadata_out, allow_retries=retryable(state))
         context.log.info(
             f"[lew] job {upload.uri} succeeded: {len(state.manifest.outputs) if state.manifest else 0} outputs"
         )

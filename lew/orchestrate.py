@@ -18,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from lew.client import TIMED_OUT, Client, JobFinishedError, JobState, Upload
 from lew.errors import LewError
+from worker.manifest import FAILED
 
 PROGRESS_LOG_SECONDS = 10.0  # progress goes to the run's log at most this often (state changes at once)
 
@@ -124,6 +125,22 @@ def failure_line(state: JobState) -> str:
     if isinstance(record, dict) and record.get("message"):
         error = f"{record.get('type')}: {record.get('message')}"
     return f"lew job {state.upload.uri} {state.status}: {error or 'no reason recorded'}"
+
+
+def retryable(state: JobState) -> bool:
+    """Whether another attempt (a new job) may succeed where this job did not.
+
+    No for a job whose manifest's error is permanent (the processor rejected the input, a bad parameter, an unsafe
+    archive), a cancelled one (someone asked) and a dead-lettered one (lew's own retries are spent: fix the cause,
+    then `lew redrive`); yes for a failure recorded as transient and for a job that overran the caller's timeout
+    (a busy queue).
+    """
+    if state.status == TIMED_OUT:
+        return True
+    if state.status != FAILED:
+        return False
+    record = state.manifest.document.get("error") if state.manifest is not None else None
+    return not (isinstance(record, dict) and record.get("permanent") is True)
 
 
 def processor_log(state: JobState) -> list[str]:

@@ -8,15 +8,17 @@
         manifest = lew_job(Path("scenes/marbles"), parameters={"width": 320, "height": 240}, timeout=900)
         print([output["key"] for output in manifest["outputs"]])
 
-    render.with_options(retries=0)  # retries belong to the task: lew_job.with_options(retries=2)
+    # retries belong to the task, and skip permanent failures: lew_job.with_options(retries=2)
 
 The task packs a folder into a zip (or takes an archive as it is), uploads it as its own job under
 `<input prefix>prefect/<task run id>/attempt-<n>/`, logs the job's states and progress to Prefect's run logger,
 and returns the manifest (a dict, docs/ARCHITECTURE.md). A job that fails, is cancelled, dead-lettered or overruns
 `timeout` raises LewJobFailed with the manifest's error, so that Prefect's own task retries apply (each attempt is
-a new job). A run that stops waiting without the job's outcome (Ctrl-C, a flow run cancelled or crashed:
-KeyboardInterrupt, Prefect's TerminationSignal, a task timeout, an error while polling) cancels the job, then
-re-raises. The task caches nothing: a job's outcome belongs to its run.
+a new job) to the failures another attempt may not repeat: the task's `retry_condition_fn` is
+`retry_unless_permanent`, so a permanent failure (the processor rejected the input) is not retried. A run that
+stops waiting without the job's outcome (Ctrl-C, a flow run cancelled or crashed: KeyboardInterrupt, Prefect's
+TerminationSignal, a task timeout, an error while polling) cancels the job, then re-raises. The task caches
+nothing: a job's outcome belongs to its run.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from prefect import get_run_logger, task
+from prefect import State, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run
 
@@ -40,6 +42,7 @@ from lew.orchestrate import (
     failure_line,
     parameters_line,
     processor_log,
+    retryable,
     run_key_name,
 )
 from worker.manifest import SUCCEEDED
@@ -53,7 +56,29 @@ class LewJobFailed(LewError):  # noqa: N818 - reads as what happened, like the C
         self.state = state
 
 
-@task(name="lew job", cache_policy=NO_CACHE)
+def retry_unless_permanent(task: object, task_run: object, state: State[Any]) -> bool:
+    """Prefect's `retry_condition_fn` of `lew_job`: retry a failure that another attempt (a new job) may not repeat.
+
+    A failed job is retried as lew.orchestrate.retryable says: not for a permanent error in its manifest (the
+    processor rejected the input, a bad parameter, an unsafe archive), a cancelled or a dead-lettered job; yes for
+    a transient error and a job that overran `timeout`. An upload lew refuses (LewError: missing file, a parameter
+    S3 cannot carry) is not retried; any other error (S3 unreachable, a Prefect task timeout) is.
+    """
+    error = state.data if isinstance(state.data, BaseException) else _exception_of(state)
+    if isinstance(error, LewJobFailed):
+        return retryable(error.state)
+    return not isinstance(error, LewError)
+
+
+def _exception_of(state: State[Any]) -> BaseException | None:
+    try:
+        result = state.result(raise_on_failure=False)
+    except Exception:  # noqa: BLE001 - a result Prefect cannot read (missing, not persisted): nothing to judge by
+        return None
+    return result if isinstance(result, BaseException) else None
+
+
+@task(name="lew job", cache_policy=NO_CACHE, retry_condition_fn=retry_unless_permanent)
 def lew_job(
     path: Path | str,
     *,

@@ -87,12 +87,13 @@ def client(stack: LocalStack) -> Client:
 
 
 def scene_asset(
-    folder: Path, *, checked: bool = False, parameters: dict[str, Any] | None = None
+    folder: Path, *, checked: bool = False, parameters: dict[str, Any] | None = None, retries: int = 0
 ) -> dg.AssetsDefinition:
     """An asset that runs `folder` through lew (declaring the check the Pipes processor reports when `checked`)."""
     checks = [dg.AssetCheckSpec("has_frames", asset="scene")] if checked else []
+    policy = dg.RetryPolicy(max_retries=retries) if retries else None
 
-    @dg.asset(name="scene", check_specs=checks)
+    @dg.asset(name="scene", check_specs=checks, retry_policy=policy)
     def scene(context: dg.AssetExecutionContext, lew: PipesLewClient) -> dg.MaterializeResult:
         job = lew.run(context=context, path=folder, extras={"quality": 9}, parameters=parameters, timeout=120)
         return job.get_materialize_result()
@@ -157,14 +158,15 @@ def test_dagster_plain_processor_needs_no_pipes(client: Client, tmp_path: Path) 
 
 
 def test_dagster_failing_job_fails_the_run_with_its_error(client: Client, tmp_path: Path) -> None:
-    # GIVEN an archive the processor rejects
+    # GIVEN an archive the processor rejects, and an asset with a retry policy
     archive = make_zip(tmp_path / "bad.zip", {"fail.txt": "no"})
 
-    # WHEN an asset runs it
-    result, messages = materialize(scene_asset(archive), client)
+    # WHEN the asset runs it
+    result, messages = materialize(scene_asset(archive, retries=2), client)
 
-    # THEN the run fails, with the manifest's error in Dagster's failure
+    # THEN the run fails, with the manifest's error in Dagster's failure, and the permanent failure is not retried
     assert not result.success
+    assert not [event for event in result.all_events if event.is_step_up_for_retry]
     [failure] = result.get_step_failure_events()
     data = failure.step_failure_data
     assert data.user_failure_data is not None
@@ -388,28 +390,51 @@ def test_prefect_flow_returns_the_manifest_and_logs_the_job(
     assert any("with parameters label=south, level=3" in line for line in logged), logged
 
 
-def test_prefect_failing_job_fails_the_flow_with_its_error_after_prefects_retries(
+def test_prefect_permanent_failure_fails_the_flow_with_its_error_without_a_retry(
     prefect_server: None, client: Client, tmp_path: Path
 ) -> None:
     from prefect import flow
 
     from lew.prefect import LewJobFailed, lew_job
 
-    # GIVEN a flow whose lew task may be retried once, on an archive the processor rejects
+    # GIVEN a flow whose lew task may be retried twice, on an archive the processor rejects (a permanent failure)
     archive = make_zip(tmp_path / "bad.zip", {"fail.txt": "no"})
 
     @flow
     def render() -> dict[str, Any]:
-        return lew_job.with_options(retries=1)(archive, client=client, timeout=120)
+        return lew_job.with_options(retries=2)(archive, client=client, timeout=120)
 
     # WHEN it runs
     with pytest.raises(LewJobFailed) as raised:
         render()
 
-    # THEN it fails with the manifest's error, after two jobs (one per attempt, each its own upload)
+    # THEN it fails with the manifest's error after one job: retrying a rejected input would fail the same way
     assert "ProcessorRejected" in str(raised.value) and "exit code 3" in str(raised.value)
-    assert "/attempt-2/" in raised.value.state.upload.key
+    assert "/attempt-1/" in raised.value.state.upload.key
     assert raised.value.state.manifest is not None and raised.value.state.manifest.status == "failed"
+
+
+def test_prefect_transient_failure_is_retried_as_a_new_job(
+    prefect_server: None, client: Client, tmp_path: Path
+) -> None:
+    from prefect import flow
+
+    from lew.prefect import LewJobFailed, lew_job
+
+    # GIVEN a flow whose lew task may be retried once, on a job that overruns its timeout (a busy queue, say)
+    archive = make_zip(tmp_path / "slow.zip", {"slow.txt": "zz"})
+
+    @flow
+    def render() -> dict[str, Any]:
+        return lew_job.with_options(retries=1)(archive, client=client, timeout=3)
+
+    # WHEN it runs
+    with pytest.raises(LewJobFailed) as raised:
+        render()
+
+    # THEN Prefect retried it, as a second job, which timed out too and was cancelled
+    assert "timed out" in str(raised.value)
+    assert "/attempt-2/" in raised.value.state.upload.key
 
 
 def test_prefect_interrupted_flow_run_cancels_the_job(
