@@ -26,6 +26,10 @@ relays what it reports (worker/pipes.py); povray, command and other processors n
 
 from __future__ import annotations
 
+import contextlib
+import json
+import sys
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -34,10 +38,17 @@ from typing import TYPE_CHECKING, Any
 from dagster import AssetExecutionContext, Failure, MetadataValue, OpExecutionContext, PipesClient
 from dagster._core.definitions.resource_annotation import TreatAsResourceParam
 from dagster._core.pipes.client import PipesClientCompletedInvocation, PipesContextInjector, PipesMessageReader
+from dagster._core.pipes.context import PipesMessageHandler
 from dagster._core.pipes.utils import open_pipes_session
 from dagster._utils.interrupts import capture_interrupts
 from dagster_aws.pipes import PipesS3ContextInjector, PipesS3MessageReader
-from dagster_pipes import DAGSTER_PIPES_CONTEXT_ENV_VAR, DAGSTER_PIPES_MESSAGES_ENV_VAR, PipesExtras, PipesParams
+from dagster_pipes import (
+    DAGSTER_PIPES_CONTEXT_ENV_VAR,
+    DAGSTER_PIPES_MESSAGES_ENV_VAR,
+    PIPES_PROTOCOL_VERSION_FIELD,
+    PipesExtras,
+    PipesParams,
+)
 
 from lew.client import TIMED_OUT, Client, JobState, Upload
 from lew.job_parameters import ParameterValue, parameter_texts
@@ -64,10 +75,25 @@ if TYPE_CHECKING:
 MESSAGE_READ_SECONDS = 1.0
 
 
+class LewPipesContextInjector(PipesS3ContextInjector):
+    """PipesS3ContextInjector whose note, when the processor reported nothing, says why that is normal for lew."""
+
+    def no_messages_debug_text(self) -> str:
+        """What Dagster adds to its "did not receive any messages" warning."""
+        return (
+            "the processor did not call open_dagster_pipes(), which povray and plain commands need not do: the job's "
+            "manifest metadata and output arrive all the same (the worker gives a processor that does call it a "
+            "file-based context; docs/worker.md, Dagster Pipes)"
+        )
+
+
 class LewPipesMessageReader(PipesS3MessageReader):
     """PipesS3MessageReader whose chunks live under `<result prefix>.lew-pipes/`, where the worker may write them.
 
-    The chunks are deleted when the session ends (after the reader has read them all).
+    It reads the chunks every `interval` seconds while the job runs, and once more when the session ends: by then
+    the job has its outcome, and the worker relays every chunk before it writes the manifest (worker/pipes.py), so
+    it does not wait for more (Dagster's threaded readers wait 10 s for a processor that reports nothing). The
+    chunks are deleted when the session ends, after the reader has read them all.
     """
 
     def __init__(
@@ -83,6 +109,43 @@ class LewPipesMessageReader(PipesS3MessageReader):
             interval=interval, bucket=bucket, client=client, include_stdio_in_messages=include_stdio_in_messages
         )
         self.folder = f"{result_prefix}{PIPES_FOLDER}"
+
+    @contextmanager
+    def read_messages(self, handler: PipesMessageHandler) -> Iterator[PipesParams]:
+        """Relay the chunks to `handler` in a thread while the session runs, and what is left when it ends."""
+        with self.get_params() as params:
+            ended = threading.Event()
+            thread = threading.Thread(
+                target=self._read_until_ended, args=(handler, params, ended), name="lew-pipes-reader", daemon=True
+            )
+            thread.start()
+            try:
+                yield params
+            finally:
+                ended.set()
+                thread.join()
+
+    def _read_until_ended(self, handler: PipesMessageHandler, params: PipesParams, ended: threading.Event) -> None:
+        try:
+            while True:
+                last_round = ended.is_set()  # read before the chunks: no chunk can follow the job's outcome
+                while (chunk := self.download_messages_chunk(self.counter, params)) is not None:
+                    self.counter += 1
+                    for line in chunk.splitlines():
+                        with contextlib.suppress(json.JSONDecodeError):  # a torn last line, as Dagster's reader
+                            message = json.loads(line)
+                            if isinstance(message, dict) and PIPES_PROTOCOL_VERSION_FIELD in message:
+                                handler.handle_message(message)  # type: ignore[arg-type]  # a checked PipesMessage
+                if last_round or handler.received_closed_message:
+                    return
+                ended.wait(self.interval)
+        except Exception:
+            handler.report_pipes_framework_exception(f"{type(self).__name__} messages thread", sys.exc_info())
+            raise
+
+    def no_messages_debug_text(self) -> str:
+        """What Dagster adds to its "did not receive any messages" warning."""
+        return f"no message chunk under s3://{self.bucket}/{self.folder}: the processor reported nothing through Pipes"
 
     @contextmanager
     def get_params(self) -> Iterator[PipesParams]:
@@ -102,7 +165,8 @@ class PipesLewClient(PipesClient, TreatAsResourceParam):
         client: the lew stack to use; by default `Client.connect(endpoint=..., stack=...)` when first needed (with
             neither, the running `lew local up`), so that loading the definitions never needs the stack.
         endpoint, stack: where `Client.connect` looks when no client is given (a local endpoint URL, a stack name).
-        context_injector: by default a PipesS3ContextInjector writing under `<result prefix>.lew-pipes/`.
+        context_injector: by default a LewPipesContextInjector (PipesS3ContextInjector) writing under
+            `<result prefix>.lew-pipes/`.
         message_reader: by default a LewPipesMessageReader (chunks under `<result prefix>.lew-pipes/`).
         forward_termination: cancel the job when the step stops waiting for it (default True): the Dagster run is
             terminated or interrupted (Ctrl-C: DagsterExecutionInterruptedError, KeyboardInterrupt), or the wait
@@ -168,7 +232,7 @@ class PipesLewClient(PipesClient, TreatAsResourceParam):
             open_pipes_session(
                 context=context,
                 context_injector=self._context_injector
-                or PipesS3ContextInjector(
+                or LewPipesContextInjector(
                     bucket=target.bucket, client=client.s3, key_prefix=f"{target.result_prefix}{PIPES_FOLDER}"
                 ),
                 message_reader=self._message_reader

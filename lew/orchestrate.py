@@ -18,9 +18,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from lew.client import TIMED_OUT, Client, JobFinishedError, JobState, Upload
 from lew.errors import LewError
-from worker.manifest import FAILED
+from worker.manifest import FAILED, SUCCEEDED
 
 PROGRESS_LOG_SECONDS = 10.0  # progress goes to the run's log at most this often (state changes at once)
+# Lines of the processor's output that go to the run's log: the end of it, where a program says how it went.
+SUCCESS_LOG_LINES = 5
+FAILURE_LOG_LINES = 20
 
 
 def run_key_name(*parts: str) -> str:
@@ -144,11 +147,21 @@ def retryable(state: JobState) -> bool:
 
 
 def processor_log(state: JobState) -> list[str]:
-    """The tail of the processor's output that the manifest keeps, as non-blank lines."""
+    """The tail of the processor's output that the manifest keeps, as non-blank lines, for the run's log.
+
+    At most SUCCESS_LOG_LINES lines for a job that succeeded (POV-Ray alone prints some 70 lines of statistics) and
+    FAILURE_LOG_LINES for one that did not, after a line saying how many more the manifest holds.
+    """
     if state.manifest is None:
         return []
     text = state.manifest.document.get("processor_log")
-    return [line for line in text.splitlines() if line.strip()] if isinstance(text, str) else []
+    lines = [line for line in text.splitlines() if line.strip()] if isinstance(text, str) else []
+    limit = SUCCESS_LOG_LINES if state.status == SUCCEEDED else FAILURE_LOG_LINES
+    if len(lines) <= limit:
+        return lines
+    where = f"s3://{state.upload.bucket}/{state.manifest.key}"
+    skipped = len(lines) - limit
+    return [f"processor output: {skipped} earlier lines in the manifest's processor_log ({where})", *lines[-limit:]]
 
 
 def cancel_quietly(client: Client, upload: Upload, requested_by: str, log: Callable[[str], None]) -> None:

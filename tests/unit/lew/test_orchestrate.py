@@ -219,3 +219,23 @@ def test_cancel_on_stop_cancels_nothing_when_nothing_was_stored_or_nothing_stopp
         pass
     # THEN nothing is cancelled
     assert client.cancelled == []
+
+
+def test_processor_log_keeps_the_tail_shorter_for_a_success_and_says_how_much_more_the_manifest_holds() -> None:
+    # GIVEN the 70 lines a POV-Ray render prints, in a succeeded and in a failed job's manifest
+    output = "\n".join(f"line {number}" for number in range(1, 71)) + "\n"
+    succeeded = manifest_state("succeeded", processor_log=output)
+    failed = manifest_state("failed", processor_log=output, error={"type": "X", "message": "y", "permanent": True})
+
+    # WHEN their output is made ready for the run's log
+    short, longer = processor_log(succeeded), processor_log(failed)
+
+    # THEN each keeps its tail, after one line naming how many more lines the manifest holds, and where
+    assert short[1:] == [f"line {number}" for number in range(66, 71)]
+    assert (
+        short[0]
+        == "processor output: 65 earlier lines in the manifest's processor_log (s3://bucket/results/x/manifest.json)"
+    )
+    assert longer[1:] == [f"line {number}" for number in range(51, 71)] and longer[0].startswith(
+        "processor output: 50 "
+    )
