@@ -66,8 +66,9 @@ def archive_of(path: Path) -> Iterator[Path]:
 class StateLog:
     """An `on_update` for Client.wait: logs each change of state at once, progress every PROGRESS_LOG_SECONDS.
 
-    Any status is logged as it comes (queued, running, retrying, ...), with the job's attempt and its last error
-    while it has no outcome yet (a retrying job's `KeyError: 'amount'`); `last` is the latest state seen.
+    Any status is logged as it comes (queued, running, retrying, ...), with the last failed attempt and its error
+    while the job has no outcome yet (`retrying after attempt 1 of 5: KeyError: 'amount'`); `last` is the latest
+    state seen.
     """
 
     def __init__(self, log: Callable[[str], None], *, progress_seconds: float = PROGRESS_LOG_SECONDS) -> None:
@@ -81,14 +82,12 @@ class StateLog:
     def __call__(self, state: JobState) -> None:
         self.last = state
         self.status = state.status
-        attempt = getattr(state, "attempt", None)  # JobState.attempt where the client reports it
-        shown = (state.status, None if state.finished else state.error, attempt)
+        shown = (state.status, None if state.finished else state.error, state.attempt)
         if shown != self._shown:
             self._shown = shown
             where = f" on {state.task_arn}" if state.task_arn else ""
-            which = f" (attempt {attempt})" if isinstance(attempt, int) and attempt > 1 else ""
             why = f": {state.error}" if state.error and not state.finished else ""
-            self.log(f"[lew] {state.upload.uri}: {state.status}{which}{where}{why}")
+            self.log(f"[lew] {state.upload.uri}: {state.status}{_after_attempt(state)}{where}{why}")
         progress = state.progress
         now = time.monotonic()
         if progress is not None and (
@@ -102,15 +101,21 @@ class StateLog:
     def settled(self, state: JobState) -> JobState:
         """`state`, and for one `wait` gave up on ("timed out") without a reason, the last state seen as its error.
 
-        E.g. `no outcome in time; last retrying (attempt 2): KeyError: 'amount'`, so that the failure says why.
+        E.g. `no outcome in time; last retrying after attempt 2 of 5: KeyError: 'amount'`, so that the failure says
+        why.
         """
         last = self.last
         if state.status != TIMED_OUT or state.error or last is None or last.status == TIMED_OUT:
             return state
-        attempt = getattr(last, "attempt", None)
-        which = f" (attempt {attempt})" if isinstance(attempt, int) and attempt > 1 else ""
         why = f": {last.error}" if last.error else ""
-        return dataclasses.replace(state, error=f"no outcome in time; last {last.status}{which}{why}")
+        return dataclasses.replace(state, error=f"no outcome in time; last {last.status}{_after_attempt(last)}{why}")
+
+
+def _after_attempt(state: JobState) -> str:
+    """` after attempt 1 of 5` for a job between attempts (retrying), else ""."""
+    if state.attempt is None or state.finished:
+        return ""
+    return f" after attempt {state.attempt}" + (f" of {state.max_attempts}" if state.max_attempts else "")
 
 
 def parameters_line(parameters: Mapping[str, str]) -> str:

@@ -2,7 +2,8 @@
 
 One stack runs the `command` processor with a small script: it writes an output and prints a line (with the job
 parameters `label` and `level` it declares, when given); with `pipes.txt` in its archive it also reports through
-dagster-pipes; with `fail.txt` it rejects its input (exit 3); with `slow.txt` it sleeps until it is cancelled.
+dagster-pipes; with `fail.txt` it rejects its input (exit 3); with `slow.txt` it sleeps until it is cancelled; with
+`flaky.txt` it fails with a KeyError (exit 1), which lew retries.
 """
 
 # No `from __future__ import annotations`: Dagster reads the assets' annotations at definition time.
@@ -49,6 +50,8 @@ if (source / "fail.txt").exists():
     sys.exit(3)
 if (source / "slow.txt").exists():
     time.sleep(120)
+if (source / "flaky.txt").exists():
+    {}["amount"]  # a KeyError: exit 1, a transient failure lew retries
 (out / "result.txt").write_text("done")
 print("rendered result.txt")
 if (source / "pipes.txt").exists():
@@ -327,6 +330,29 @@ def test_dagster_ctrl_c_of_asset_materialize_cancels_the_job(stack: LocalStack, 
     final = client.wait(client.upload(key), timeout=120)
     assert final.status == "cancelled", final
     assert "dagster run" in (final.error or ""), final
+
+
+def test_dagster_log_shows_a_retrying_job_with_its_error(
+    client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a job that fails transiently, and a run that stops once the job is seen retrying (ending the test)
+    archive = make_zip(tmp_path / "flaky.zip", {"flaky.txt": "x"})
+    original = StateLog.__call__
+
+    def stop_when_retrying(self: StateLog, state: Any) -> None:
+        original(self, state)
+        if state.status == "retrying":
+            raise dg.DagsterExecutionInterruptedError("seen retrying")
+
+    monkeypatch.setattr(StateLog, "__call__", stop_when_retrying)
+
+    # WHEN the asset runs
+    result, messages = materialize(scene_asset(archive), client)
+
+    # THEN the run's log showed the retrying state with the attempt and the processor's error, not just "queued"
+    assert not result.success
+    retrying = [message for message in messages if ": retrying after attempt 1" in message]
+    assert retrying and "KeyError" in retrying[0] and "'amount'" in retrying[0], messages
 
 
 def test_dagster_missing_path_is_one_clear_line(client: Client, tmp_path: Path) -> None:

@@ -104,22 +104,22 @@ def test_state_log_logs_any_status_with_its_error_and_a_timeout_says_the_last_st
     # GIVEN a state log, and a job the client reports retrying after an error (a status it does not know of)
     lines: list[str] = []
     log = StateLog(lines.append)
-    retrying = JobState(UPLOAD, "retrying", error="KeyError: 'amount'")
+    retrying = JobState(UPLOAD, "retrying", error="KeyError: 'amount'", attempt=1, max_attempts=5)
 
     # WHEN it is seen twice, then another error, then `wait` gives up
     log(retrying)
     log(retrying)
-    log(JobState(UPLOAD, "retrying", error="ValueError: bad row"))
+    log(JobState(UPLOAD, "retrying", error="ValueError: bad row", attempt=2))
     timed_out = log.settled(JobState(UPLOAD, "timed out"))
 
     # THEN each status and error is logged once, and the timeout's failure names the last state and its error
     assert lines == [
-        f"[lew] {UPLOAD.uri}: retrying: KeyError: 'amount'",
-        f"[lew] {UPLOAD.uri}: retrying: ValueError: bad row",
+        f"[lew] {UPLOAD.uri}: retrying after attempt 1 of 5: KeyError: 'amount'",
+        f"[lew] {UPLOAD.uri}: retrying after attempt 2: ValueError: bad row",
     ]
     assert (
         failure_line(timed_out)
-        == f"lew job {UPLOAD.uri} timed out: no outcome in time; last retrying: ValueError: bad row"
+        == f"lew job {UPLOAD.uri} timed out: no outcome in time; last retrying after attempt 2: ValueError: bad row"
     )
     # ...and one that only ever was queued says so
     queued = StateLog(lines.append)
