@@ -16,6 +16,7 @@ goes through S3 and SQS with the caller's credentials; no lew service runs anywh
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -368,9 +369,9 @@ class Client:
             if len(final) == len(uploads):
                 return [final[index] for index in range(len(uploads))]
             if deadline is not None and time.monotonic() >= deadline:
+                # What was last seen goes with it: a retrying job's last error says why it had no outcome in time.
                 return [
-                    final.get(index)
-                    or JobState(upload, TIMED_OUT, progress=latest[index].progress, task_arn=latest[index].task_arn)
+                    final.get(index) or dataclasses.replace(latest[index], status=TIMED_OUT)
                     for index, upload in enumerate(uploads)
                 ]
             pause = self.poll_seconds if deadline is None else min(self.poll_seconds, deadline - time.monotonic())

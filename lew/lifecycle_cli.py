@@ -219,7 +219,8 @@ def wait_for(client: Client, uploads: Sequence[Upload], *, timeout: float | None
 
 def _outcome_line(state: JobState) -> str:
     if state.status == TIMED_OUT:
-        return "timed out waiting (the job goes on; `lew wait` again, or `lew cancel`)"
+        last = f"; last seen retrying after attempt {state.attempt}: {state.error}" if state.attempt else ""
+        return f"timed out waiting (the job goes on; `lew wait` again, or `lew cancel`){last}"
     if state.error:
         return f"{state.status}: {state.error}"
     outputs = len(state.manifest.outputs) if state.manifest is not None else 0

@@ -287,6 +287,10 @@ def test_a_retrying_job_shows_as_retrying_with_its_last_error_not_queued(
     assert "KeyError: amount" in (state.error or "")
     line = JobLine.of_state("flaky.zip", state).describe()
     assert line.startswith("retrying after attempt 1 of 5: ProcessorRetry: ")
+    # AND a wait that runs out says what it last saw
+    timed_out = client.wait(upload, timeout=0.2)
+    assert (timed_out.status, timed_out.attempt) == ("timed out", 1)
+    assert "KeyError: amount" in (timed_out.error or "")
     # AND another upload of the key (other bytes) is not taken for that job
     stack.upload("incoming/flaky.zip", zip_bytes({"other.pov": b"sphere { 0, 2 }\n"}))
     assert client.state(client.upload("flaky.zip")).status == "queued"
