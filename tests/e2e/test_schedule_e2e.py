@@ -16,26 +16,16 @@ from tests.e2e.conftest import lew, local_up, make_zip
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
-# An ETL step: reads its configuration, writes a report naming the run it was and the job parameter it was given.
-ETL = """\
-import json, os
-config = json.load(open("config.json"))
-report = {
-    "run": os.environ.get("LEW_RUN_ID"),
-    "scheduled_time": os.environ.get("LEW_SCHEDULED_TIME"),
-    "mode": os.environ.get("LEW_PARAM_MODE"),
-    "tables": config["tables"],
-}
-with open(os.path.join(os.environ["LEW_OUTPUT_DIR"], "report.json"), "w") as out:
-    json.dump(report, out)
-"""
+# The README's example: an ETL script and its configuration (examples/nightly_etl/).
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "nightly_etl"
 RUN_LINE = re.compile(r"^started schedules/etl\.zip \(run (\S+)\)", re.MULTILINE)
 
 
 def test_a_scheduled_job_fired_twice_gives_two_results(tmp_path: Path) -> None:
     # GIVEN a stack whose schedule runs an ETL archive with the command processor (a cron schedule: the local
     # stack's clock runs only rate(), so its runs are fired on demand)
-    archive = make_zip(tmp_path / "etl.zip", {"etl.py": ETL, "config.json": json.dumps({"tables": ["orders"]})})
+    members = {name: (EXAMPLE / name).read_text(encoding="utf-8") for name in ("etl.py", "config.json")}
+    archive = make_zip(tmp_path / "etl.zip", members)
     template_parameters = {
         "ProcessCommand": shlex.join([sys.executable, "etl.py"]),
         "ProcessParameters": "mode:choice:full|delta",
@@ -63,7 +53,9 @@ def test_a_scheduled_job_fired_twice_gives_two_results(tmp_path: Path) -> None:
         assert document["status"] == "succeeded", document["error"]
         assert report["run"] == document["run"]["id"] == path.parent.name
         assert report["scheduled_time"] == document["run"]["scheduled_time"]
-        assert (report["mode"], report["tables"]) == ("full", ["orders"])
+        assert (report["mode"], report["tables"]) == ("full", ["orders", "refunds"])
+        # (the day before the run's scheduled time: the window a nightly step processes)
+        assert report["window"]["end"] == report["scheduled_time"][:10]
         assert document["parameters"] == {"mode": "full"}
         manifests[document["run"]["id"]] = document
     assert sorted(manifests) == sorted(runs)
