@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
@@ -250,12 +251,15 @@ def build_settings(
     parameters: Mapping[str, str] | None = None,
     reconcile_seconds: float = DEFAULT_RECONCILE_SECONDS,
     check: bool = True,
+    environ: Mapping[str, str] | None = None,
     **extra: Any,
 ) -> LocalSettings:
     """Read the template and apply, in order: its defaults, local overrides, then the caller's parameters.
 
     The caller's parameters are checked against the template's rules (`check_parameters`, a LewError naming the
-    first bad one); `check=False` is for tests that go beyond them on purpose, e.g. seconds-long timeouts.
+    first bad one), then the whole configuration against the launcher's and the worker's own settings checks
+    (`lew.local.preflight`, on the environment they would get: `environ`, default os.environ, is what they
+    inherit); `check=False` is for tests that go beyond them on purpose, e.g. seconds-long timeouts.
     """
     template = cfn.load_template(template_path)
     effective = template_parameters(template, template_path)
@@ -288,10 +292,15 @@ def build_settings(
     if isinstance(failures, StartFailures):
         injected = f"{failures.share:.0%} fail with {failures.stop_code}"
         overrides.append(Override("task starts", "none fail", injected, "chaos: --fail-task-starts"))
-    return LocalSettings(
+    settings = LocalSettings(
         parameters=effective,
         overrides=tuple(overrides),
         template=template,
         reconcile_seconds=reconcile_seconds,
         **extra,
     )
+    if check:
+        from lew.local.preflight import check_configuration  # noqa: PLC0415  # it imports this module
+
+        check_configuration(settings, os.environ if environ is None else environ)
+    return settings

@@ -26,6 +26,7 @@ from lew.local.chaos import StartFailureInjector
 from lew.local.ecs_agent import LocalEcsAgent
 from lew.local.lambda_runtime import Handler, JobSchedule, LocalLambdaRuntime, load_launcher_handler
 from lew.local.output import LogSink, ThreadRoutedStdout, prefixed_stream_sink
+from lew.local.preflight import inherited_environment, platform_environment
 from lew.local.resources import LocalResources, create_resources
 from lew.local.settings import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, LocalSettings
 from lew.local.task_state import EventBridgePublisher, MotoTaskNotes, create_task_stopped_rule, resolved_pattern
@@ -105,8 +106,8 @@ class LocalStack(ServiceClients):
         self._moto_api("state-manager/set-transition", {"model_name": "ecs::task", "transition": TASKS_STAY_RUNNING})
 
         self._saved_environment = dict(os.environ)
-        inherited = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
-        platform = self._platform_environment()
+        inherited = inherited_environment(os.environ)
+        platform = platform_environment(self.endpoint, self.settings.region)
         self._replace_environment({**inherited, **platform})
 
         self.resources = create_resources(
@@ -258,16 +259,6 @@ class LocalStack(ServiceClients):
         )
         with urllib.request.urlopen(request, timeout=10):  # noqa: S310
             pass
-
-    def _platform_environment(self) -> dict[str, str]:
-        """What Lambda and Fargate would provide: a region and credentials; here also the local endpoint."""
-        return {
-            "AWS_ENDPOINT_URL": self.endpoint,
-            "AWS_ACCESS_KEY_ID": FAKE_ACCESS_KEY,
-            "AWS_SECRET_ACCESS_KEY": FAKE_SECRET_KEY,
-            "AWS_REGION": self.settings.region,
-            "AWS_DEFAULT_REGION": self.settings.region,
-        }
 
     @staticmethod
     def _replace_environment(environment: dict[str, str]) -> None:

@@ -186,29 +186,32 @@ def test_local_up_keeps_its_port_across_restarts_and_refuses_a_port_in_use(tmp_p
 
 
 @pytest.mark.parametrize(
-    ("param", "start", "names"),
+    ("args", "start", "names"),
     [
-        ("MaxWorkers=2.5", "lew: error: the launcher failed on its configuration: ", "MAX_WORKERS"),
-        ("IdlePolls=1.5", "lew: error: worker-1 stopped on a configuration error: ", "IDLE_POLLS"),
+        (["--param", "MaxWorkers=2.5"], "lew: error: the launcher would refuse its configuration: ", "MAX_WORKERS"),
+        (["--param", "IdlePolls=1.5"], "lew: error: the workers would refuse their configuration: ", "IDLE_POLLS"),
+        (["--processor", "command"], "lew: error: the workers would refuse their configuration: ", "PROCESS_COMMAND"),
     ],
 )
-def test_demo_stops_at_once_when_the_launcher_or_a_worker_refuses_its_configuration(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], param: str, start: str, names: str
+def test_demo_refuses_before_starting_what_the_launcher_or_a_worker_would_refuse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], start: str, names: str
 ) -> None:
-    # GIVEN a value template.yaml allows (a Number) that the launcher or the worker refuses (not a whole number)
+    # GIVEN a value template.yaml allows (a Number) that the launcher or the worker refuses (not a whole number),
+    # or the command processor without a command
     out = tmp_path / "results"
 
     # WHEN the demo runs with it
-    code = cli.main(["demo", *FAST, "--param", param, "--out", str(out), "--timeout", "600"])
+    code = cli.main(["demo", *FAST, *args, "--out", str(out), "--timeout", "600"])
 
-    # THEN it stops with one line naming the problem, exit 1, instead of waiting for its 600 s timeout
+    # THEN it stops before starting anything with one line naming the problem, exit 1; no results folder is touched
     err = capsys.readouterr().err
     assert code == 1
     lines = err.splitlines()
     assert len(lines) == 1, err
     assert lines[0].startswith(start), err
     assert names in lines[0]
-    assert lines[0].endswith(f"; the demo stopped (logs in {out / 'lew-demo.log'})")
+    assert lines[0].endswith("; nothing was started")
+    assert not out.exists()
 
 
 def test_demo_on_a_terminal_shows_only_lews_own_output(tmp_path: Path) -> None:
@@ -284,27 +287,30 @@ def test_local_up_stops_cleanly_when_the_reader_of_its_output_goes(tmp_path: Pat
     assert not psutil.pid_exists(state["pid"]) or psutil.Process(state["pid"]).status() == "zombie"
 
 
-def test_local_up_stops_with_the_one_line_when_a_worker_refuses_its_configuration(tmp_path: Path) -> None:
-    # GIVEN a stack whose workers will refuse IDLE_POLLS=1.5 (a Number to the template, not a whole one)
-    up = subprocess.Popen(
-        [sys.executable, "-m", "lew.cli", "local", "up", *FAST, "--param", "IdlePolls=1.5"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--param", "IdlePolls=1.5"], "IDLE_POLLS must be a whole number, got '1.5' (template parameter IdlePolls)"),
+        (["--processor", "command"], "PROCESS_COMMAND is required by PROCESSOR=command and is not set"),
+        (["--processor", "command", "--param", "ProcessCommand=true", "--param",
+          "ProcessParameters=threshold:integer:0..100"], "the kind must be one of int, float, bool, choice, text"),
+    ],
+)  # fmt: skip
+def test_local_up_refuses_before_starting_what_a_worker_would_refuse(
+    tmp_path: Path, args: list[str], named: str
+) -> None:
+    # GIVEN a configuration the workers would refuse on their first job
+    # WHEN the stack is started with it
+    up = subprocess.run(
+        [sys.executable, "-m", "lew.cli", "local", "up", *FAST, *args],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
-    try:
-        wait_for(state_path(tmp_path).exists, timeout=60, what="lew local up to write its state file")
 
-        # WHEN an upload starts a worker
-        archive = make_zip(tmp_path / "scene.zip", {"scene.pov": "sphere {}"})
-        assert lew(tmp_path, "submit", str(archive)).returncode == 0
-
-        # THEN the stack stops by itself with the worker's one line on stderr, exit 1
-        output, err = up.communicate(timeout=60)
-    finally:
-        if up.poll() is None:
-            up.kill()
-    assert up.returncode == 1, output
-    assert err.startswith("lew: error: worker-1 stopped on a configuration error: "), err
-    assert err.endswith("; the local stack stopped\n")
-    assert "IDLE_POLLS" in err
-    assert len(err.splitlines()) == 1
-    assert "[lew] stopped" in output
+    # THEN it refuses at once, in one line naming the variable, exit 1, and starts nothing (no state for submit)
+    assert up.returncode == 1, up.stdout
+    assert up.stderr.startswith("lew: error: the workers would refuse their configuration: "), up.stderr
+    assert named in up.stderr
+    assert up.stderr.endswith("; nothing was started\n")
+    assert len(up.stderr.splitlines()) == 1
+    assert up.stdout == ""
+    assert not state_path(tmp_path).exists()

@@ -12,6 +12,7 @@ from typing import Any
 import psutil
 import pytest
 
+from lew.local.preflight import placeholder_resources
 from lew.local.stack import LocalStack
 from lew.queues import queue_depths
 from tests.e2e.conftest import LogCollector, fast_settings, wait_for
@@ -228,3 +229,25 @@ def test_a_worker_that_crashes_does_not_stop_the_stack(logs: LogCollector) -> No
         wait_for(lambda: (w := stack.agent.workers.get(arn)) is not None and w.task_stopped, timeout=20, what="exit")
 
         assert not stack.failed.is_set()  # a crash is retried by the next worker, as on ECS
+
+
+def test_the_preflight_checks_the_environments_the_stack_gives(logs: LogCollector) -> None:
+    # GIVEN a started stack, and the environments lew.local.preflight checked before it started
+    settings = fast_settings()
+    expected = placeholder_resources(settings)
+    with LocalStack(settings, sink=logs, handler=lambda event, context: {}) as stack:
+        resources = stack.resources
+        assert resources is not None
+
+        # WHEN they are compared
+        # THEN the launcher and the workers got the same variables; only the resources' identifiers differ (the
+        # placeholders have their shapes), so a variable the stack adds later cannot escape the check
+        for checked, given in (
+            (expected.worker_environment, resources.worker_environment),
+            (expected.launcher_environment, resources.launcher_environment),
+        ):
+            assert sorted(checked) == sorted(given)
+            identifiers = {"QUEUE_URL", "DLQ_URL", "TASK_DEFINITION", "SUBNETS", "SECURITY_GROUPS"}
+            assert {k: v for k, v in checked.items() if k not in identifiers} == {
+                k: v for k, v in given.items() if k not in identifiers
+            }

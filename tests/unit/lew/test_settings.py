@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from lew import template as cfn
 from lew.errors import LewError
 from lew.local import settings as local
 
+REAL_DEFAULTS = cfn.parameter_defaults(cfn.load_template(cfn.DEFAULT_TEMPLATE))
 # A template that declares every parameter the local stack reads; a few with values of its own.
 OWN_DEFAULTS = {
     "InputPrefix": "uploads/",
@@ -19,8 +21,10 @@ OWN_DEFAULTS = {
     "ReconcileSchedule": "rate(1 minute)",
     "MaxReceiveCount": "3",
 }
+# The others take the real template's defaults: the launcher and the worker must accept them (lew.local.preflight).
 TEMPLATE = "Parameters:\n" + "".join(
-    f"  {name}: {{Type: String, Default: '{OWN_DEFAULTS.get(name, 'x')}'}}\n" for name in local.REQUIRED_PARAMETERS
+    f"  {name}: {{Type: String, Default: '{OWN_DEFAULTS.get(name, REAL_DEFAULTS[name])}'}}\n"
+    for name in local.REQUIRED_PARAMETERS
 )
 
 
