@@ -27,12 +27,13 @@ from lew import cost, dead_letters, lifecycle_cli, ops, schedule_cli, stopped_ta
 from lew.argparsing import OneLineParser, one_line, positive_float, positive_int
 from lew.aws_failures import describe_aws_failure
 from lew.client import Client
-from lew.demo import DemoOptions, run_demo
+from lew.demo import DEMO_JOB_OPTION, DemoOptions, run_demo
 from lew.errors import LewError
 from lew.files import check_writable_folder, create_folder
 from lew.job_parameters import add_param_option, parse_parameters
 from lew.local.chaos import add_fail_task_starts_option, start_failures_from_args
 from lew.local.output import LogSink, prefixed_stream_sink
+from lew.local.processor_parameters import SUBMIT_HINT
 from lew.local.settings import (
     DEFAULT_RECONCILE_SECONDS,
     FAKE_ACCESS_KEY,
@@ -104,7 +105,8 @@ def _local_options() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="override a template parameter, e.g. MaxWorkers=2 (repeatable)",
+        help="override a template parameter, e.g. MaxWorkers=2 (repeatable); a job parameter for the processor "
+        "goes with each upload instead (lew submit --param, lew demo --job-param)",
     )
     parent.add_argument(
         "--reconcile-seconds",
@@ -122,11 +124,12 @@ def _target(args: argparse.Namespace) -> Target:
     return resolve_target(endpoint=args.endpoint, stack=args.stack, region=args.region)
 
 
-def _parameters(args: argparse.Namespace) -> dict[str, str]:
+def _parameters(args: argparse.Namespace, job_option: str = SUBMIT_HINT) -> dict[str, str]:
+    """The template parameters of `--param`; `job_option` is where this command takes job parameters instead."""
     if not args.param:
         return {}
     declared = load_template(args.template).get("Parameters") or {}
-    return parse_assignments(args.param, declared, args.template.name)
+    return parse_assignments(args.param, declared, args.template.name, processor=args.processor, job_option=job_option)
 
 
 # -- demo ---------------------------------------------------------------------------------------------------------
@@ -142,6 +145,14 @@ def register_demo(subcommands: Subcommands) -> None:
     parser.add_argument(
         "archives", nargs="*", type=Path, metavar="ARCHIVE", help="archives to process (default: the bundled samples)"
     )
+    parser.add_argument(
+        "--job-param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a job parameter for the processor, sent with every archive the demo uploads, e.g. width=320 "
+        "(repeatable; checked against what the processor declares before anything starts)",
+    )
     parser.add_argument("--out", type=Path, default=Path("results"), help="where results go (default: %(default)s/)")
     parser.add_argument(
         "--timeout", type=positive_float, default=600.0, help="give up after this many seconds (default: %(default)s)"
@@ -155,7 +166,8 @@ def _demo(args: argparse.Namespace) -> int:
         processor=args.processor,
         out=args.out,
         timeout=args.timeout,
-        parameters=_parameters(args),
+        parameters=_parameters(args, DEMO_JOB_OPTION),
+        job_parameters=parse_parameters(args.job_param, option="--job-param"),
         template=args.template,
         reconcile_seconds=args.reconcile_seconds,
     )

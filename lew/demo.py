@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -16,8 +17,11 @@ from lew.client import Client
 from lew.demo_out import DemoOut
 from lew.errors import LewError
 from lew.files import check_writable_folder
+from lew.job_parameters import parameter_texts, upload_arguments
 from lew.jobs_view import JobsView, job_lines
 from lew.local.output import FileSink
+from lew.local.preflight import worker_environment
+from lew.local.processor_parameters import check_job_parameters
 from lew.local.settings import POVRAY_INSTALL_HINT, build_settings, default_processor, validate_processor
 from lew.local.stack import LocalStack
 from lew.samples import DemoInput, bundled_inputs
@@ -26,6 +30,7 @@ from lew.template import DEFAULT_TEMPLATE
 from lew.ui import print_table
 
 POLL_SECONDS = 1.0
+DEMO_JOB_OPTION = "--job-param"  # how `lew demo` takes job parameters (its --param are the template's)
 LOG_NAME = "lew-demo.log"
 
 
@@ -35,7 +40,8 @@ class DemoOptions:
     processor: str | None = None
     out: Path = Path("results")
     timeout: float = 600.0
-    parameters: Mapping[str, str] = field(default_factory=dict)
+    parameters: Mapping[str, str] = field(default_factory=dict)  # template parameters
+    job_parameters: Mapping[str, str] = field(default_factory=dict)  # sent with every upload (S3 metadata)
     template: Path = DEFAULT_TEMPLATE
     reconcile_seconds: float = 5.0
 
@@ -93,6 +99,9 @@ def run_demo(options: DemoOptions, *, stream: TextIO | None = None) -> int:
         # The template allows 0 (enqueue only, a pause); a demo waiting for its results would wait for ever.
         raise LewError("--param MaxWorkers=0 starts no worker, so the demo could never finish; use `lew local up` to "
                        "try enqueue-only, or give at least 1")  # fmt: skip
+    job_parameters = parameter_texts(options.job_parameters)
+    process_parameters = worker_environment(settings, os.environ).get("PROCESS_PARAMETERS", "")
+    check_job_parameters(settings.processor, process_parameters, job_parameters)
     out = DemoOut(options.out)
     out.prepare()  # the last run's results go: this folder describes this run only
     sink = FileSink(options.out / LOG_NAME)
@@ -109,7 +118,9 @@ def run_demo(options: DemoOptions, *, stream: TextIO | None = None) -> int:
                 for override in settings.overrides:
                     stream.write(f"  local: {override.name} {override.template_value} -> {override.local_value}\n")
                 target = from_local_state(stack.state())
-                outcomes = push_and_wait(stack, target, inputs, options.timeout, stream, log_path=sink.path)
+                outcomes = push_and_wait(
+                    stack, target, inputs, options.timeout, stream, log_path=sink.path, job_parameters=job_parameters
+                )
                 for outcome in outcomes:
                     if outcome.manifest is not None:
                         outcome.downloaded = ops.download_results(stack.s3, target, outcome.manifest, options.out)
@@ -136,15 +147,24 @@ def _no_workers(max_workers: str) -> bool:
 
 
 def push_and_wait(
-    stack: LocalStack, target: Target, inputs: Sequence[DemoInput], timeout: float, stream: TextIO, *, log_path: Path
+    stack: LocalStack,
+    target: Target,
+    inputs: Sequence[DemoInput],
+    timeout: float,
+    stream: TextIO,
+    *,
+    log_path: Path,
+    job_parameters: Mapping[str, str] | None = None,
 ) -> list[Outcome]:
-    """Upload every input, then poll their manifests, showing progress, until all exist or the timeout.
+    """Upload every input (with `job_parameters`, as `parameter_texts` gives them), then poll their manifests,
+    showing progress, until all exist or the timeout.
 
     A configuration error of the launcher or a worker ends the wait at once, as a LewError naming it.
     """
     s3 = stack.s3
+    extra = upload_arguments(job_parameters or {})
     for item in inputs:
-        s3.upload_file(str(item.path), target.bucket, f"{target.input_prefix}{item.path.name}")
+        s3.upload_file(str(item.path), target.bucket, f"{target.input_prefix}{item.path.name}", ExtraArgs=extra)
     outcomes = {item.path.name: Outcome(item) for item in inputs}
     deadline = time.monotonic() + timeout
     client = Client(target)

@@ -25,15 +25,18 @@ def add_param_option(parser: argparse.ArgumentParser, *, example: str, scope: st
     )
 
 
-def parse_parameters(assignments: Sequence[str]) -> dict[str, str]:
-    """`["width=320", "height=240"]` as `{"width": "320", "height": "240"}`; LewError naming a bad one."""
+def parse_parameters(assignments: Sequence[str], *, option: str = "--param") -> dict[str, str]:
+    """`["width=320", "height=240"]` as `{"width": "320", "height": "240"}`; LewError naming a bad one.
+
+    `option` is the command line option they came from, as the error names it.
+    """
     parsed: dict[str, str] = {}
     for assignment in assignments:
         name, separator, value = assignment.partition("=")
         if not separator or not name:
-            raise LewError(f"--param {assignment!r}: expected NAME=VALUE, e.g. width=320")
+            raise LewError(f"{option} {assignment!r}: expected NAME=VALUE, e.g. width=320")
         if name in parsed:
-            raise LewError(f"--param {name} is given twice ({parsed[name]!r} and {value!r}): give it once")
+            raise LewError(f"{option} {name} is given twice ({parsed[name]!r} and {value!r}): give it once")
         parsed[name] = value
     return parameter_texts(parsed)
 

@@ -57,7 +57,7 @@ def check_configuration(settings: LocalSettings, environ: Mapping[str, str]) -> 
     base = {**inherited_environment(environ), **platform_environment(_endpoint(settings), settings.region)}
     problems: list[str] = []
     try:
-        WorkerSettings.from_env({**base, **resources.worker_environment})
+        WorkerSettings.from_env(worker_environment(settings, environ))
     except WorkerConfigurationError as error:
         worker_problems = [_with_parameter(problem, WORKER_ENV_FROM_PARAMETERS) for problem in error.problems]
         problems.append("the workers would refuse their configuration: " + "; ".join(worker_problems))
@@ -69,6 +69,13 @@ def check_configuration(settings: LocalSettings, environ: Mapping[str, str]) -> 
         problems.append("the launcher would refuse its configuration: " + "; ".join(launcher_problems))
     if problems:
         raise LewError(f"{'; and '.join(problems)}; nothing was started")
+
+
+def worker_environment(settings: LocalSettings, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment a local worker gets (with placeholder resource identifiers): what it inherits from
+    `environ`, what the platform provides, and what the task definition sets, in that order of precedence."""
+    platform = platform_environment(_endpoint(settings), settings.region)
+    return {**inherited_environment(environ), **platform, **placeholder_resources(settings).worker_environment}
 
 
 def placeholder_resources(settings: LocalSettings) -> LocalResources:

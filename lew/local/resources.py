@@ -173,10 +173,12 @@ def worker_env(settings: LocalSettings, *, queue_url: str, dlq_url: str, event_b
     environment = _resolved(
         settings, WORKER_ENV_FROM_PARAMETERS, cfn.container_environment(settings.template, CONTAINER_NAME), resources
     )
-    # As the template's HasProcessCommand: an empty ProcessCommand sets nothing, so that the worker's own
-    # PROCESS_COMMAND (the image's, or the local environment's) is kept.
-    if not environment.get("PROCESS_COMMAND"):
-        environment.pop("PROCESS_COMMAND", None)
+    # As the template's HasProcessCommand and HasProcessParameters: an empty ProcessCommand or ProcessParameters
+    # sets nothing, so that the worker's own PROCESS_COMMAND or PROCESS_PARAMETERS (the image's, or the local
+    # environment's) is kept.
+    for variable in ("PROCESS_COMMAND", "PROCESS_PARAMETERS"):
+        if not environment.get(variable):
+            environment.pop(variable, None)
     return environment
 
 

@@ -15,6 +15,7 @@ from lew import parameter_rules as rules
 from lew import template as cfn
 from lew.errors import LewError
 from lew.local.chaos import StartFailures
+from lew.local.processor_parameters import SUBMIT_HINT, not_a_template_parameter
 from lew.schedule import key_problem
 
 LOCAL_STACK_NAME = "lew-local"
@@ -178,18 +179,51 @@ def validate_processor(name: str) -> str:
 
 
 def parse_assignments(
-    assignments: Sequence[str], known: Mapping[str, Any], source: str = "template.yaml"
+    assignments: Sequence[str],
+    known: Mapping[str, Any],
+    source: str = "template.yaml",
+    *,
+    processor: str | None = None,
+    job_option: str = SUBMIT_HINT,
 ) -> dict[str, str]:
-    """Parse `Name=Value` parameter overrides given on the command line, rejecting names `known` lacks."""
+    """Parse `Name=Value` parameter overrides given on the command line, rejecting names `known` lacks.
+
+    A name `known` lacks is refused in one line saying where job parameters go instead (`job_option`), and so
+    whether the processor (`processor`, else the default) declares it as one (`not_a_template_parameter`).
+    """
     parsed: dict[str, str] = {}
     for assignment in assignments:
         name, separator, value = assignment.partition("=")
         if not separator or not name:
             raise LewError(f"--param {assignment!r}: expected NAME=VALUE, e.g. MaxWorkers=2")
-        if name not in known:
-            raise LewError(f"--param {name}: {source} has no parameter of that name")
         parsed[name] = value
+    for name, value in parsed.items():
+        if name not in known:
+            raise LewError(
+                _unknown_parameter(
+                    name, value, source, declared=known, given=parsed, processor=processor, job_option=job_option
+                )
+            )
     return parsed
+
+
+def _unknown_parameter(
+    name: str,
+    value: str,
+    source: str,
+    *,
+    declared: Mapping[str, Any],
+    given: Mapping[str, str],
+    processor: str | None,
+    job_option: str,
+) -> str:
+    """The one line for a `--param` the template does not declare, with the processor's job parameters in mind."""
+    chosen = processor or given.get("Processor") or default_processor()
+    default = str((declared.get("ProcessParameters") or {}).get("Default") or "")
+    process_parameters = given.get("ProcessParameters") or default or os.environ.get("PROCESS_PARAMETERS", "")
+    return not_a_template_parameter(
+        name, value, source, processor=chosen, process_parameters=process_parameters, job_option=job_option
+    )
 
 
 def template_parameters(template: dict[str, Any], template_path: Path) -> dict[str, str]:
@@ -202,7 +236,12 @@ def template_parameters(template: dict[str, Any], template_path: Path) -> dict[s
 
 
 def check_parameters(
-    template: Mapping[str, Any], template_path: Path, given: Mapping[str, str], effective: Mapping[str, str]
+    template: Mapping[str, Any],
+    template_path: Path,
+    given: Mapping[str, str],
+    effective: Mapping[str, str],
+    *,
+    processor: str | None = None,
 ) -> None:
     """Refuse, in one line naming the parameter, the value and the rule, a value the template does not allow.
 
@@ -214,7 +253,11 @@ def check_parameters(
     source = template_path.name
     for name, value in given.items():
         if name not in declared:
-            raise LewError(f"--param {name}: {source} has no parameter of that name")
+            raise LewError(
+                _unknown_parameter(
+                    name, value, source, declared=declared, given=given, processor=processor, job_option=SUBMIT_HINT
+                )
+            )
         problem = rules.parameter_problem(name, value, declared[name])
         if problem is not None:
             raise LewError(f"--param {name}={value!r}: {problem}; see {name} in {source}")
@@ -272,7 +315,7 @@ def build_settings(
         overrides.append(Override(name, effective.get(name, ""), value, "set with --param"))
         effective[name] = value
     if check:
-        check_parameters(template, template_path, parameters or {}, effective)
+        check_parameters(template, template_path, parameters or {}, effective, processor=processor)
         _check_schedule_key(effective)
     # `--param Processor=command` is honoured like `--processor command` (--processor wins when both are given).
     requested = processor or (parameters or {}).get("Processor")

@@ -314,3 +314,25 @@ def test_local_up_refuses_before_starting_what_a_worker_would_refuse(
     assert len(up.stderr.splitlines()) == 1
     assert up.stdout == ""
     assert not state_path(tmp_path).exists()
+
+
+WRITES_ITS_LABEL = "import os, sys; open(sys.argv[1] + '/label.txt', 'w').write(os.environ['LEW_PARAM_LABEL'])"
+
+
+def test_demo_sends_its_job_params_with_every_upload(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN a command processor that declares a `label` job parameter and writes it into its output
+    command = f'{sys.executable} -c "{WRITES_ITS_LABEL}" {{output_dir}}'
+    archive = make_zip(tmp_path / "scene.zip", {"scene.txt": "anything"})
+    out = tmp_path / "results"
+
+    # WHEN the demo runs on an archive with --job-param label=hello
+    code = cli.main([
+        "demo", *FAST, "--processor", "command", "--param", f"ProcessCommand={command}",
+        "--param", "ProcessParameters=label:text:64", "--job-param", "label=hello",
+        "--out", str(out), "--timeout", "300", str(archive),
+    ])  # fmt: skip
+
+    # THEN the job got the parameter: the command read it, and the manifest records it
+    assert code == 0, capsys.readouterr()
+    assert (out / "scene.zip" / "label.txt").read_text() == "hello"
+    assert json.loads((out / "scene.zip" / "manifest.json").read_text())["parameters"] == {"label": "hello"}

@@ -92,7 +92,6 @@ TEMPLATE = "template.yaml"
             " ^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$ (an IANA time zone name like UTC or Europe/Berlin);"
             " see ScheduleTimezone in template.yaml",
         ),
-        ("MaxWrokers=2", "--param MaxWrokers: template.yaml has no parameter of that name"),
         ("MaxWorkers", "--param 'MaxWorkers': expected NAME=VALUE, e.g. MaxWorkers=2"),
     ],
 )
