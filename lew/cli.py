@@ -48,7 +48,7 @@ from lew.rerun import rerun
 from lew.state import LocalState, StackLock, remember_port, remembered_port, remove_state, state_path, write_state
 from lew.target import Target, resolve_target
 from lew.template import DEFAULT_TEMPLATE, load_template
-from lew.ui import print_table
+from lew.ui import plural, print_table
 
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 EXIT_INTERRUPTED = 130
@@ -380,7 +380,8 @@ def register_results(subcommands: Subcommands) -> None:
 
 def _letter_detail(letter: dead_letters.DeadLetter) -> str:
     kind = letter.kind or "no kind"
-    return f"{kind}, after {letter.attempts} attempt(s)" if letter.attempts else kind
+    noun = "attempt" if letter.attempts == "1" else "attempts"  # a text: the worker's message attribute
+    return f"{kind}, after {letter.attempts} {noun}" if letter.attempts else kind
 
 
 def _results(args: argparse.Namespace) -> int:
@@ -396,11 +397,13 @@ def _results(args: argparse.Namespace) -> int:
         manifests, code = _results_of_keys(target, args.keys, run=args.run, limit=args.limit)
     else:
         manifests = ops.list_manifests(target.s3, target, limit=args.limit)
-    _manifest_table(f"results in s3://{target.bucket}/{target.result_prefix}", manifests)
-    if args.download:
+    # Keys asked for have said, each in its line, that they have no manifest yet: no empty table to say it again.
+    if manifests or not args.keys:
+        _manifest_table(f"results in s3://{target.bucket}/{target.result_prefix}", manifests)
+    if args.download and manifests:
         for manifest in manifests:
             ops.download_results(target.s3, target, manifest, args.download)
-        print(f"downloaded {len(manifests)} result folder(s) into {args.download}/")
+        print(f"downloaded {plural(len(manifests), 'result folder')} into {args.download}/")
     return code
 
 
@@ -457,17 +460,21 @@ def _manifest_table(title: str, manifests: Sequence[ops.ManifestSummary]) -> Non
     if not manifests:
         print(f"{title}: none yet")
         return
+    # The parameters column only when a job had some: most stacks never use them.
+    with_parameters = any(m.parameters for m in manifests)
     rows = [
         [
             m.label,
             m.status,
             str(len(m.outputs)),
             "-" if m.seconds is None else f"{m.seconds:.1f}",
+            *([ops.parameters_text(m.parameters) or "-"] if with_parameters else []),
             m.error or "",
         ]
         for m in manifests
     ]
-    print_table(title, ["input", "status", "outputs", "seconds", "error"], rows)
+    columns = ["input", "status", "outputs", "seconds", *(["parameters"] if with_parameters else []), "error"]
+    print_table(title, columns, rows)
 
 
 def register_dead_letters(subcommands: Subcommands) -> None:

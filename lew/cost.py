@@ -21,6 +21,7 @@ from lew.argparsing import OneLineParser, fail_usage
 from lew.errors import LewError
 from lew.parameter_rules import parameter_problem
 from lew.template import DEFAULT_TEMPLATE, load_template
+from lew.ui import plural
 
 PRICES_AS_OF = "2025-01"
 PRICES_NOTE = (
@@ -283,7 +284,8 @@ def design_cost(workload: Workload, design: Design, prices: Prices) -> Estimate:
     lines += s3_request_lines(workload, design, prices)
     lines.append(Line("CloudWatch alarms", design.alarms, "alarms", design.alarms * prices.cloudwatch_alarm_month))
     notes = (
-        f"{tasks:,.0f} task launches a month, {design.archives_per_task:g} archive(s) each, "
+        f"{plural(tasks, 'task launch', 'task launches', spec=',.0f')} a month, "
+        f"{plural(design.archives_per_task, 'archive', spec='g')} each, "
         f"{fargate_billed_seconds_per_task(workload, design):,.0f} s billed per task",
     )
     name = f"lew (Lambda + SQS + Fargate {design.capacity}, {design.architecture})"
@@ -294,7 +296,7 @@ def always_on_cost(workload: Workload, design: Design, prices: Prices) -> Estima
     """An ECS service of the same task size running 24/7, long-polling the queue that S3 notifies directly."""
     busy_seconds = workload.archives_per_month * workload.seconds_per_archive
     tasks = max(1, math.ceil(busy_seconds / SECONDS_PER_MONTH))
-    lines = fargate_lines(tasks * SECONDS_PER_MONTH, design, prices, f"{tasks} always-on task(s)")
+    lines = fargate_lines(tasks * SECONDS_PER_MONTH, design, prices, f"{plural(tasks, 'always-on task')}")
     idle_seconds = max(0.0, tasks * SECONDS_PER_MONTH - busy_seconds)
     polls = idle_seconds / design.wait_time_seconds
     message_requests = workload.archives_per_month * worker_sqs_requests_per_archive(workload, design)
@@ -304,7 +306,7 @@ def always_on_cost(workload: Workload, design: Design, prices: Prices) -> Estima
         Line("SQS: empty long polls while idle", polls, "requests", polls * prices.sqs_request),
     ]  # fmt: skip
     lines += s3_request_lines(workload, design, prices)
-    notes = (f"{tasks} task(s) needed for {busy_seconds / 3600:,.1f} busy hours a month",)
+    notes = (f"{plural(tasks, 'task')} needed for {busy_seconds / 3600:,.1f} busy hours a month",)
     return Estimate("Always-on ECS service", tuple(lines), notes=notes)
 
 
@@ -545,7 +547,8 @@ def render(workload: Workload, estimates: Sequence[Estimate]) -> str:
     """A plain-text report: lew's bill line by line, then the comparison."""
     design = estimates[0]
     out = [
-        f"Workload: {workload.archives_per_day:,.6g} archives a day ({workload.archives_per_month:,.0f} a month), "
+        f"Workload: {plural(workload.archives_per_day, 'archive', spec=',.6g')} a day "
+        f"({workload.archives_per_month:,.0f} a month), "
         f"{workload.seconds_per_archive:,.6g} task-seconds each",
         "",
         f"{design.name}, per month:",

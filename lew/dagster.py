@@ -63,6 +63,7 @@ from lew.orchestrate import (
     retryable,
     run_key_name,
 )
+from lew.ui import plural
 from worker.manifest import SUCCEEDED
 from worker.pipes import CONTEXT_METADATA, MESSAGES_METADATA, PIPES_FOLDER
 
@@ -262,7 +263,8 @@ class PipesLewClient(PipesClient, TreatAsResourceParam):
             # A permanent failure is not retried by a RetryPolicy: another attempt would fail the same way.
             raise Failure(description=failure_line(state), metadata=metadata_out, allow_retries=retryable(state))
         context.log.info(
-            f"[lew] job {upload.uri} succeeded: {len(state.manifest.outputs) if state.manifest else 0} outputs"
+            f"[lew] job {upload.uri} succeeded: "
+            f"{plural(len(state.manifest.outputs) if state.manifest else 0, 'output')}"
         )
         return PipesClientCompletedInvocation(session, metadata=metadata_out)
 

@@ -27,7 +27,7 @@ from lew.local.stack import LocalStack
 from lew.samples import DemoInput, bundled_inputs
 from lew.target import Target, from_local_state, parse_suffixes
 from lew.template import DEFAULT_TEMPLATE
-from lew.ui import print_table
+from lew.ui import plural, print_table
 
 POLL_SECONDS = 1.0
 DEMO_JOB_OPTION = "--job-param"  # how `lew demo` takes job parameters (its --param are the template's)
@@ -135,7 +135,8 @@ def run_demo(options: DemoOptions, *, stream: TextIO | None = None) -> int:
         names = ", ".join(outcome.item.path.name for outcome in failures)
         stream.write(f"not as expected: {names}; see {sink.path}\n")
         return 1
-    stream.write(f"all {len(outcomes)} archives ended as expected; results in {options.out}/\n")
+    everything = "the archive" if len(outcomes) == 1 else f"all {len(outcomes)} archives"
+    stream.write(f"{everything} ended as expected; results in {options.out}/\n")
     return 0
 
 
@@ -168,7 +169,7 @@ def push_and_wait(
     outcomes = {item.path.name: Outcome(item) for item in inputs}
     deadline = time.monotonic() + timeout
     client = Client(target)
-    with JobsView(f"{len(inputs)} archives", stream=stream) as progress:
+    with JobsView(plural(len(inputs), "archive"), stream=stream) as progress:
         while True:
             for name, outcome in outcomes.items():
                 if outcome.manifest is None:

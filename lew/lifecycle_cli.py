@@ -19,7 +19,7 @@ from lew import ops
 from lew.argparsing import positive_float
 from lew.client import DEAD_LETTERED, TIMED_OUT, Client, JobState, RunningJob, Upload
 from lew.jobs_view import JobLine, JobsView, format_age
-from lew.ui import print_table
+from lew.ui import plural, print_table
 from worker.manifest import CANCELLED, FAILED
 
 if TYPE_CHECKING:
@@ -172,7 +172,7 @@ def describe_event(event: dict[str, Any]) -> str:
         total = progress.get("total")
         parts.append(f"{progress.get('done')}/{total}" if total else f"{progress.get('done')} done")
     if detail.get("outputs") is not None and detail.get("status") == "succeeded":
-        parts.append(f"{detail['outputs']} output(s)")
+        parts.append(plural(detail["outputs"], "output"))
     parameters = detail.get("parameters")
     if isinstance(parameters, dict) and parameters and detail.get("status") != "progress":
         parts.append(" ".join(f"{name}={json.dumps(value)}" for name, value in parameters.items()))
@@ -203,7 +203,7 @@ def print_running(jobs: Sequence[RunningJob]) -> None:
 
 
 def wait_for(client: Client, uploads: Sequence[Upload], *, timeout: float | None, download: Path | None) -> int:
-    with JobsView(f"waiting for {len(uploads)} job(s)") as view:
+    with JobsView(f"waiting for {plural(len(uploads), 'job')}") as view:
         states = client.wait_all(
             uploads,
             timeout=timeout,
@@ -213,7 +213,7 @@ def wait_for(client: Client, uploads: Sequence[Upload], *, timeout: float | None
         print(f"{job_label(state.upload)}: {_outcome_line(state)}")
         if download is not None and state.manifest is not None:
             written = client.download(state, download)
-            print(f"  downloaded {len(written)} file(s) into {download}/")
+            print(f"  downloaded {plural(len(written), 'file')} into {download}/")
     return exit_code(states)
 
 
@@ -224,7 +224,9 @@ def _outcome_line(state: JobState) -> str:
     if state.error:
         return f"{state.status}: {state.error}"
     outputs = len(state.manifest.outputs) if state.manifest is not None else 0
-    return f"{state.status} ({outputs} output(s); manifest {state.manifest_key})"
+    parameters = ops.parameters_text(state.manifest.parameters) if state.manifest is not None else ""
+    with_parameters = f"; parameters {parameters}" if parameters else ""
+    return f"{state.status} ({plural(outputs, 'output')}{with_parameters}; manifest {state.manifest_key})"
 
 
 def _client(args: argparse.Namespace) -> Client:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 from lew.errors import LewError
 from lew.files import check_readable_file
 from lew.queues import queue_arn, queue_depths
+from lew.ui import plural
 from worker import paths
 from worker.errors import error_code
 from worker.s3json import MISSING_KEY_CODES, get_json_object
@@ -95,6 +96,7 @@ class ManifestSummary:
     seconds: float | None
     error: str | None
     last_modified: datetime | None
+    parameters: dict[str, str]  # the job parameters the upload carried, as the worker recorded them (name -> text)
     document: dict[str, Any] = field(repr=False, compare=False)
 
     @property
@@ -121,8 +123,27 @@ def summarize(
         seconds=float(total) if isinstance(total, int | float) else None,
         error=f"{error.get('type', 'Error')}: {error.get('message', '')}" if isinstance(error, dict) else None,
         last_modified=last_modified,
+        parameters=_parameters(document.get("parameters")),
         document=document,
     )
+
+
+def _parameters(recorded: Any) -> dict[str, str]:
+    """A manifest's `parameters` as texts; {} for none, or for a shape another version might write."""
+    if not isinstance(recorded, dict):
+        return {}
+    return {str(name): _text(value) for name, value in recorded.items()}
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as lew sends a boolean (lew.job_parameters.parameter_texts)
+    return str(value)
+
+
+def parameters_text(parameters: Mapping[str, str]) -> str:
+    """`width=320 height=240`, as a command line would give them; "" for none."""
+    return " ".join(f"{name}={value}" for name, value in sorted(parameters.items()))
 
 
 def read_manifest(s3: S3Client, bucket: str, key: str, result_prefix: str) -> ManifestSummary | None:
@@ -284,7 +305,7 @@ def redrive(sqs: SQSClient, target: Target) -> str:
         raise LewError(f"{target.description} has no dead-letter queue (no DlqUrl output)")
     if target.endpoint_url:  # the local stack's moto has no StartMessageMoveTask
         moved = move_messages(sqs, target.dlq_url, target.queue_url)
-        return f"moved {moved} message(s) from the DLQ to the work queue"
+        return f"moved {plural(moved, 'message')} from the DLQ to the work queue"
     source_arn = queue_arn(sqs, target.dlq_url)
     try:
         task = sqs.start_message_move_task(SourceArn=source_arn, DestinationArn=queue_arn(sqs, target.queue_url))
@@ -297,7 +318,7 @@ def redrive(sqs: SQSClient, target: Target) -> str:
     else:
         return f"started a message move task ({task['TaskHandle'][:16]}...): SQS moves the messages in the background"
     moved = move_messages(sqs, target.dlq_url, target.queue_url)
-    return f"moved {moved} message(s) from the DLQ to the work queue"
+    return f"moved {plural(moved, 'message')} from the DLQ to the work queue"
 
 
 def move_messages(sqs: SQSClient, source_url: str, destination_url: str) -> int:

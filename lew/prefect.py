@@ -45,6 +45,7 @@ from lew.orchestrate import (
     retryable,
     run_key_name,
 )
+from lew.ui import plural
 from worker.manifest import SUCCEEDED
 
 
@@ -119,5 +120,6 @@ def lew_job(
         logger.info(f"[lew] {line}")
     if state.status != SUCCEEDED or state.manifest is None:
         raise LewJobFailed(state)
-    logger.info(f"[lew] {upload.uri} succeeded: {len(state.manifest.outputs)} outputs (manifest {state.manifest.key})")
+    outputs = plural(len(state.manifest.outputs), "output")
+    logger.info(f"[lew] {upload.uri} succeeded: {outputs} (manifest {state.manifest.key})")
     return state.manifest.document

@@ -21,7 +21,7 @@ from lew.local.settings import (
     ResourceNames,
     template_parameters,
 )
-from lew.samconfig import find_samconfig
+from lew.samconfig import find_samconfig, read_environments
 from lew.samconfig import stack_region as samconfig_region
 from lew.state import LocalState, find_state, read_state
 from lew.template import DEFAULT_TEMPLATE, load_template
@@ -175,9 +175,13 @@ def stack_region(stack: str, region: str | None, samconfig: Path | None = None) 
 
 
 def describe_stack(stack: str, region: str | None, samconfig: Path | None = None) -> StackDescription:
-    """DescribeStacks in the stack's region (see `stack_region`); LewError when the stack does not exist there."""
+    """DescribeStacks in the stack's region (see `stack_region`); LewError when the stack does not exist there,
+    or when no region is known for it (one line saying which samconfig.toml does not name it)."""
     region, source = stack_region(stack, region, samconfig)
-    cloudformation = boto3.session.Session(region_name=region).client("cloudformation")
+    session = boto3.session.Session(region_name=region)
+    if session.region_name is None:
+        raise LewError(no_region_message(stack, samconfig or find_samconfig()))
+    cloudformation = session.client("cloudformation")
     try:
         described = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
     except ClientError as error:
@@ -192,6 +196,17 @@ def describe_stack(stack: str, region: str | None, samconfig: Path | None = None
         outputs={item["OutputKey"]: item.get("OutputValue", "") for item in described.get("Outputs", [])},
         parameters={item["ParameterKey"]: item.get("ParameterValue", "") for item in described.get("Parameters", [])},
     )
+
+
+def no_region_message(stack: str, samconfig: Path | None) -> str:
+    """Why `--stack NAME` has no region: samconfig.toml does not name the stack, and AWS's configuration has none."""
+    if samconfig is None:
+        where = f"no samconfig.toml in this folder or above names stack {stack!r}"
+    else:
+        named = sorted({env.stack_name for env in read_environments(samconfig) if env.stack_name})
+        names = f" (it names {', '.join(named)})" if named else ""
+        where = f"stack {stack!r} is not in {samconfig}{names}, so it gives no region"
+    return f"{where}, and your AWS configuration has none: pass --region, or set AWS_REGION"
 
 
 def stack_output(description: StackDescription, name: str) -> str:

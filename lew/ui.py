@@ -13,6 +13,12 @@ from rich.text import Text
 STATUS_STYLES = {"succeeded": "green", "failed": "red", "rejected": "yellow", "timed out": "red"}
 
 
+def plural(count: float, noun: str, plural_noun: str | None = None, *, spec: str = "") -> str:
+    """A count with its noun, singular for exactly one: `plural(1, "archive")` -> "1 archive", `plural(3,
+    "archive")` -> "3 archives", `plural(2, "task launch", "task launches")`; `spec` formats the count (",.0f")."""
+    return f"{count:{spec}} {noun if count == 1 else plural_noun or noun + 's'}"
+
+
 def is_terminal(stream: TextIO | None = None) -> bool:
     stream = stream or sys.stdout
     return bool(getattr(stream, "isatty", lambda: False)())

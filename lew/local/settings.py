@@ -231,7 +231,8 @@ def template_parameters(template: dict[str, Any], template_path: Path) -> dict[s
     defaults = cfn.parameter_defaults(template)
     missing = [name for name in REQUIRED_PARAMETERS if name not in defaults]
     if missing:
-        raise LewError(f"{template_path} has no default for the parameter(s) {', '.join(missing)}")
+        noun = "parameter" if len(missing) == 1 else "parameters"
+        raise LewError(f"{template_path} has no default for the {noun} {', '.join(missing)}")
     return dict(defaults)
 
 

@@ -96,7 +96,7 @@ def test_local_up_serves_submit_status_results_rerun_and_redrive_then_stops_clea
         wait_for(processed_again, timeout=60, what="the re-run's new manifest", interval=1.0)
         redriven = lew(tmp_path, "redrive")
         assert redriven.returncode == 0, redriven.stderr
-        assert "moved 0 message(s)" in redriven.stdout
+        assert "moved 0 messages" in redriven.stdout
         with zipfile.ZipFile(archive) as bundle:
             assert bundle.namelist() == ["scene.pov"]
 

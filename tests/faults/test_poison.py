@@ -51,7 +51,7 @@ def test_poison_message_reaches_the_dlq_with_its_reason_and_redrive_brings_it_ba
     # WHEN an operator runs `lew redrive`
     printed = redrive(started, capsys)
     # THEN the message goes back to the work queue; still poison, it is moved aside again: never lost
-    assert "moved 1 message(s)" in printed
+    assert "moved 1 message" in printed
     started.wait_for(lambda: len(started.log.events("poison message: moved to the DLQ")) == 2, "the second move")
     started.wait_for(started.idle, "the work queue to empty")
     assert started.counts() == {"queued": 0, "in_flight": 0, "dead": 1}
@@ -89,7 +89,7 @@ def test_job_failing_every_attempt_reaches_the_dlq_and_is_processed_after_the_fi
     fixed.touch()
     printed = redrive(started, capsys)
     # THEN the message is back on the work queue, a reconcile tick starts a worker, and it succeeds once
-    assert "moved 1 message(s)" in printed
+    assert "moved 1 message" in printed
     started.wait_for(lambda: verdict(started.stack.s3, started.bucket, [key]).all_succeeded, "the manifest")
     started.wait_for(started.idle, "the queue to empty and the workers to exit")
     assert started.successes_per_key() == {key: 1}

@@ -141,7 +141,7 @@ def test_results_names_a_dead_lettered_key_with_its_reason_and_exits_3(
     lines = capsys.readouterr().out.splitlines()
     assert code == 3
     assert lines[0].startswith(
-        f"incoming/teapot.zip: dead-lettered (exhausted, after {MAX_RECEIVE_COUNT} attempt(s)): "
+        f"incoming/teapot.zip: dead-lettered (exhausted, after {MAX_RECEIVE_COUNT} attempts): "
         f"attempt {MAX_RECEIVE_COUNT} of {MAX_RECEIVE_COUNT} (the queue's maxReceiveCount): "
     )
     assert "no teapot" in lines[0]
@@ -152,16 +152,18 @@ def test_results_names_a_dead_lettered_key_with_its_reason_and_exits_3(
 
 
 def test_results_of_a_key_with_no_outcome_yet_exits_0(
-    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     monkeypatch.setattr(cli, "_target", lambda _: target_of(stack))
 
-    code = cli.main(["results", "queued.zip"])
+    # WHEN `lew results` is asked for a key that has no manifest yet (with --download, too)
+    code = cli.main(["results", "queued.zip", "--download", str(tmp_path / "out")])
 
+    # THEN it says so once, in that key's line, not again as an empty table or an empty download
     assert code == 0
-    assert capsys.readouterr().out.splitlines()[0] == (
+    assert capsys.readouterr().out.splitlines() == [
         f"incoming/queued.zip: no manifest yet (it will be s3://{BUCKET}/results/queued.zip/manifest.json)"
-    )
+    ]
 
 
 def test_status_lists_the_dead_letters_with_their_reasons_and_leaves_them_there(
@@ -332,3 +334,36 @@ def test_submit_refuses_a_file_whose_results_cannot_be_stored_and_uploads_nothin
     assert captured.err.startswith(f"lew: error: refusing to upload s3://{BUCKET}/incoming/a.zip: its results cannot")
     assert captured.err.endswith("; shorten the key\n") and captured.err.count("\n") == 1
     assert "Contents" not in stack.s3.list_objects_v2(Bucket=BUCKET)
+
+
+def test_results_show_the_job_parameters_when_a_job_had_some(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN an upload processed with job parameters, and one without
+    monkeypatch.setattr(cli, "_target", lambda _: target_of(stack))
+    stack.s3.put_object(
+        Bucket=BUCKET, Key="incoming/sized.zip", Body=zip_bytes({"a.txt": b"a"}),
+        Metadata={"lew-param-width": "320", "lew-param-height": "240"},
+    )  # fmt: skip
+    stack.upload("incoming/plain.zip", zip_bytes({"b.txt": b"b"}))
+    for key in ("incoming/sized.zip", "incoming/plain.zip"):
+        stack.enqueue(key)
+    stack.run()
+    capsys.readouterr()  # the worker's logs
+
+    # WHEN `lew results` lists both, then only the one without
+    assert cli.main(["results", "sized.zip", "plain.zip"]) == 0
+    both = capsys.readouterr().out
+    assert cli.main(["results", "plain.zip"]) == 0
+    plain = capsys.readouterr().out
+
+    # THEN the job's parameters are a column of their own (as a command line gives them), only when a job had any
+    sized_row = next(line for line in both.splitlines() if line.startswith("incoming/sized.zip"))
+    plain_row = next(line for line in both.splitlines() if line.startswith("incoming/plain.zip"))
+    assert "parameters" in both.splitlines()[1]
+    assert "height=240 width=320" in sized_row
+    assert plain_row.split()[4] == "-"
+    assert "parameters" not in plain
+    # AND the summary has them typed, as a dict of texts
+    summary = ops.read_manifest(stack.s3, BUCKET, "results/sized.zip/manifest.json", "results/")
+    assert summary is not None and summary.parameters == {"width": "320", "height": "240"}

@@ -114,8 +114,8 @@ def test_batched_receives_share_the_receive_but_each_message_is_deleted() -> Non
 
 def test_always_on_bills_one_task_for_the_whole_month() -> None:
     estimate = cost.always_on_cost(Workload(MONTHLY_730, 110), Design(), Prices())
-    assert line_usd(estimate, "1 always-on task(s): vCPU") == pytest.approx(730 * 0.04048)
-    assert line_usd(estimate, "1 always-on task(s): memory") == pytest.approx(730 * 2 * 0.004445)
+    assert line_usd(estimate, "1 always-on task: vCPU") == pytest.approx(730 * 0.04048)
+    assert line_usd(estimate, "1 always-on task: memory") == pytest.approx(730 * 2 * 0.004445)
     # idle the rest of the month, one empty long poll every 20 s
     idle_seconds = 730 * 3600 - 730 * 110
     assert line_usd(estimate, "SQS: empty long polls") == pytest.approx(idle_seconds / 20 * 0.4e-6)
@@ -124,7 +124,7 @@ def test_always_on_bills_one_task_for_the_whole_month() -> None:
 def test_always_on_adds_tasks_when_one_cannot_keep_up() -> None:
     # 1,000 a day x 100 s = 3,041,667 busy seconds a month, more than one task's 2,628,000
     estimate = cost.always_on_cost(Workload(1_000, 100), Design(), Prices())
-    assert line_usd(estimate, "2 always-on task(s): vCPU") == pytest.approx(2 * 730 * 0.04048)
+    assert line_usd(estimate, "2 always-on tasks: vCPU") == pytest.approx(2 * 730 * 0.04048)
 
 
 def test_glue_bills_a_minute_at_least_per_run() -> None:

@@ -153,3 +153,29 @@ def test_aws_failures_are_one_line_that_says_what_to_do(error: Exception, line: 
 )
 def test_is_local(url: str, local: bool) -> None:
     assert is_local(url) is local
+
+
+@pytest.mark.parametrize(
+    ("in_samconfig", "line"),
+    [
+        (True, "stack 'nope' is not in {samconfig} (it names lew, lew-nowhere, lew-prod), so it gives no region, and "
+               "your AWS configuration has none: pass --region, or set AWS_REGION"),
+        (False, "no samconfig.toml in this folder or above names stack 'nope', and your AWS configuration has none: "
+                "pass --region, or set AWS_REGION"),
+    ],
+)  # fmt: skip
+def test_a_stack_samconfig_does_not_name_without_an_aws_region_is_one_line_saying_so(
+    samconfig: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], in_samconfig: bool, line: str
+) -> None:
+    # GIVEN no region in the AWS configuration, and a samconfig.toml that does not name the stack (or none at all)
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(samconfig.parent / "no-aws-config"))
+    monkeypatch.setattr("lew.target.find_samconfig", lambda: samconfig if in_samconfig else None)
+
+    # WHEN a command names that stack
+    code = cli.main(["status", "--stack", "nope"])
+
+    # THEN one line says why there is no region, and what to do (before any AWS call)
+    assert code == 1
+    assert capsys.readouterr().err == f"lew: error: {line.format(samconfig=samconfig)}\n"

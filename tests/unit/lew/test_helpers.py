@@ -16,6 +16,7 @@ from lew.local.ecs_agent import said_last
 from lew.local.lambda_runtime import is_configuration_error, parse_event, scheduled_event
 from lew.local.output import ThreadRoutedStdout
 from lew.samples import HOSTILE_MEMBER, archive_stem, bundled_inputs
+from lew.ui import plural
 
 
 def test_parse_event_accepts_objects_and_explains_the_rest() -> None:
@@ -139,3 +140,41 @@ def test_a_launcher_configuration_error_is_known_by_its_class_name() -> None:
 
     assert is_configuration_error(MissingQueueError("QUEUE_URL is required"))
     assert not is_configuration_error(ValueError("other"))
+
+
+@pytest.mark.parametrize(
+    ("recorded", "parameters"),
+    [
+        ({"width": "320", "height": "240"}, {"width": "320", "height": "240"}),
+        ({"count": 3, "verbose": True}, {"count": "3", "verbose": "true"}),  # typed values of another version: texts
+        (None, {}),  # a manifest without parameters
+        (["width=320"], {}),  # a shape lew does not know
+    ],
+)
+def test_summarize_reads_the_job_parameters_defensively(recorded: object, parameters: dict[str, str]) -> None:
+    # GIVEN a manifest recording (or not) the job's parameters
+    document = {"status": "succeeded", "parameters": recorded}
+
+    # WHEN it is summarised
+    summary = ops.summarize(document, "results/x.zip/manifest.json", "results/", None)
+
+    # THEN they are a typed dict of texts, {} when there are none
+    assert summary.parameters == parameters
+    assert ops.parameters_text(summary.parameters) == " ".join(f"{k}={v}" for k, v in sorted(parameters.items()))
+
+
+@pytest.mark.parametrize(
+    ("count", "noun", "plural_noun", "spec", "text"),
+    [
+        (1, "archive", None, "", "1 archive"),
+        (0, "archive", None, "", "0 archives"),
+        (3, "archive", None, "", "3 archives"),
+        (1.0, "task launch", "task launches", ",.0f", "1 task launch"),
+        (2500.0, "task launch", "task launches", ",.0f", "2,500 task launches"),
+        (0.5, "archive", None, "g", "0.5 archives"),
+    ],
+)
+def test_plural_is_singular_for_exactly_one(
+    count: float, noun: str, plural_noun: str | None, spec: str, text: str
+) -> None:
+    assert plural(count, noun, plural_noun, spec=spec) == text
