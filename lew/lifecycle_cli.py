@@ -98,11 +98,17 @@ def register(subcommands: Subcommands, target_options: argparse.ArgumentParser) 
     events = subcommands.add_parser(
         "events",
         parents=[target_options],
-        help="print job state-change events as they happen (local stack)",
-        description="Tail the job events (docs/ARCHITECTURE.md) from the stack's events queue; Ctrl-C stops.",
+        help="print job state-change events as they happen (local stack; takes them off its events queue)",
+        description="Tail the job events (docs/ARCHITECTURE.md) from the stack's events queue; Ctrl-C stops. "
+        "The events queue is a queue, not a log: each event is printed once, by whichever reader receives it, and "
+        "then deleted. Two `lew events` at once split the events between them, and a second `lew events "
+        "--no-follow` prints only what the first has not taken. For several readers, subscribe a queue of each "
+        "to the stack's event bus with a rule of its own (README, 'Subscribing').",
     )
     events.add_argument("--json", action="store_true", help="one event per line as JSON, as EventBridge delivers it")
-    events.add_argument("--no-follow", action="store_true", help="stop when no event is waiting")
+    events.add_argument(
+        "--no-follow", action="store_true", help="print the events waiting in the queue (taking them), then stop"
+    )
     events.set_defaults(handler=_events)
 
 
