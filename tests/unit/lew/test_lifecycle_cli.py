@@ -6,6 +6,7 @@ import io
 
 import pytest
 
+from lew import ops
 from lew.cli import build_parser
 from lew.client import DEAD_LETTERED, QUEUED, RUNNING, TIMED_OUT, JobState, Upload
 from lew.jobs_view import JobLine, JobsView, format_age
@@ -14,6 +15,7 @@ from lew.lifecycle_cli import (
     EXIT_FAILED,
     EXIT_SUCCEEDED,
     EXIT_TIMED_OUT,
+    _outcome_line,
     describe_event,
     exit_code,
 )
@@ -119,3 +121,17 @@ def test_submit_wait_wait_cancel_and_events_parse() -> None:
     assert parser.parse_args(["events", "--json", "--no-follow"]).no_follow is True
     with pytest.raises(SystemExit):
         parser.parse_args(["wait", "a.zip", "--timeout", "0"])
+
+
+def test_outcome_line_names_the_jobs_parameters_and_counts_outputs_properly() -> None:
+    # GIVEN finished jobs, with parameters and one output, and without parameters with two
+    def finished(parameters: dict[str, str], outputs: int) -> JobState:
+        document = {"status": "succeeded", "parameters": parameters, "outputs": [{"key": "o"}] * outputs}
+        manifest = ops.summarize(document, "results/a.zip/manifest.json", "results/", None)
+        return JobState(UPLOAD, "succeeded", manifest=manifest)
+
+    # WHEN their outcome lines are written THEN the parameters are named as a command line gives them
+    assert _outcome_line(finished({"width": "320", "height": "240"}, 1)) == (
+        "succeeded (1 output; parameters height=240 width=320; manifest results/a.zip/manifest.json)"
+    )
+    assert _outcome_line(finished({}, 2)) == "succeeded (2 outputs; manifest results/a.zip/manifest.json)"
