@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 
+from lew import template as cfn
 from lew.errors import LewError
 from lew.local.job_events import event_bus_name
 from lew.local.resources import LocalResources, launcher_env, worker_env
 from lew.local.settings import (
+    CONTAINER_NAME,
     FAKE_ACCESS_KEY,
     FAKE_SECRET_KEY,
     LAUNCHER_ENV_FROM_PARAMETERS,
@@ -54,18 +57,25 @@ def check_configuration(settings: LocalSettings, environ: Mapping[str, str]) -> 
     LewError of one line naming every variable either refuses, each with the template parameter that sets it.
     """
     resources = placeholder_resources(settings)
-    base = {**inherited_environment(environ), **platform_environment(_endpoint(settings), settings.region)}
+    inherited = inherited_environment(environ)
+    base = {**inherited, **platform_environment(_endpoint(settings), settings.region)}
     problems: list[str] = []
+    worker = worker_environment(settings, environ)
     try:
-        WorkerSettings.from_env(worker_environment(settings, environ))
+        WorkerSettings.from_env(worker)
     except WorkerConfigurationError as error:
-        worker_problems = [_with_parameter(problem, WORKER_ENV_FROM_PARAMETERS) for problem in error.problems]
+        template_env = cfn.container_environment(settings.template, CONTAINER_NAME)
+        sources = _parameter_sources(settings, WORKER_ENV_FROM_PARAMETERS, template_env, worker, inherited)
+        worker_problems = [_with_parameter(problem, sources) for problem in error.problems]
         problems.append("the workers would refuse their configuration: " + "; ".join(worker_problems))
+    launcher = {**base, **resources.launcher_environment}
     try:
-        LauncherSettings.from_env({**base, **resources.launcher_environment})
+        LauncherSettings.from_env(launcher)
     except LauncherConfigurationError as error:
         message = str(error).removeprefix("invalid launcher configuration: ")
-        launcher_problems = [_with_parameter(problem, LAUNCHER_ENV_FROM_PARAMETERS) for problem in message.split("; ")]
+        template_env = cfn.function_environment(settings.template)
+        sources = _parameter_sources(settings, LAUNCHER_ENV_FROM_PARAMETERS, template_env, launcher, inherited)
+        launcher_problems = [_with_parameter(problem, sources) for problem in message.split("; ")]
         problems.append("the launcher would refuse its configuration: " + "; ".join(launcher_problems))
     if problems:
         raise LewError(f"{'; and '.join(problems)}; nothing was started")
@@ -109,8 +119,34 @@ def _endpoint(settings: LocalSettings) -> str:
     return f"http://127.0.0.1:{settings.port or 5000}"
 
 
-def _with_parameter(problem: str, parameters: Mapping[str, str]) -> str:
-    """The problem, naming the template parameter that sets its variable, if one does."""
+def _parameter_sources(
+    settings: LocalSettings,
+    contract: Mapping[str, str],
+    template_env: Mapping[str, Any],
+    environment: Mapping[str, str],
+    inherited: Mapping[str, str],
+) -> dict[str, str]:
+    """Variable -> where its value came from, as the error says it: `template parameter X` (by the contract of
+    docs/ARCHITECTURE.md or a plain `!Ref` in the template's block, when the value is that parameter's), or `from
+    lew's environment` (inherited, which the template does not set)."""
+    candidates = dict(contract)
+    for name, raw in template_env.items():
+        if isinstance(raw, Mapping) and set(raw) == {"Ref"} and raw["Ref"] in settings.parameters:
+            candidates[name] = str(raw["Ref"])
+    sources = {
+        name: f"template parameter {parameter}"
+        for name, parameter in candidates.items()
+        # its value, or nothing when the parameter is empty (the template then sets nothing: ProcessCommand)
+        if environment.get(name, "") == settings.parameters.get(parameter)
+    }
+    for name, value in inherited.items():
+        if name not in sources and environment.get(name) == value:
+            sources[name] = "from lew's environment"
+    return sources
+
+
+def _with_parameter(problem: str, sources: Mapping[str, str]) -> str:
+    """The problem, saying where its variable's value came from, when that is known."""
     match = VARIABLE.match(problem.strip())
-    parameter = parameters.get(match.group(1)) if match else None
-    return f"{problem.strip()} (template parameter {parameter})" if parameter else problem.strip()
+    source = sources.get(match.group(1)) if match else None
+    return f"{problem.strip()} ({source})" if source else problem.strip()

@@ -94,3 +94,19 @@ def test_placeholder_resources_give_both_components_every_variable_the_stack_set
     assert resources.worker_environment["EVENT_BUS_NAME"] == "lew-local-jobs"
     assert resources.launcher_environment["TASK_DEFINITION"].startswith("arn:aws:ecs:us-east-1:123456789012:")
     assert resources.launcher_environment["QUEUE_URL"] == resources.worker_environment["QUEUE_URL"]
+
+
+def test_check_configuration_says_a_bad_value_came_from_lews_environment() -> None:
+    # GIVEN lew's own environment exports an OUTPUT_DIR the worker refuses (the template does not set it)
+    # WHEN the local settings are built
+    with pytest.raises(LewError) as raised:
+        build_settings(processor="inventory", environ={"OUTPUT_DIR": "/abs"})
+
+    # THEN the line says where the value came from, so that the user knows what to change
+    assert "got '/abs' (from lew's environment)" in str(raised.value)
+
+
+def test_check_configuration_does_not_blame_the_environment_for_what_the_template_sets() -> None:
+    # GIVEN lew's environment has an IDLE_POLLS the template's value replaces
+    # WHEN the local settings are built THEN they pass: the workers get the template's value
+    assert build_settings(processor="inventory", environ={"IDLE_POLLS": "abc"}).processor == "inventory"
