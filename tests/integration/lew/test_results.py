@@ -309,7 +309,7 @@ def test_results_and_dead_letters_say_that_a_keys_results_cannot_be_stored(
     out = capsys.readouterr().out
     assert after == 3
     assert out.splitlines()[0].startswith(
-        f"{DEEP_KEY[:60]}...{DEEP_KEY[-30:]} (764 bytes): dead-lettered (refused, after 1 attempt(s)): the manifest key"
+        f"{DEEP_KEY[:60]}...{DEEP_KEY[-30:]} (764 bytes): dead-lettered (refused, after 1 attempt): the manifest key"
     )
     assert "dead letters (1; lew redrive sends them back)" in out
     assert stack.queue_counts(stack.dlq_url) == (1, 0)

@@ -80,7 +80,7 @@ def test_describe_event_names_the_jobs_parameters_typed() -> None:
         "succeeded", job, attempt=1, manifest_key="m", outputs=1, parameters={"width": 320, "mode": "fast", "v": True}
     )
 
-    assert describe_event({"detail": succeeded}).endswith('1 output(s)  width=320 mode="fast" v=true')
+    assert describe_event({"detail": succeeded}).endswith('1 output  width=320 mode="fast" v=true')
     assert "=" not in describe_event({"detail": job_event("started", job, attempt=1)})
 
 
