@@ -54,7 +54,8 @@ def check_configuration(settings: LocalSettings, environ: Mapping[str, str]) -> 
     """Run the worker's and the launcher's settings checks on what the local stack would give them.
 
     `environ` is lew's own environment (the processes inherit it, e.g. a PROCESS_COMMAND of the shell). Raises a
-    LewError of one line naming every variable either refuses, each with the template parameter that sets it.
+    LewError of one line naming every variable either refuses, each with where its value came from (the template
+    parameter that sets it, or lew's environment).
     """
     resources = placeholder_resources(settings)
     inherited = inherited_environment(environ)
