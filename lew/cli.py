@@ -44,7 +44,6 @@ from lew.local.settings import (
 )
 from lew.local.stack import LocalStack, PortInUseError
 from lew.queues import queue_depths
-from lew.rerun import rerun
 from lew.state import LocalState, StackLock, remember_port, remembered_port, remove_state, state_path, write_state
 from lew.target import Target, resolve_target
 from lew.template import DEFAULT_TEMPLATE, load_template
@@ -413,11 +412,11 @@ def _results_of_keys(
     """The manifests of these keys (their upload's, and their scheduled runs', newest first; or the one `run`'s),
     saying what is known of each that has none; and the exit code (3 when one can never have a manifest)."""
     code = 0
+    client = Client(target)
     if run:
-        client = Client(target)
         resolved = [client.run_of(key, run).key for key in keys]
-    else:
-        resolved = [ops.resolve_key(target.s3, target, key) for key in keys]
+    else:  # the stack's scheduled object is named as it is, whether or not it is there now
+        resolved = [key if key == target.schedule_key else ops.resolve_key(target.s3, target, key) for key in keys]
     found = ops.manifests_of(target.s3, target, resolved, run)
     # A scheduled key's runs are its results too: a key that has runs is not waiting for a manifest.
     runs = {} if run else {key: ops.run_manifests(target.s3, target, key, limit=limit) for key in resolved}
@@ -434,6 +433,8 @@ def _results_of_keys(
         elif unstorable is not None:
             code = lifecycle_cli.EXIT_FAILED  # it never gets a manifest: `lew wait` ends as dead-lettered
             print(f"{named}: {unstorable}")
+        elif not run and key == target.schedule_key:
+            print(f"{named}: no runs yet (the schedule starts them; `lew schedule fire` starts one now)")
         else:
             print(f"{named}: no manifest yet (it will be s3://{target.bucket}/{ops.manifest_key(target, key, run)})")
     manifests = [summary for _, summary in found if summary is not None]
@@ -520,21 +521,28 @@ def register_rerun(subcommands: Subcommands) -> None:
         "keys", nargs="+", metavar="KEY", help="an upload's key, its name under the input prefix, or s3://BUCKET/KEY"
     )
     lifecycle_cli.add_run_option(parser)
+    lifecycle_cli.add_wait_options(parser, optional=True)  # --wait, --timeout S, --download DIR
     parser.set_defaults(handler=_rerun)
 
 
 def _rerun(args: argparse.Namespace) -> int:
     target = _target(args)
-    for queued in rerun(target.s3, target.sqs, target, args.keys, run=args.run):
-        what = f"s3://{target.bucket}/{queued.key}" + (f" (run {queued.run})" if queued.run else "")
-        print(f"queued a re-run of {what}; its manifest: s3://{target.bucket}/{queued.manifest_key}")
+    client = Client(target)
+    uploads = client.rerun(args.keys, run=args.run)
+    for upload in uploads:
+        print(
+            f"queued a re-run of {lifecycle_cli.job_label(upload)}; its manifest: s3://{target.bucket}/"
+            f"{client.manifest_key(upload)}"
+        )
     when = (
         "within seconds"
         if target.endpoint_url
         else "at the next reconcile (ReconcileSchedule, every minute by default)"
     )
     print(f"a worker starts {when}; `lew status` shows the progress")
-    return 0
+    if not (args.wait or args.timeout is not None or args.download is not None):
+        return 0
+    return lifecycle_cli.wait_for(client, uploads, timeout=args.timeout, download=args.download)
 
 
 # -- parser and entry point ---------------------------------------------------------------------------------------

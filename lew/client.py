@@ -21,7 +21,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,8 +30,10 @@ from botocore.exceptions import ClientError
 from lew import dead_letters, ops
 from lew.errors import LewError
 from lew.job_parameters import ParameterValue, parameter_texts
+from lew.local.processor_parameters import check_job_parameters
+from lew.rerun import replaced_by_rerun
 from lew.rerun import rerun as rerun_uploads
-from lew.schedule import fire
+from lew.schedule import FUTURE_RUN_SLACK, fire, key_problem
 from lew.target import Target, resolve_target
 from worker.cancel import CancelRequest, cancel_key, read_cancel, write_cancel
 from worker.claims import CLAIM_SUFFIX, CLAIMS_FOLDER, claim_key
@@ -53,8 +55,6 @@ QUEUED, RUNNING, RETRYING = "queued", "running", "retrying"
 DEAD_LETTERED, TIMED_OUT = "dead-lettered", "timed out"
 FINAL_STATES = (SUCCEEDED, FAILED, CANCELLED, DEAD_LETTERED)
 POLL_SECONDS = 2.0
-# A run fired a little ahead of this machine's clock (another machine's) is still a run that may be queued.
-FUTURE_RUN_SLACK = timedelta(minutes=5)
 # S3 allows 2 KB of user-defined metadata per object: names and values, in bytes.
 S3_METADATA_LIMIT_BYTES = 2048
 # The DLQ is looked at less often than the manifest: a receive there is a request, and dead letters are rare.
@@ -215,8 +215,9 @@ class Client:
                 "upload to, e.g. schedules/etl.zip"
             )
         ops.check_uploadable([path], ())
-        if self.target.suffixes and not chosen.lower().endswith(self.target.suffixes):
-            raise LewError(f"{chosen}: the stack only processes {', '.join(self.target.suffixes)} files")
+        refused = key_problem(chosen, suffixes=self.target.suffixes, result_prefix=self.target.result_prefix)
+        if refused is not None:
+            raise LewError(refused)
         self._put(path, chosen, parameters=parameters)
         return chosen
 
@@ -228,10 +229,25 @@ class Client:
         metadata: Mapping[str, str] | None = None,
         parameters: Mapping[str, ParameterValue] | None = None,
     ) -> None:
-        entries = {**(check_metadata(metadata) if metadata else {}), **parameter_metadata(parameter_texts(parameters))}
+        texts = parameter_texts(parameters)
+        self._check_job_parameters(texts)
+        entries = {**(check_metadata(metadata) if metadata else {}), **parameter_metadata(texts)}
         check_metadata(entries)  # the two together within S3's 2 KB, refused before anything is uploaded
         extra = {"Metadata": entries} if entries else None
         self.s3.upload_file(str(path), self.target.bucket, key, ExtraArgs=extra)
+
+    def _rerun_since(self, summary: ops.ManifestSummary, upload: Upload) -> bool:
+        """True when a re-run was asked for after this manifest was written (`lew rerun`, by any process): the
+        manifest is the previous job's, and the re-run's outcome is still to come."""
+        return replaced_by_rerun(self.s3, self.target, summary.document, upload.key, upload.run)
+
+    def _check_job_parameters(self, texts: Mapping[str, str]) -> None:
+        """Refuse, in one line, job parameters the stack's processor would refuse (the worker's own rules), when lew
+        knows the processor; a command processor with no ProcessParameters keeps its image's, which lew cannot see."""
+        processor, declarations = self.target.processor, self.target.process_parameters
+        if not texts or not processor or (processor == "command" and not declarations):
+            return
+        check_job_parameters(processor, declarations, texts, option="--param")
 
     def upload(self, key: str) -> Upload:
         """The current upload at a key (a HEAD), resolved by ops.resolve_key: a key, a name, or an s3:// URL.
@@ -305,7 +321,7 @@ class Client:
         summary = ops.read_manifest(
             self.s3, upload.bucket, self._manifest_key(upload.key, upload.run), self.target.result_prefix
         )
-        if summary is not None and _records(summary.document, upload):
+        if summary is not None and _records(summary.document, upload) and not self._rerun_since(summary, upload):
             return JobState(upload, summary.status, manifest=summary, age=summary.seconds, error=summary.error)
         claim = self._read_claim(self._claim_key(upload.key, upload.run))
         # A claim the manifest names is its finished job's, left behind (docs/worker.md, "Concurrent duplicates").
@@ -400,13 +416,19 @@ class Client:
     def cancel(self, upload: Upload, *, requested_by: str | None = None) -> CancelResult:
         """Ask the workers to cancel an upload's job: a queued job is not run, a running one is stopped.
 
-        Writes the cancel marker next to the job's claim (docs/worker.md, "Cancel") and, for a queued job, its
-        `cancelled` manifest; the worker completes that manifest, or writes it for a running job, and deletes the
-        message. Raises JobFinishedError when the job already has its outcome, LewError for a scheduled run whose
-        time has not come (no such run can be queued yet).
+        Writes the cancel marker next to the job's claim (docs/worker.md, "Cancel") and, for a queued job or one
+        waiting for its next attempt, its `cancelled` manifest; the worker completes that manifest, or writes it for
+        a running job, and deletes the message. Raises JobFinishedError when the job already has its outcome;
+        LewError for a scheduled run whose time has not come (no such run can be queued yet), or for the stack's
+        scheduled object named without a run (its jobs are runs: there is no upload job of it to cancel).
         """
         if upload.run is not None and run_time(upload.run) > datetime.now(UTC) + FUTURE_RUN_SLACK:
             raise LewError(f"run {upload.run} of {upload.key} is in the future: no such run is queued yet")
+        if upload.run is None and upload.key == self.target.schedule_key:
+            raise LewError(
+                f"{upload.key} is the scheduled job's object: name the run to cancel, `lew cancel {upload.key} --run "
+                f"ID` (`lew results {upload.key}` lists its runs)"
+            )
         state = self.state(upload)
         if state.finished:
             told = f"manifest {state.manifest_key}" if state.manifest_key else state.error
@@ -414,10 +436,10 @@ class Client:
         marker = self._cancel_key(upload.key, upload.run)
         request = CancelRequest.new(upload.etag, upload.version_id, requested_by)
         write_cancel(self.s3, upload.bucket, marker, request)
-        if state.status == QUEUED:
+        if state.status in (QUEUED, RETRYING):
             # The worker reads the manifest before it starts a job anyway: a cancelled manifest there stops a queued
-            # job without a request of its own on every job's path (the marker tells the worker who asked, and
-            # stops the job within a beat if a worker claimed it meanwhile).
+            # job (or a retrying one: its next attempt is queued) without a request of its own on every job's path
+            # (the marker tells the worker who asked, and stops the job within a beat if a worker claimed it meanwhile).
             write_manifest(
                 self.s3,
                 upload.bucket,

@@ -144,6 +144,8 @@ def _cancel(args: argparse.Namespace) -> int:
     named = upload.uri if upload.run is None else f"{upload.uri} (run {upload.run})"
     if result.state == "running":
         print(f"cancel requested for {named}: its worker stops it within a few seconds")
+    elif result.state == "retrying":
+        print(f"cancel requested for {named}: it waits for its next attempt, which will not run")
     else:
         print(f"cancel requested for {named}: it is queued, and will not run")
     if not args.wait:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus
 
@@ -20,15 +21,21 @@ from botocore.exceptions import ClientError
 
 from lew import ops
 from lew.errors import LewError
+from lew.schedule import FUTURE_RUN_SLACK
+from worker import paths
+from worker.claims import beside_claims
 from worker.errors import error_code
 from worker.runs import run_time, scheduled_time_of
-from worker.s3json import MISSING_KEY_CODES
+from worker.s3json import MISSING_KEY_CODES, read_json_object
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
     from lew.target import Target
+
+
+RERUN_SUFFIX = ".rerun.json"
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,27 @@ def rerun_body(bucket: str, key: str, etag: str, size: int, run: str | None = No
     return json.dumps({"Records": [record]})
 
 
+def rerun_key(target: Target, key: str, run: str | None = None) -> str:
+    """Where `lew rerun` records when it asked for a re-run of a job (beside its claim): a manifest finished before
+    that is the previous job's, whichever process waits for the re-run (lew.client)."""
+    folder = paths.folder_name(key, target.input_prefix, run)
+    return beside_claims(target.result_prefix, folder, RERUN_SUFFIX)
+
+
+def replaced_by_rerun(s3: S3Client, target: Target, manifest: dict[str, Any], key: str, run: str | None = None) -> bool:
+    """True when `lew rerun` asked, after this manifest was written, for the job to run again: the manifest is the
+    previous job's and the re-run's outcome is still to come. The request names the previous job's claim nonce;
+    for a manifest that has none, its finished_at is compared with the request's time (whole seconds)."""
+    request = read_json_object(s3, target.bucket, rerun_key(target, key, run), absent=MISSING_KEY_CODES)
+    if request is None:
+        return False
+    previous, claim = request.get("previous_claim"), manifest.get("claim")
+    if isinstance(previous, str) and isinstance(claim, str):
+        return claim == previous
+    requested = request.get("requested_at")
+    return isinstance(requested, str) and str(manifest.get("finished_at") or "") < requested
+
+
 def rerun(s3: S3Client, sqs: SQSClient, target: Target, keys: Sequence[str], *, run: str | None = None) -> list[Rerun]:
     """Queue a re-run of each upload (ops.resolve_key: a key, s3:// URL or name); refuse all if one does not exist.
 
@@ -71,9 +99,11 @@ def rerun(s3: S3Client, sqs: SQSClient, target: Target, keys: Sequence[str], *, 
     """
     if run is not None:
         try:
-            run_time(run)
+            moment = run_time(run)
         except ValueError as error:
             raise LewError(f"--run {error}") from None
+        if moment > datetime.now(UTC) + FUTURE_RUN_SLACK:
+            raise LewError(f"--run {run} is in the future: no run of that time has been queued yet")
     found: list[tuple[str, str, int]] = []
     for given in keys:
         key = ops.resolve_key(s3, target, given)
@@ -87,6 +117,14 @@ def rerun(s3: S3Client, sqs: SQSClient, target: Target, keys: Sequence[str], *, 
         found.append((key, head["ETag"].strip('"'), head["ContentLength"]))
     queued = []
     for key, etag, size in found:
+        # First the request record, so that no `lew wait` takes the previous manifest for the re-run's outcome: it
+        # names that manifest's job by its claim nonce (unique per job), and the time for a manifest without one.
+        previous = read_json_object(s3, target.bucket, ops.manifest_key(target, key, run), absent=MISSING_KEY_CODES)
+        record = {
+            "requested_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "previous_claim": (previous or {}).get("claim"),
+        }
+        s3.put_object(Bucket=target.bucket, Key=rerun_key(target, key, run), Body=json.dumps(record).encode())
         body = rerun_body(target.bucket, key, etag, size, run)
         sent = sqs.send_message(QueueUrl=target.queue_url, MessageBody=body)
         queued.append(Rerun(key, etag, sent["MessageId"], ops.manifest_key(target, key, run), run))

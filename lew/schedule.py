@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from botocore.exceptions import ClientError
@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 LOCAL_SCHEDULE_ARN: Final = "lew-local-schedule"
 ACCEPTED: Final = 202  # Lambda's status code for an accepted asynchronous invocation
+# A run a little ahead of this machine's clock (another machine's) is still one that may exist; further ahead, no
+# tick has made it yet.
+FUTURE_RUN_SLACK: Final = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,11 @@ def fire(target: Target, key: str | None = None, *, at: datetime | None = None) 
         raise LewError(
             f"{chosen}: a deployed worker may read only {target.input_prefix}* and ScheduleObjectKey "
             f"({target.schedule_key or 'not set'}), so this run could only fail; deploy with ScheduleObjectKey={chosen}"
+        )
+    if at is not None and at > datetime.now(UTC) + FUTURE_RUN_SLACK:
+        raise LewError(
+            f"--at {scheduled_time_text(at)} is in the future: that tick is the schedule's to run (run it with its "
+            "archive as it is then); `lew schedule fire` without --at runs one now"
         )
     _check_object(target, chosen)
     scheduled_time = scheduled_time_text(at or datetime.now(UTC))

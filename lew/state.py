@@ -45,6 +45,8 @@ class LocalState:
     events_queue_url: str = ""  # a queue every job event is copied to (`lew events`)
     inbox_url: str = ""  # the local launcher's inbox: `lew schedule fire` sends the schedule's event there
     schedule_key: str = ""  # ScheduleObjectKey: the object each scheduled run processes ("" for none)
+    processor: str = ""  # the workers' processor and the command processor's declarations: lew checks job
+    process_parameters: str = ""  # parameters against them before an upload ("" when not known)
 
 
 def state_path(directory: Path | None = None) -> Path:

@@ -50,6 +50,10 @@ class Target(ServiceClients):
     schedule_arn: str = ""
     launcher_inbox_url: str = ""
     launcher_function: str = ""
+    # The workers' processor and the command processor's ProcessParameters, when known ("" otherwise): job
+    # parameters are checked against what the processor declares before an upload (lew.client).
+    processor: str = ""
+    process_parameters: str = ""
 
     def session(self) -> boto3.session.Session:
         if self.endpoint_url:  # a local stack: fake credentials, so a real account can never be touched
@@ -79,6 +83,8 @@ def from_local_state(state: LocalState) -> Target:
         events_queue_url=state.events_queue_url,
         schedule_key=state.schedule_key,
         launcher_inbox_url=state.inbox_url,
+        processor=state.processor,
+        process_parameters=state.process_parameters,
     )
 
 
@@ -244,6 +250,8 @@ def from_cloudformation(stack: str, region: str | None) -> Target:
         schedule_key=output("ScheduleObjectKey", required=False),
         schedule_arn=output("JobScheduleArn", required=False),
         launcher_function=f"{stack}-launcher",  # the template's FunctionName
+        processor=described.parameters.get("Processor", ""),
+        process_parameters=described.parameters.get("ProcessParameters", ""),
     )
 
 

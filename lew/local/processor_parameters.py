@@ -55,7 +55,9 @@ def not_a_template_parameter(
     return f"{line}; job parameters for the processor go with the upload: {job_option} NAME=VALUE"
 
 
-def check_job_parameters(processor: str, process_parameters: str, parameters: Mapping[str, str]) -> None:
+def check_job_parameters(
+    processor: str, process_parameters: str, parameters: Mapping[str, str], *, option: str = "--job-param"
+) -> None:
     """Refuse, in one line, job parameters the processor would refuse (the worker's own check), before any upload.
 
     A function processor's are left to the worker, which refuses them in the job's manifest.
@@ -66,4 +68,4 @@ def check_job_parameters(processor: str, process_parameters: str, parameters: Ma
     try:
         validate(processor, declared, parameters)
     except InvalidParameter as error:
-        raise LewError(f"--job-param: {error}") from None
+        raise LewError(f"{option}: {error}") from None

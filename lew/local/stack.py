@@ -306,6 +306,8 @@ class LocalStack(ServiceClients):
             events_queue_url=self.resources.events_queue_url,
             inbox_url=self.resources.inbox_url,
             schedule_key=self.settings.parameters.get("ScheduleObjectKey", ""),
+            processor=self.settings.processor,
+            process_parameters=self.settings.parameters.get("ProcessParameters", ""),
         )
 
     def queue_counts(self) -> dict[str, int]:

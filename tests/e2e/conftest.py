@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -61,12 +61,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     setattr(item, f"rep_{report.when}", report)
 
 
-def fast_settings(**extra: Any) -> LocalSettings:
-    """The real template, with timings short enough for tests (each override visible here)."""
-    parameters = {"MaxWorkers": str(MAX_WORKERS), "WaitTimeSeconds": "1", "IdlePolls": "2", "StopGraceSeconds": "2"}
+def fast_settings(*, parameters: Mapping[str, str] | None = None, **extra: Any) -> LocalSettings:
+    """The real template, with timings short enough for tests (each override visible here), and `parameters` (e.g.
+    the command processor's ProcessCommand, which lew checks before a stack starts)."""
+    fast = {"MaxWorkers": str(MAX_WORKERS), "WaitTimeSeconds": "1", "IdlePolls": "2", "StopGraceSeconds": "2"}
     return build_settings(
         processor=extra.pop("processor", "inventory"),
-        parameters=parameters,
+        parameters={**fast, **(parameters or {})},
         reconcile_seconds=extra.pop("reconcile_seconds", 2.0),
         **{"lambda_retry_delays": (0.2, 0.2), "worker_kill_grace_seconds": 5.0, **extra},
     )

@@ -8,7 +8,6 @@ dagster-pipes; with `fail.txt` it rejects its input (exit 3); with `slow.txt` it
 
 # No `from __future__ import annotations`: Dagster reads the assets' annotations at definition time.
 
-import dataclasses
 import importlib.util
 import os
 import queue
@@ -70,9 +69,8 @@ DECLARED_PARAMETERS = "label:text:16, level:int:1..3"
 def command_stack(script: Path, logs: LogCollector, *, declared: str = DECLARED_PARAMETERS) -> LocalStack:
     """A local stack running `python <script> {input_dir} {output_dir}` as its command processor."""
     command = shlex.join([sys.executable, str(script), "{input_dir}", "{output_dir}"])
-    settings = fast_settings(processor="command")
-    template = {**settings.parameters, "ProcessCommand": command, "ProcessParameters": declared}
-    return LocalStack(dataclasses.replace(settings, parameters=template), sink=logs)
+    settings = fast_settings(processor="command", parameters={"ProcessCommand": command, "ProcessParameters": declared})
+    return LocalStack(settings, sink=logs)
 
 
 @pytest.fixture

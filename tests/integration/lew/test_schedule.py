@@ -80,7 +80,7 @@ def test_upload_scheduled_refuses_what_the_stack_would_not_process(target: Targe
     archive = tmp_path / "etl.zip"
     archive.write_bytes(b"PK")
     client = Client(target)
-    with pytest.raises(LewError, match=r"^schedules/etl.rar: the stack only processes .zip files$"):
+    with pytest.raises(LewError, match=r"^schedules/etl.rar: the stack only processes .zip files, so the launcher would refuse every run$"):
         client.upload_scheduled(archive, "schedules/etl.rar")
     with pytest.raises(LewError, match="ScheduleObjectKey is empty"):
         Client(Target(**{**target.__dict__, "schedule_key": ""})).upload_scheduled(archive)
@@ -203,3 +203,27 @@ def test_fire_of_a_tick_that_has_its_outcome_says_how_to_run_it_again(target: Ta
         f"`lew rerun {KEY} --run 20261130T030000Z` runs it again"
     )
     assert inbox(target) == []
+
+
+def test_fire_of_a_tick_to_come_is_refused(target: Target) -> None:
+    target.s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"PK")
+    with pytest.raises(LewError, match=r"^--at 2099-11-30T03:00:00Z is in the future: that tick is the schedule's"):
+        fire(target, at=datetime(2099, 11, 30, 3, 0, tzinfo=UTC))
+    assert inbox(target) == []
+
+
+def test_job_parameters_are_checked_against_the_stacks_processor_before_uploading(
+    target: Target, tmp_path: Path
+) -> None:
+    archive = tmp_path / "etl.zip"
+    archive.write_bytes(b"PK\x05\x06" + b"\0" * 18)
+    declared = Client(dataclasses.replace(target, processor="command", process_parameters="mode:choice:full|delta"))
+    # a name the processor does not declare, and a value out of its bounds: one line each, nothing uploaded
+    with pytest.raises(LewError, match=r"^--param: parameter foo='1' is unknown to command: it accepts mode"):
+        declared.upload_scheduled(archive, parameters={"foo": "1"})
+    with pytest.raises(LewError, match=r"^--param: parameter mode='weekly'"):
+        declared.submit(archive, parameters={"mode": "weekly"})
+    assert "Contents" not in target.s3.list_objects_v2(Bucket=BUCKET)
+    # a command processor whose declarations lew cannot see (the image's own) is left to the worker
+    unknown = Client(dataclasses.replace(target, processor="command", process_parameters=""))
+    assert unknown.upload_scheduled(archive, parameters={"foo": "1"}) == KEY

@@ -291,6 +291,12 @@ def test_a_retrying_job_shows_as_retrying_with_its_last_error_not_queued(
     timed_out = client.wait(upload, timeout=0.2)
     assert (timed_out.status, timed_out.attempt) == ("timed out", 1)
     assert "KeyError: amount" in (timed_out.error or "")
+    # AND cancelling it while it waits for its next attempt stops it: that attempt never runs
+    assert client.cancel(upload, requested_by="tester").state == "retrying"
+    stack.enqueue("incoming/flaky.zip")  # the next attempt (a copy: the original waits out its backoff)
+    assert stack.run(processor="command", process_command=failing).to_dict()["cancelled"] == 1
+    cancelled = client.state(upload)
+    assert cancelled.status == "cancelled" and "tester" in (cancelled.error or "")
     # AND another upload of the key (other bytes) is not taken for that job
     stack.upload("incoming/flaky.zip", zip_bytes({"other.pov": b"sphere { 0, 2 }\n"}))
     assert client.state(client.upload("flaky.zip")).status == "queued"

@@ -16,6 +16,7 @@ import pytest
 from lew import ops
 from lew.client import Client
 from lew.errors import LewError
+from lew.rerun import rerun
 from lew_launcher.events import parse_event
 from lew_launcher.messages import message_body
 from lew_launcher.schedule import schedule_event
@@ -231,3 +232,34 @@ def test_a_keys_runs_are_its_results_newest_first_and_download_into_runs(stack: 
         "runs/schedules%2Fetl.zip/20261201T030000Z/inventory.json",
         "runs/schedules%2Fetl.zip/20261201T030000Z/manifest.json",
     ]
+
+
+def test_a_wait_after_a_rerun_made_elsewhere_waits_for_the_reruns_outcome(stack: Stack) -> None:
+    # GIVEN a failed run, re-run by another process (`lew rerun KEY --run ID`, then `lew wait KEY --run ID`)
+    stack.send(run_message(KEY, "2026-11-30T03:00:00Z"))
+    assert stack.run().to_dict()["failed"] == 1
+    stack.upload(KEY, zip_bytes({"etl.py": b"print('etl')\n"}))
+    client = client_of(stack)
+    rerun(stack.s3, stack.sqs, client.target, [KEY], run="20261130T030000Z")
+
+    # THEN a fresh wait does not take the failure for the re-run's outcome, and sees the success once written
+    waiting = client.run_of(KEY, "20261130T030000Z")
+    assert client.state(waiting).status == "queued"
+    assert stack.run().to_dict()["processed"] == 1
+    assert client.wait(waiting, timeout=30).status == "succeeded"
+
+
+def test_what_no_run_can_be_is_refused_in_one_line(stack: Stack, tmp_path: Path) -> None:
+    client = client_of(stack)
+    stack.upload(KEY, zip_bytes({"etl.py": b"print('etl')\n"}))
+    # a cancel of the scheduled object without a run: its jobs are runs
+    with pytest.raises(LewError, match=r"is the scheduled job's object: name the run to cancel"):
+        client.cancel(client.upload(KEY))
+    # a re-run of a run to come
+    with pytest.raises(LewError, match=r"^--run 20991130T030000Z is in the future"):
+        client.rerun([KEY], run="20991130T030000Z")
+    # the scheduled archive put where the launcher would refuse it
+    archive = tmp_path / "etl.zip"
+    archive.write_bytes(zip_bytes({"etl.py": b"print('etl')\n"}))
+    with pytest.raises(LewError, match=r"results/x.zip is under the result prefix results/"):
+        client.upload_scheduled(archive, "results/x.zip")
