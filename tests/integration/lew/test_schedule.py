@@ -80,7 +80,8 @@ def test_upload_scheduled_refuses_what_the_stack_would_not_process(target: Targe
     archive = tmp_path / "etl.zip"
     archive.write_bytes(b"PK")
     client = Client(target)
-    with pytest.raises(LewError, match=r"^schedules/etl.rar: the stack only processes .zip files, so the launcher would refuse every run$"):
+    refused = r"^schedules/etl.rar: the stack only processes .zip files, so the launcher would refuse every run$"
+    with pytest.raises(LewError, match=refused):
         client.upload_scheduled(archive, "schedules/etl.rar")
     with pytest.raises(LewError, match="ScheduleObjectKey is empty"):
         Client(Target(**{**target.__dict__, "schedule_key": ""})).upload_scheduled(archive)
