@@ -120,7 +120,7 @@ def run_job(job: Job, attempt: int, runtime: JobRuntime, *, message_id: str = ""
     """Run one job and write its manifest; never raises for a job's own failure (the outcome says what happened)."""
     settings = runtime.settings
     logger = get_logger()
-    run_id = job.run.id if job.run is not None else None
+    run_id = _run_id(job)
     folder = folder_name(job.key, settings.input_prefix, run_id)
     holder = Holder(
         message_id=message_id,

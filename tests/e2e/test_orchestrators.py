@@ -243,13 +243,14 @@ def test_dagster_parameter_the_processor_refuses_fails_the_run_naming_it(
     # WHEN an asset runs it
     result, _ = materialize(scene_asset(folder, parameters=parameters), client)
 
-    # THEN the run fails with the manifest's InvalidParameter naming it, and the metadata records what was sent
+    # THEN the step fails before anything is uploaded, with the processor's own rule naming it (lew knows the local
+    # stack's processor and its ProcessParameters; the worker refuses the same in a manifest otherwise)
     assert not result.success
     [failure] = result.get_step_failure_events()
-    data = failure.step_failure_data.user_failure_data
-    assert data is not None
-    assert "InvalidParameter" in (data.description or "") and expected in (data.description or ""), data
-    assert data.metadata["lew/parameters"].value == {name: str(value) for name, value in parameters.items()}
+    error = str(failure.step_failure_data.error)
+    assert f"parameter {expected}=" in error, error
+    listed = client.s3.list_objects_v2(Bucket=client.target.bucket, Prefix="incoming/dagster/")
+    assert listed["KeyCount"] == 0
 
 
 def test_dagster_parameter_s3_cannot_carry_is_refused_before_the_upload(client: Client, tmp_path: Path) -> None:

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from lew.state import read_state, state_path
+from lew.target import from_local_state
 from tests.e2e.conftest import lew, local_up, make_zip, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -59,7 +61,17 @@ def test_submit_param_renders_a_scene_at_the_given_size_and_refuses_bad_ones(tmp
         sized = lew(tmp_path, "submit", str(scene), "--param", "width=48", "--param", "height=36")
         assert sized.returncode == 0, sized.stderr
         refused = lew(tmp_path, "submit", str(wrong), "--param", "width=99999")
-        assert refused.returncode == 0, refused.stderr
+        # THEN lew refuses the bad one before uploading it, in one line naming it (it knows the stack's processor)
+        assert refused.returncode == 1
+        assert refused.stderr == (
+            "lew: error: --param: parameter width='99999' is out of bounds: width must be an integer from 1 to 8192\n"
+        )
+        # AND uploaded another way (aws s3 cp --metadata lew-param-width=99999), the worker refuses it as well
+        state = read_state(state_path(tmp_path))
+        assert state is not None
+        target = from_local_state(state)
+        metadata = {"Metadata": {"lew-param-width": "99999"}}
+        target.s3.upload_file(str(wrong), target.bucket, "incoming/wrong.zip", ExtraArgs=metadata)
         manifests = fetched_manifests(tmp_path, 2)
 
     # THEN the PNG has the asked size and the manifest records the parameters
