@@ -33,7 +33,7 @@ from lew.job_parameters import ParameterValue, parameter_texts
 from lew.local.processor_parameters import check_job_parameters
 from lew.rerun import replaced_by_rerun
 from lew.rerun import rerun as rerun_uploads
-from lew.schedule import FUTURE_RUN_SLACK, fire, key_problem
+from lew.schedule import fire, in_the_future, key_problem, run_time_of
 from lew.target import Target, resolve_target
 from worker.cancel import CancelRequest, cancel_key, read_cancel, write_cancel
 from worker.claims import CLAIM_SUFFIX, CLAIMS_FOLDER, claim_key
@@ -44,7 +44,7 @@ from worker.parameters import parameter_metadata, parameters_from_metadata
 from worker.paths import folder_name, manifest_key, run_of_folder
 from worker.progress import Progress
 from worker.retries import RetryRecord, read_retry, retry_key
-from worker.runs import Run, run_time
+from worker.runs import Run
 from worker.s3json import MISSING_KEY_CODES, read_json_object
 
 if TYPE_CHECKING:
@@ -299,10 +299,7 @@ class Client:
         `key` is the stack's ScheduleObjectKey as given (whether or not the object is there now), else resolved as
         for uploads (ops.resolve_key). Raises LewError when `run` is not a run id like 20261130T030000Z.
         """
-        try:
-            run_time(run)
-        except ValueError as error:
-            raise LewError(f"--run {error}") from None
+        run_time_of(run)
         scheduled = self.target.schedule_key
         known = bool(scheduled) and key in (scheduled, f"s3://{self.target.bucket}/{scheduled}")
         resolved = scheduled if known else ops.resolve_key(self.s3, self.target, key)
@@ -422,7 +419,7 @@ class Client:
         LewError for a scheduled run whose time has not come (no such run can be queued yet), or for the stack's
         scheduled object named without a run (its jobs are runs: there is no upload job of it to cancel).
         """
-        if upload.run is not None and run_time(upload.run) > datetime.now(UTC) + FUTURE_RUN_SLACK:
+        if upload.run is not None and in_the_future(run_time_of(upload.run)):
             raise LewError(f"run {upload.run} of {upload.key} is in the future: no such run is queued yet")
         if upload.run is None and upload.key == self.target.schedule_key:
             raise LewError(

@@ -21,11 +21,11 @@ from botocore.exceptions import ClientError
 
 from lew import ops
 from lew.errors import LewError
-from lew.schedule import FUTURE_RUN_SLACK
+from lew.schedule import in_the_future, run_time_of
 from worker import paths
 from worker.claims import beside_claims
 from worker.errors import error_code
-from worker.runs import run_time, scheduled_time_of
+from worker.runs import scheduled_time_of
 from worker.s3json import MISSING_KEY_CODES, read_json_object
 
 if TYPE_CHECKING:
@@ -97,13 +97,8 @@ def rerun(s3: S3Client, sqs: SQSClient, target: Target, keys: Sequence[str], *, 
     LewError naming the first key that is not an object in the bucket, or whose results could never be stored, or a
     run id that names no real time (nothing is queued then).
     """
-    if run is not None:
-        try:
-            moment = run_time(run)
-        except ValueError as error:
-            raise LewError(f"--run {error}") from None
-        if moment > datetime.now(UTC) + FUTURE_RUN_SLACK:
-            raise LewError(f"--run {run} is in the future: no run of that time has been queued yet")
+    if run is not None and in_the_future(run_time_of(run)):
+        raise LewError(f"--run {run} is in the future: no run of that time has been queued yet")
     found: list[tuple[str, str, int]] = []
     for given in keys:
         key = ops.resolve_key(s3, target, given)

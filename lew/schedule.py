@@ -21,9 +21,12 @@ from botocore.exceptions import ClientError
 
 from lew import ops, template
 from lew.errors import LewError
-from lew_launcher.schedule import ScheduleEventError, run_id, schedule_event
+from lew_launcher.schedule import run_id, schedule_event
 from lew_launcher.skips import matches_suffix
+from worker.errors import error_code
 from worker.paths import manifest_key, results_key_problem
+from worker.runs import run_time
+from worker.s3json import MISSING_KEY_CODES
 
 if TYPE_CHECKING:
     from lew.target import Target
@@ -44,6 +47,19 @@ class FiredRun:
     run: str
     scheduled_time: str
     manifest_key: str
+
+
+def run_time_of(run: str) -> datetime:
+    """The scheduled time a run id (`--run ID`) names; LewError in one line when it names no real time."""
+    try:
+        return run_time(run)
+    except ValueError as error:
+        raise LewError(f"--run {error}") from None
+
+
+def in_the_future(moment: datetime) -> bool:
+    """True when no tick can have made a run of this time yet (beyond FUTURE_RUN_SLACK of this machine's clock)."""
+    return moment > datetime.now(UTC) + FUTURE_RUN_SLACK
 
 
 def rate_seconds(expression: str) -> int | None:
@@ -85,17 +101,14 @@ def fire(target: Target, key: str | None = None, *, at: datetime | None = None) 
             f"{chosen}: a deployed worker may read only {target.input_prefix}* and ScheduleObjectKey "
             f"({target.schedule_key or 'not set'}), so this run could only fail; deploy with ScheduleObjectKey={chosen}"
         )
-    if at is not None and at > datetime.now(UTC) + FUTURE_RUN_SLACK:
+    if at is not None and in_the_future(at):
         raise LewError(
             f"--at {scheduled_time_text(at)} is in the future: that tick is the schedule's to run (run it with its "
             "archive as it is then); `lew schedule fire` without --at runs one now"
         )
     _check_object(target, chosen)
     scheduled_time = scheduled_time_text(at or datetime.now(UTC))
-    try:
-        run = run_id(scheduled_time)
-    except ScheduleEventError as error:
-        raise LewError(str(error)) from None
+    run = run_id(scheduled_time)  # a time written here is always one (ScheduleEventError is for events received)
     problem = results_key_problem(chosen, target.input_prefix, target.result_prefix, run)
     if problem is not None:
         raise LewError(problem)
@@ -144,8 +157,7 @@ def _check_object(target: Target, key: str) -> None:
     try:
         target.s3.head_object(Bucket=target.bucket, Key=key)
     except ClientError as error:
-        code = str(error.response.get("Error", {}).get("Code", ""))
-        if code in ("404", "NoSuchKey", "NotFound"):
+        if error_code(error) in MISSING_KEY_CODES:
             raise LewError(
                 f"s3://{target.bucket}/{key}: no such object; upload the scheduled archive first: "
                 f"`lew schedule upload FILE {key}`"
