@@ -38,7 +38,7 @@ from lew.target import Target, resolve_target
 from worker.cancel import CancelRequest, cancel_key, read_cancel, write_cancel
 from worker.claims import CLAIM_SUFFIX, CLAIMS_FOLDER, claim_key
 from worker.errors import error_code
-from worker.manifest import CANCELLED, FAILED, SUCCEEDED, Manifest, Source, write_manifest
+from worker.manifest import CANCELLED, FAILED, SUCCEEDED, Manifest, Source, iso_time, write_manifest
 from worker.messages import normalise_etag
 from worker.parameters import parameter_metadata, parameters_from_metadata
 from worker.paths import folder_name, manifest_key, run_of_folder
@@ -277,7 +277,7 @@ class Client:
         Returns the uploads, whose `wait` counts only a manifest written from now on. Raises LewError naming the
         first key that is not an object in the bucket, or a bad run id (nothing is queued then).
         """
-        since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        since = iso_time(datetime.now(UTC))
         queued = rerun_uploads(self.s3, self.target.sqs, self.target, keys, run=run)
         return [
             Upload(self.target.bucket, item.key, None if run else normalise_etag(item.etag), not_before=since, run=run)
@@ -610,7 +610,7 @@ def _retry_names(retry: RetryRecord, upload: Upload) -> bool:
 
 def _stamp(moment: Any) -> str | None:
     """An aware datetime as YYYY-MM-DDTHH:MM:SSZ (UTC), the manifests' format; None for anything else."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if isinstance(moment, datetime) else None
+    return iso_time(moment) if isinstance(moment, datetime) else None
 
 
 def _claim_names(claim: dict[str, Any], upload: Upload) -> bool:

@@ -25,6 +25,7 @@ from lew.schedule import in_the_future, run_time_of
 from worker import paths
 from worker.claims import beside_claims
 from worker.errors import error_code
+from worker.manifest import iso_time
 from worker.runs import scheduled_time_of
 from worker.s3json import MISSING_KEY_CODES, read_json_object
 
@@ -116,7 +117,7 @@ def rerun(s3: S3Client, sqs: SQSClient, target: Target, keys: Sequence[str], *, 
         # names that manifest's job by its claim nonce (unique per job), and the time for a manifest without one.
         previous = read_json_object(s3, target.bucket, ops.manifest_key(target, key, run), absent=MISSING_KEY_CODES)
         record = {
-            "requested_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "requested_at": iso_time(datetime.now(UTC)),
             "previous_claim": (previous or {}).get("claim"),
         }
         s3.put_object(Bucket=target.bucket, Key=rerun_key(target, key, run), Body=json.dumps(record).encode())

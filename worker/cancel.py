@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from worker.claims import beside_claims
 from worker.log import get_logger
+from worker.manifest import iso_time
 from worker.messages import normalise_etag
 from worker.s3json import get_json_object
 
@@ -67,7 +68,7 @@ class CancelRequest:
     @classmethod
     def new(cls, etag: str | None, version_id: str | None, requested_by: str | None = None) -> CancelRequest:
         """A request made now."""
-        return cls(normalise_etag(etag), version_id, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), requested_by)
+        return cls(normalise_etag(etag), version_id, iso_time(datetime.now(UTC)), requested_by)
 
 
 def read_cancel(s3: S3Client, bucket: str, key: str) -> CancelRequest | None:

@@ -28,7 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from worker.errors import GONE_CODES, JobAborted, error_code
 from worker.log import get_logger
-from worker.manifest import utcnow
+from worker.manifest import iso_time, utcnow
 from worker.paths import key_fits
 from worker.s3json import get_json_object
 
@@ -142,9 +142,9 @@ class Claim:
             "source": {"key": self.holder.key, "etag": self.holder.etag, "version_id": self.holder.version_id},
             "message_id": self.holder.message_id,
             "task_arn": self.holder.task_arn,
-            "claimed_at": self.claimed_at or _iso(now),
-            "refreshed_at": _iso(now),
-            "expires_at": _iso(datetime.fromtimestamp(now.timestamp() + self.lease_seconds, UTC)),
+            "claimed_at": self.claimed_at or iso_time(now),
+            "refreshed_at": iso_time(now),
+            "expires_at": iso_time(datetime.fromtimestamp(now.timestamp() + self.lease_seconds, UTC)),
             "lease_seconds": self.lease_seconds,
             "nonce": self.nonce,
             "writes": self.writes,
@@ -399,7 +399,3 @@ def _s3_now(headers: dict[str, str]) -> datetime:
         except (TypeError, ValueError):
             pass
     return utcnow()
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -41,6 +41,7 @@ from worker.manifest import (
     Manifest,
     Source,
     error_record,
+    iso_time,
     read_manifest,
     records_cancel,
     records_claim,
@@ -683,7 +684,7 @@ def _record_retry(job: Job, attempt: int, runtime: JobRuntime, source: Source, e
         attempt=attempt,
         max_attempts=runtime.max_receive_count,
         error=error,
-        at=utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        at=iso_time(utcnow()),
     )
     record_retry(runtime.s3, job.bucket, retry_key(settings.result_prefix, folder), record)
 

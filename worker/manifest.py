@@ -86,8 +86,8 @@ class Manifest:
             "log_stream": self.log_stream,
             "processor_log": self.processor_log,
             "error": self.error,
-            "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at),
+            "started_at": iso_time(self.started_at),
+            "finished_at": iso_time(self.finished_at),
             "claim": self.claim,
             "ignored": self.ignored,
             "warnings": self.warnings,
@@ -164,5 +164,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _iso(moment: datetime) -> str:
+def iso_time(moment: datetime) -> str:
+    """A time as manifests, claims and lew's records write it: UTC, whole seconds, `2026-11-30T03:00:00Z`.
+
+    One format, because lew compares these times as text (a manifest's finished_at with an upload's LastModified,
+    a retry record's time, a re-run request's)."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
